@@ -1,0 +1,502 @@
+"""Plan, render and write a whole simulated night with its truth."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from astropy.io import fits
+from astropy.table import Table
+from astropy.time import Time
+
+from ..observing import Site, airmass, altitude, bjd_tdb, hour_angle
+from .detector import DetectorTruth, make_detector, read_out
+from .headers import nina_header
+from .optics import make_wcs, wcs_header
+from .presets import Preset
+from .render import add_moffat_stars
+from .sky import make_catalogue, make_refcat, offset_radec
+from .transit import TransitModel
+
+__all__ = ["FramePlan", "plan_night", "simulate_night", "night_config"]
+
+_FLAT_PANEL_RATE = {"g": 9000.0, "r": 12000.0, "i": 10000.0}  # ADU/s at the panel
+_OVERHEAD_S = 8.0
+
+
+@dataclass
+class FramePlan:
+    """Everything needed to render one raw frame, and its truth."""
+
+    imagetyp: str
+    file: str
+    exptime: float
+    mjd: float
+    filter: str = ""
+    object: str = ""
+    seed: int = 0
+    ccd_temp: float = -10.0
+    focus_position: int = 15200
+    focus_temp: float = 8.0
+    defect: str = "none"
+    flat_level: float = float("nan")
+    # Light frames only.
+    ra_axis: float = float("nan")
+    dec_axis: float = float("nan")
+    ra_header: float = float("nan")
+    dec_header: float = float("nan")
+    rotation_deg: float = float("nan")
+    pierside: str = ""
+    altitude: float = float("nan")
+    hour_angle: float = float("nan")
+    airmass: float = float("nan")
+    airmass_mid: float = float("nan")
+    seeing_arcsec: float = float("nan")
+    fwhm_arcsec: float = float("nan")
+    transparency: float = float("nan")
+    zeropoint: float = float("nan")
+    sky_adu: float = float("nan")
+    sky_gradient: tuple = (0.0, 0.0)
+    scintillation: float = float("nan")
+    cloudy: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        """File name without folder and extension."""
+        return Path(self.file).stem
+
+
+def _site(preset: Preset) -> Site:
+    s = preset.site
+    return Site(s.name, s.latitude, s.longitude, s.elevation)
+
+
+def _mjd(isot: str) -> float:
+    return float(Time(isot, format="isot", scale="utc").mjd)
+
+
+def _stamp(mjd: float) -> str:
+    return Time(mjd, format="mjd", scale="utc").strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _scintillation(inst, site, x: float, exptime: float) -> float:
+    """Young's (1967) scintillation noise, relative flux rms."""
+    d_cm = inst.aperture_m * 100.0
+    return 0.09 * d_cm ** (-2.0 / 3.0) * x**1.75 * np.exp(-site.elevation / 8000.0) / np.sqrt(
+        2.0 * exptime
+    )
+
+
+def _light_plan(preset, rng, site, *, name, ra0, dec0, dx, dy, mjd, band, exptime,
+                pointing_error, defocus, seeing_phase, t_first, cloudy=False):
+    inst = preset.instrument
+    ra_axis, dec_axis = offset_radec(ra0, dec0, [dx], [dy])
+    ra_axis, dec_axis = float(ra_axis[0]), float(dec_axis[0])
+    ha = float(hour_angle(mjd, ra_axis, site))
+    pierside = "West" if ha < 0 else "East"
+    rotation = 0.6 + (180.0 if pierside == "East" else 0.0)
+    mid = mjd + exptime / 2.0 / 86400.0
+    x_start = float(airmass(mjd, ra_axis, dec_axis, site))
+    x_mid = float(airmass(mid, ra_axis, dec_axis, site))
+    hours = (mjd - t_first) * 24.0
+    seeing_zenith = preset.site.seeing_arcsec * (1.0 + 0.15 * np.sin(2 * np.pi * hours / 2.7
+                                                                     + seeing_phase))
+    seeing = float(seeing_zenith * np.exp(rng.normal(0.0, 0.04)) * x_mid**0.6)
+    fwhm = float(np.hypot(seeing, defocus))
+    transparency = 1.0 - 0.03 * abs(np.sin(2 * np.pi * hours / 1.9 + seeing_phase)) * rng.uniform(
+        0.5, 1.0
+    )
+    if cloudy:
+        transparency = 0.03
+    zp = (inst.zp_1s[band] + 2.5 * np.log10(exptime) - inst.extinction[band] * x_mid
+          + 2.5 * np.log10(transparency))
+    sky_rate = 10.0 ** (-0.4 * (inst.sky_mag[band] - inst.zp_1s[band])) * inst.pixel_scale**2
+    sky = sky_rate * exptime * (1.0 + 0.3 * (x_mid - 1.0)) * (1.5 if cloudy else 1.0)
+    ra_hdr, dec_hdr = offset_radec(ra_axis, dec_axis, [pointing_error[0] + rng.normal(0, 2.0)],
+                                   [pointing_error[1] + rng.normal(0, 2.0)])
+    stamp = _stamp(mjd)
+    return FramePlan(
+        imagetyp="LIGHT",
+        file=f"LIGHT/{name}_{stamp}_{band}_{exptime:.2f}s_{{n:04d}}.fits",
+        exptime=exptime,
+        mjd=mjd,
+        filter=band,
+        object=name,
+        ra_axis=ra_axis,
+        dec_axis=dec_axis,
+        ra_header=float(ra_hdr[0]),
+        dec_header=float(dec_hdr[0]),
+        rotation_deg=rotation,
+        pierside=pierside,
+        altitude=float(altitude(mjd, ra_axis, dec_axis, site)),
+        hour_angle=ha,
+        airmass=x_start,
+        airmass_mid=x_mid,
+        seeing_arcsec=seeing,
+        fwhm_arcsec=fwhm,
+        transparency=float(transparency),
+        zeropoint=float(zp),
+        sky_adu=float(sky),
+        sky_gradient=(0.025, -0.015),
+        scintillation=float(_scintillation(inst, preset.site, x_mid, exptime)),
+        cloudy=cloudy,
+        ccd_temp=round(-10.0 + rng.normal(0.0, 0.05), 2),
+        focus_temp=round(9.0 - 2.0 * hours / 5.0, 2),
+    )
+
+
+def plan_night(preset: Preset, seed: int) -> tuple[list[FramePlan], TransitModel]:
+    """Decide every frame of the night: types, times, filters, pointings and conditions.
+
+    Returns
+    -------
+    plans : list of FramePlan
+        In the order of observation, with file names and per-frame seeds.
+    transit : TransitModel
+        The true transit of the time-series target.
+    """
+    rng = np.random.default_rng([seed, 1])
+    site = _site(preset)
+    plans: list[FramePlan] = []
+    cl, tr = preset.cluster, preset.transit
+    bands = tuple(dict.fromkeys(cl.filters + (tr.filter,)))
+
+    # Flats from a panel in the evening, one series per filter, levels near flat_level.
+    t = _mjd(cl.start_utc) - 2.0 / 24.0
+    for band in bands:
+        for _ in range(preset.n_flat):
+            level = preset.flat_level * rng.uniform(0.92, 1.08)
+            plans.append(_flat(band, level, t))
+            t += (plans[-1].exptime + 3.0) / 86400.0
+    if "saturated_flat" in preset.defects:
+        plans.append(_flat(tr.filter, 1.9 * 65535, t, defect="saturated_flat"))
+        t += 10.0 / 86400.0
+    if "faint_flat" in preset.defects:
+        plans.append(_flat(bands[0], 2500.0, t, defect="faint_flat"))
+
+    # The cluster: dithered cycles through the filters.
+    t = _mjd(cl.start_utc)
+    t_first = t
+    seeing_phase = rng.uniform(0, 2 * np.pi)
+    err = rng.normal(0.0, 30.0, 2)
+    for d in range(cl.n_dithers):
+        dx, dy = (0.0, 0.0) if d == 0 else rng.normal(0.0, cl.dither_arcsec, 2)
+        for band in cl.filters:
+            exptime = cl.exptime[band]
+            plans.append(_light_plan(preset, rng, site, name=cl.name, ra0=cl.ra, dec0=cl.dec,
+                                     dx=dx, dy=dy, mjd=t, band=band, exptime=exptime,
+                                     pointing_error=err, defocus=0.0,
+                                     seeing_phase=seeing_phase, t_first=t_first))
+            t += (exptime + _OVERHEAD_S) / 86400.0
+        t += 15.0 / 86400.0
+
+    # The transit: a time series centred on mid-transit, with slow drift.
+    t0_mjd = _mjd(tr.t0_utc)
+    t0_bjd = float(bjd_tdb(t0_mjd, tr.ra, tr.dec, site))
+    transit = TransitModel(t0_bjd, tr.period_days, tr.rp_rs, tr.a_rs, tr.inclination_deg,
+                           tuple(tr.limb_darkening))
+    start = t0_mjd - tr.window_hours / 2.0 / 24.0
+    cadence = tr.window_hours / 24.0 / tr.n_frames
+    drift_angle = rng.uniform(0, 2 * np.pi)
+    err = rng.normal(0.0, 30.0, 2)
+    cloudy = {int(round(f * (tr.n_frames - 1))) for f in tr.cloudy_frames}
+    defect_at = {}
+    if "corrupt" in preset.defects:
+        defect_at[int(round(0.3 * (tr.n_frames - 1)))] = "corrupt"
+    if "no_filter" in preset.defects:
+        defect_at[int(round(0.8 * (tr.n_frames - 1)))] = "no_filter"
+    for k in range(tr.n_frames):
+        mjd = start + k * cadence
+        hours = (mjd - start) * 24.0
+        drift = tr.drift_arcsec_per_hour * hours
+        dx = drift * np.cos(drift_angle) + rng.normal(0.0, 0.4)
+        dy = drift * np.sin(drift_angle) + rng.normal(0.0, 0.4)
+        plan = _light_plan(preset, rng, site, name=tr.name, ra0=tr.ra, dec0=tr.dec, dx=dx,
+                           dy=dy, mjd=mjd, band=tr.filter, exptime=tr.exptime,
+                           pointing_error=err, defocus=tr.defocus_arcsec,
+                           seeing_phase=seeing_phase, t_first=t_first, cloudy=k in cloudy)
+        plan.defect = defect_at.get(k, "cloudy" if k in cloudy else "none")
+        plans.append(plan)
+    t = start + tr.n_frames * cadence + 1.5 / 24.0
+
+    # Biases and darks at the end of the night, with the last filter still in the wheel.
+    last = tr.filter
+    for _ in range(preset.n_bias):
+        plans.append(FramePlan(imagetyp="BIAS", file=f"BIAS/BIAS_{_stamp(t)}_0.00s_{{n:04d}}.fits",
+                               exptime=0.0, mjd=t, filter=last))
+        t += 3.0 / 86400.0
+    for _ in range(preset.n_dark):
+        e = preset.dark_exptime
+        plans.append(FramePlan(imagetyp="DARK", file=f"DARK/DARK_{_stamp(t)}_{e:.2f}s_{{n:04d}}.fits",
+                               exptime=e, mjd=t, filter=last))
+        t += (e + 3.0) / 86400.0
+
+    counters: dict[str, int] = {}
+    seeds = np.random.SeedSequence([seed, 2]).generate_state(len(plans))
+    for plan, s in zip(plans, seeds, strict=True):
+        counters[plan.imagetyp] = counters.get(plan.imagetyp, 0) + 1
+        plan.file = plan.file.format(n=counters[plan.imagetyp])
+        plan.seed = int(s)
+        plan.ccd_temp = round(plan.ccd_temp, 2)
+    return plans, transit
+
+
+def _flat(band: str, level: float, mjd: float, defect: str = "none") -> FramePlan:
+    exptime = round(level / _FLAT_PANEL_RATE[band], 2)
+    return FramePlan(imagetyp="FLAT", file=f"FLAT/FLAT_{_stamp(mjd)}_{band}_{exptime:.2f}s_{{n:04d}}.fits",
+                     exptime=exptime, mjd=mjd, filter=band, flat_level=level, defect=defect)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering. Workers receive the night's shared state once through the pool initializer.
+
+_STATE: dict = {}
+
+
+def _init_worker(state: dict) -> None:
+    _STATE.update(state)
+
+
+def _frame_wcs(plan: FramePlan, preset: Preset):
+    inst = preset.instrument
+    return make_wcs(preset.shape, plan.ra_axis, plan.dec_axis, inst.pixel_scale,
+                    plan.rotation_deg, k3=inst.distortion_k3, k2=(2e-9, -1.5e-9))
+
+
+def _star_fluxes(plan: FramePlan, stars: Table, transit: TransitModel, host_id: int,
+                 rng: np.random.Generator, site: Site, tr_ra: float, tr_dec: float) -> np.ndarray:
+    mags = np.asarray(stars[plan.filter], dtype=float)
+    flux = 10.0 ** (-0.4 * (mags - plan.zeropoint))
+    mid = plan.mjd + plan.exptime / 2.0 / 86400.0
+    var = np.asarray(stars["variable"], dtype=bool)
+    if var.any():
+        phase = (2 * np.pi * ((mid - 60900.0) / np.asarray(stars["var_period_days"][var])
+                              + np.asarray(stars["var_phase"][var])))
+        flux[var] *= 1.0 + np.asarray(stars["var_amplitude"][var]) * np.sin(phase)
+    host = np.asarray(stars["id"]) == host_id
+    if host.any():
+        flux[host] *= transit.flux([bjd_tdb(mid, tr_ra, tr_dec, site)])[0]
+    flux *= 1.0 + plan.scintillation * rng.standard_normal(len(flux))
+    return flux
+
+
+def render_light(plan: FramePlan, preset: Preset, det: DetectorTruth, catalogue: Table,
+                 transit: TransitModel, host_id: int, rng: np.random.Generator):
+    """Render one science frame.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        uint16 raw frame.
+    wcs : astropy.wcs.WCS
+        The frame's true WCS.
+    """
+    inst = preset.instrument
+    ny, nx = preset.shape
+    w = _frame_wcs(plan, preset)
+    # Pre-select by angular distance, then by pixel position.
+    cosd = np.cos(np.radians(plan.dec_axis))
+    dra = (np.asarray(catalogue["ra"]) - plan.ra_axis + 180.0) % 360.0 - 180.0
+    sep = np.hypot(dra * cosd, np.asarray(catalogue["dec"]) - plan.dec_axis) * 3600.0
+    radius = 0.5 * np.hypot(nx, ny) * inst.pixel_scale + 300.0
+    near = catalogue[sep < radius]
+    x, y = w.all_world2pix(np.asarray(near["ra"]), np.asarray(near["dec"]), 0)
+    inside = (x > -200) & (x < nx + 200) & (y > -200) & (y < ny + 200)
+    near, x, y = near[inside], x[inside], y[inside]
+    flux = _star_fluxes(plan, near, transit, host_id, rng, _site(preset),
+                        preset.transit.ra, preset.transit.dec)
+    yy = (np.arange(ny, dtype=np.float32)[:, None] - (ny - 1) / 2.0) / 3194.0
+    xx = (np.arange(nx, dtype=np.float32)[None, :] - (nx - 1) / 2.0) / 4788.0
+    gx, gy = plan.sky_gradient
+    light = (plan.sky_adu * (1.0 + gx * xx + gy * yy)).astype(np.float32)
+    add_moffat_stars(light, x, y, flux, plan.fwhm_arcsec / inst.pixel_scale, inst.psf_beta)
+    light *= det.flats[plan.filter]
+    return read_out(rng, light, plan.exptime, det, inst), w
+
+
+def render_frame(plan: FramePlan) -> np.ndarray:
+    """Render any raw frame from the worker state; return the uint16 data."""
+    preset: Preset = _STATE["preset"]
+    det: DetectorTruth = _STATE["detector"]
+    inst = preset.instrument
+    rng = np.random.default_rng(plan.seed)
+    if plan.imagetyp == "LIGHT":
+        data, _ = render_light(plan, preset, det, _STATE["catalogue"], _STATE["transit"],
+                               _STATE["host_id"], rng)
+        return data
+    if plan.imagetyp == "FLAT":
+        light = np.float32(plan.flat_level) * det.flats[plan.filter]
+        return read_out(rng, light, plan.exptime, det, inst)
+    zeros = np.zeros(preset.shape, dtype=np.float32)
+    return read_out(rng, zeros, plan.exptime, det, inst)
+
+
+def _write_frame(plan: FramePlan) -> str:
+    preset: Preset = _STATE["preset"]
+    out: Path = _STATE["outdir"]
+    data = render_frame(plan)
+    header = nina_header(plan, preset)
+    if plan.defect == "no_filter":
+        del header["FILTER"]
+    path = out / plan.file
+    fits.PrimaryHDU(data=data, header=header).writeto(path, overwrite=True)
+    if plan.defect == "corrupt":
+        size = path.stat().st_size
+        os.truncate(path, size // 2)
+    if plan.imagetyp == "LIGHT":
+        wcs_hdu = fits.PrimaryHDU(header=wcs_header(_frame_wcs(plan, preset)))
+        wcs_hdu.writeto(out / "truth" / "wcs" / f"{plan.stem}.fits", overwrite=True)
+    return plan.file
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def night_config(preset: Preset, raw_dir: str, work_dir: str, transit: TransitModel) -> dict:
+    """A workflow configuration that reduces this night (see ``config/config.yaml``)."""
+    inst, site, cl, tr = preset.instrument, preset.site, preset.cluster, preset.transit
+    return {
+        "raw_dir": raw_dir,
+        "work_dir": work_dir,
+        "instrument": {
+            "name": inst.name,
+            "gain": inst.gain,
+            "read_noise": inst.read_noise,
+            "pixel_scale": inst.pixel_scale,
+            "saturation": inst.saturation,
+            "aperture_m": inst.aperture_m,
+        },
+        "site": {"name": site.name, "latitude": site.latitude, "longitude": site.longitude,
+                 "elevation": site.elevation},
+        "targets": {
+            cl.name: {"kind": "cluster", "ra": cl.ra, "dec": cl.dec, "filters": list(cl.filters)},
+            tr.name: {
+                "kind": "transit",
+                "ra": tr.ra,
+                "dec": tr.dec,
+                "filters": [tr.filter],
+                "ephemeris": {
+                    "t0_bjd_tdb": round(transit.t0, 5),
+                    "period_days": tr.period_days,
+                    "duration_hours": round(transit.duration_hours, 3),
+                },
+            },
+        },
+        "reference_catalogue": {"source": "file", "path": str(Path(raw_dir) / "refcat.ecsv")},
+    }
+
+
+def _frames_table(plans: list[FramePlan]) -> Table:
+    rows = []
+    for p in plans:
+        rows.append({
+            "file": p.file, "imagetyp": p.imagetyp, "filter": p.filter, "exptime": p.exptime,
+            "object": p.object, "mjd": p.mjd, "airmass": p.airmass_mid,
+            "seeing_arcsec": p.seeing_arcsec, "fwhm_arcsec": p.fwhm_arcsec,
+            "zeropoint": p.zeropoint, "sky_adu": p.sky_adu, "cloudy": p.cloudy,
+            "transparency": p.transparency, "scintillation": p.scintillation,
+            "flat_level": p.flat_level, "pierside": p.pierside, "ra_axis": p.ra_axis,
+            "dec_axis": p.dec_axis, "rotation_deg": p.rotation_deg, "defect": p.defect,
+        })
+    table = Table(rows=rows)
+    table["file"] = table["file"].astype("U200")
+    table.meta["comments"] = [
+        "airmass, zeropoint and scintillation refer to mid-exposure; mjd is the exposure start.",
+        "zeropoint: a star of true magnitude m gives 10**(-0.4 (m - zeropoint)) ADU in total.",
+        "sky_adu: mean sky per pixel over the exposure, before the flat field.",
+    ]
+    return table
+
+
+def simulate_night(
+    outdir: str | Path,
+    preset: Preset,
+    seed: int = 1,
+    jobs: int = 1,
+    work_dir: str | None = None,
+) -> Path:
+    """Simulate a raw night and its truth into ``outdir``.
+
+    Parameters
+    ----------
+    outdir : str or Path
+        Night folder to create (``BIAS/ DARK/ FLAT/ LIGHT/ truth/``, ``refcat.ecsv``,
+        ``config.yaml``).
+    preset : Preset
+        What the night contains.
+    seed : int
+        Seed of all random numbers: the same seed gives the same night.
+    jobs : int
+        Worker processes for rendering.
+    work_dir : str, optional
+        Work folder written into the night's ``config.yaml``; default ``<outdir>_reduced``.
+
+    Returns
+    -------
+    pathlib.Path
+        The night folder.
+    """
+    out = Path(outdir).resolve()
+    for sub in ("BIAS", "DARK", "FLAT", "LIGHT", "truth/wcs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    plans, transit = plan_night(preset, seed)
+    bands = sorted({p.filter for p in plans if p.imagetyp in ("LIGHT", "FLAT")})
+    catalogue = make_catalogue(np.random.default_rng([seed, 3]), preset)
+    refcat = make_refcat(np.random.default_rng([seed, 4]), catalogue, preset.refcat_limit_r)
+    det = make_detector(np.random.default_rng([seed, 5]), preset.shape, preset.instrument,
+                        tuple(bands))
+    host_id = int(catalogue["id"][catalogue["role"] == "target"][0])
+
+    state = {"preset": preset, "detector": det, "catalogue": catalogue, "transit": transit,
+             "host_id": host_id, "outdir": out}
+    if jobs > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(state,)) as pool:
+            for _ in pool.imap_unordered(_write_frame, plans, chunksize=2):
+                pass
+    else:
+        _init_worker(state)
+        for plan in plans:
+            _write_frame(plan)
+
+    truth = out / "truth"
+    catalogue.write(truth / "stars.ecsv", overwrite=True)
+    refcat.write(out / "refcat.ecsv", overwrite=True)
+    _frames_table(plans).write(truth / "frames.ecsv", overwrite=True)
+    fits.PrimaryHDU(det.bias).writeto(truth / "bias.fits", overwrite=True)
+    fits.PrimaryHDU(det.dark_rate).writeto(truth / "dark_rate.fits", overwrite=True)
+    fits.PrimaryHDU(det.hot_pixels).writeto(truth / "hot_pixels.fits", overwrite=True)
+    for band, flat in det.flats.items():
+        fits.PrimaryHDU(flat).writeto(truth / f"flat_{band}.fits", overwrite=True)
+    tr = preset.transit
+    transit_truth = {
+        "star_id": host_id,
+        "object": tr.name,
+        "filter": tr.filter,
+        "t0_bjd_tdb": transit.t0,
+        "depth": transit.depth,
+        "duration_hours": transit.duration_hours,
+        "period_days": transit.period_days,
+        "rp_rs": transit.rp_rs,
+        "a_rs": transit.a_rs,
+        "inclination_deg": transit.inclination_deg,
+        "impact_parameter": transit.impact_parameter,
+        "limb_darkening_law": "quadratic",
+        "limb_darkening": list(transit.limb_darkening),
+    }
+    (truth / "transit.json").write_text(json.dumps(transit_truth, indent=2) + "\n")
+    preset_dict = asdict(preset)
+    (truth / "preset.json").write_text(json.dumps({"seed": seed, **preset_dict}, indent=2,
+                                                  default=list) + "\n")
+    work = work_dir or str(out.parent / f"{out.name}_reduced")
+    cfg = night_config(preset, str(out), work, transit)
+    header = (f"# Workflow configuration for the simulated night '{preset.name}' (seed {seed}).\n"
+              "# Reduce it with: snakemake --cores 2 --configfile <this file>\n")
+    (out / "config.yaml").write_text(header + yaml.safe_dump(cfg, sort_keys=False))
+    return out
