@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     out = simulate_night(args.outdir, preset, seed=args.seed, jobs=args.jobs,
                          work_dir=args.work_dir)
-    n = sum(1 for _ in out.glob("*/*.fits"))
+    n = sum(len(list((out / d).glob("*.fits"))) for d in ("BIAS", "DARK", "FLAT", "LIGHT"))
     print(f"simulated night '{preset.name}' (seed {args.seed}): {n} raw frames in {out} "
           f"({time.perf_counter() - start:.1f} s)")
     return 0

@@ -1,0 +1,285 @@
+"""Inventory of a night: what every raw file is, and whether it can be used.
+
+Only headers are read (plus the file size, to catch truncated files). Frame types, filters and
+keywords are mapped through the configuration, so nights from other observatories need no code
+change. Raw files are opened read-only and never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.time import Time
+from astropy.utils.exceptions import AstropyWarning
+
+__all__ = [
+    "FRAME_TYPES",
+    "FITS_SUFFIXES",
+    "find_raw_files",
+    "frame_type",
+    "canonical_filter",
+    "read_frame",
+    "build_inventory",
+    "inventory_summary",
+    "inventory_html",
+]
+
+log = logging.getLogger(__name__)
+
+FRAME_TYPES = ("bias", "dark", "flat", "light")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz")
+_FOLDER_TYPES = {"bias": "bias", "biases": "bias", "zero": "bias", "offset": "bias",
+                 "dark": "dark", "darks": "dark", "flat": "flat", "flats": "flat",
+                 "light": "light", "lights": "light", "science": "light"}
+
+COLUMNS = ("path", "stem", "imagetyp", "filter", "exptime", "object", "date_obs", "mjd",
+           "xbinning", "ybinning", "naxis1", "naxis2", "airmass", "ra", "dec", "used", "reason")
+
+
+def find_raw_files(raw_dir: str | Path) -> list[Path]:
+    """All FITS files below ``raw_dir`` (recursively), sorted by path."""
+    root = Path(raw_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"raw folder {root} does not exist or is not a folder")
+    files = [p for p in root.rglob("*") if p.is_file()
+             and p.name.lower().endswith(FITS_SUFFIXES) and "truth" not in p.relative_to(root).parts]
+    return sorted(files)
+
+
+def frame_type(value: object, aliases: dict[str, list[str]], path: Path | None = None) -> str | None:
+    """The frame type (bias, dark, flat, light) of a header value, or of the folder name.
+
+    Parameters
+    ----------
+    value : object
+        The IMAGETYP value (or None when the keyword is missing).
+    aliases : dict
+        Frame type -> accepted header values (case-insensitive).
+    path : pathlib.Path, optional
+        The file; its folder names are the fallback when the header says nothing usable.
+    """
+    if value is not None:
+        text = str(value).strip().lower()
+        for kind in FRAME_TYPES:
+            if text in {a.strip().lower() for a in aliases.get(kind, [])}:
+                return kind
+    if path is not None:
+        for part in reversed(path.parent.parts):
+            kind = _FOLDER_TYPES.get(part.lower())
+            if kind:
+                return kind
+    return None
+
+
+def canonical_filter(value: object, aliases: dict[str, list[str]]) -> str | None:
+    """The canonical filter name for a header value; the value itself when no alias matches."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    for name, names in aliases.items():
+        if text.lower() == name.lower() or text.lower() in {a.strip().lower() for a in names}:
+            return name
+    return text
+
+
+def _truncation(path: Path, hdul: fits.HDUList) -> str | None:
+    info = hdul[0].fileinfo()
+    expected = info["datLoc"] + info["datSpan"]
+    size = path.stat().st_size
+    if size < expected - 2880 + 1 and hdul[0].header.get("NAXIS", 0) > 0:
+        return f"truncated file ({size} of {expected} bytes)"
+    return None
+
+
+def read_frame(path: Path, config: dict) -> dict:
+    """Describe one raw file from its header; ``reason`` says why it cannot be used.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The raw FITS file.
+    config : dict
+        The workflow configuration (``headers``, ``frame_types``, ``filters`` sections).
+
+    Returns
+    -------
+    dict
+        One inventory row (see `COLUMNS`).
+    """
+    keys = config.get("headers", {})
+    row = {c: None for c in COLUMNS}
+    row.update(path=str(path), stem=path.name.split(".")[0], used=True, reason="")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                header = hdul[0].header
+                truncated = _truncation(path, hdul)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is flagged, not fatal
+        row.update(used=False, reason=f"unreadable FITS: {exc}".replace("\n", " "))
+        return row
+    if truncated:
+        row.update(used=False, reason=truncated)
+
+    def get(name: str, default: str):
+        return header.get(keys.get(name, default))
+
+    kind = frame_type(get("imagetyp", "IMAGETYP"), config.get("frame_types", {}), path)
+    row["imagetyp"] = kind or str(get("imagetyp", "IMAGETYP"))
+    row["filter"] = canonical_filter(get("filter", "FILTER"), config.get("filters", {})) or ""
+    row["object"] = str(get("object", "OBJECT") or "").strip()
+    row["naxis1"] = header.get("NAXIS1")
+    row["naxis2"] = header.get("NAXIS2")
+    row["xbinning"] = get("xbinning", "XBINNING") or 1
+    row["ybinning"] = get("ybinning", "YBINNING") or 1
+    for name, default in (("exptime", "EXPTIME"), ("airmass", "AIRMASS"), ("ra", "RA"),
+                          ("dec", "DEC")):
+        value = get(name, default)
+        try:
+            row[name] = float(value) if value is not None else None
+        except (TypeError, ValueError):
+            row[name] = None
+    date = get("date_obs", "DATE-OBS")
+    row["date_obs"] = str(date or "")
+    if date:
+        try:
+            offset = float(keys.get("date_obs_utc_offset_hours", 0.0))
+            row["mjd"] = float(Time(str(date).strip(), format="isot", scale="utc").mjd) - offset / 24
+        except ValueError:
+            row["mjd"] = None
+
+    problems = []
+    if kind is None:
+        problems.append(f"unknown frame type {row['imagetyp']!r} "
+                        f"(keyword {keys.get('imagetyp', 'IMAGETYP')})")
+    if row["naxis1"] is None or row["naxis2"] is None or header.get("NAXIS", 0) != 2:
+        problems.append("not a 2-D image")
+    needed = {"exptime": "EXPTIME", "date_obs": "DATE-OBS"}
+    if kind in ("flat", "light"):
+        needed["filter"] = "FILTER"
+    if kind == "light":
+        needed["object"] = "OBJECT"
+    for name, default in needed.items():
+        if row[name] in (None, ""):
+            problems.append(f"missing keyword {keys.get(name, default)}")
+    if row["date_obs"] and row["mjd"] is None:
+        problems.append(f"unreadable {keys.get('date_obs', 'DATE-OBS')} {row['date_obs']!r}")
+    if problems and row["used"]:
+        row.update(used=False, reason="; ".join(problems))
+    elif problems:
+        row["reason"] = "; ".join([row["reason"], *problems])
+    return row
+
+
+def _exclude(rows: list[dict], select, reason: str) -> None:
+    for row in rows:
+        if row["used"] and select(row):
+            row["used"] = False
+            row["reason"] = reason
+
+
+def build_inventory(raw_dir: str | Path, config: dict) -> Table:
+    """Scan a night and decide which frames are used.
+
+    Checks beyond single files: frames whose binning or shape differ from the night's most
+    common one are excluded; light frames in a filter without any usable flat are excluded;
+    darks that do not match a light's exposure time are only reported (they are scaled).
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The night folder.
+    config : dict
+        The workflow configuration.
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per file (see `COLUMNS`), ordered by frame type and time.
+    """
+    files = find_raw_files(raw_dir)
+    if not files:
+        raise FileNotFoundError(f"no FITS files found below {raw_dir}")
+    rows = [read_frame(p, config) for p in files]
+    good = [r for r in rows if r["used"]]
+    if good:
+        geometry = Counter((r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"]) for r in good)
+        (nx, ny, bx, by), _ = geometry.most_common(1)[0]
+        _exclude(rows, lambda r: (r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"])
+                 != (nx, ny, bx, by),
+                 f"shape or binning differs from the night's {nx}x{ny} binned {bx}x{by}")
+    flat_filters = {r["filter"] for r in rows if r["used"] and r["imagetyp"] == "flat"}
+    _exclude(rows, lambda r: r["imagetyp"] == "light" and r["filter"] not in flat_filters,
+             "no usable flat in this filter")
+    dark_times = sorted({r["exptime"] for r in rows if r["used"] and r["imagetyp"] == "dark"})
+    light_times = sorted({r["exptime"] for r in rows if r["used"] and r["imagetyp"] == "light"})
+    if light_times and not dark_times:
+        log.warning("no usable dark frames: dark current will not be subtracted")
+    elif set(light_times) - set(dark_times):
+        log.info("darks of %s s will be scaled to the light exposures %s s", dark_times,
+                 sorted(set(light_times) - set(dark_times)))
+    for row in rows:
+        if not row["used"]:
+            log.warning("excluded %s: %s", row["path"], row["reason"])
+
+    types = dict(zip(COLUMNS, (str, str, str, str, float, str, str, float, int, int, int, int,
+                               float, float, float, bool, str), strict=True))
+    missing = {str: "", float: np.nan, int: 0, bool: False}
+    table = Table({c: np.array([missing[t] if r[c] is None else t(r[c]) for r in rows], dtype=t)
+                   for c, t in types.items()})
+    kind_rank = [FRAME_TYPES.index(t) if t in FRAME_TYPES else len(FRAME_TYPES)
+                 for t in table["imagetyp"]]
+    order = np.lexsort((np.nan_to_num(table["mjd"], nan=np.inf), kind_rank))
+    return table[order]
+
+
+def inventory_summary(table: Table) -> Table:
+    """Frame counts per type, filter, exposure time and object (used and excluded)."""
+    groups: dict[tuple, list[int]] = {}
+    for row in table:
+        key = (row["imagetyp"], row["filter"], float(row["exptime"]), row["object"])
+        counts = groups.setdefault(key, [0, 0])
+        counts[0 if row["used"] else 1] += 1
+    rows = [(*k, v[0], v[1]) for k, v in sorted(groups.items(), key=lambda kv: (
+        FRAME_TYPES.index(kv[0][0]) if kv[0][0] in FRAME_TYPES else 9, kv[0][1:]))]
+    return Table(rows=rows, names=("imagetyp", "filter", "exptime", "object", "used", "excluded"),
+                 dtype=(str, str, float, str, int, int)) if rows else Table()
+
+
+def inventory_html(table: Table) -> str:
+    """A self-contained HTML page with the inventory summary and the excluded frames."""
+    import html
+
+    def to_html(t: Table) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in t.colnames)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+            for row in t
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    excluded = table[~table["used"]]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inventory</title>",
+        "<style>body{font-family:sans-serif} table{border-collapse:collapse;margin:1em 0}"
+        " td,th{border:1px solid #bbb;padding:2px 8px;text-align:left}"
+        " th{background:#eee}</style></head><body>",
+        f"<h2>Inventory: {len(table)} files, {int(table['used'].sum())} used</h2>",
+        to_html(inventory_summary(table)),
+        f"<h3>Excluded frames ({len(excluded)})</h3>",
+        to_html(excluded["path", "imagetyp", "filter", "reason"]) if len(excluded)
+        else "<p>None.</p>",
+        "<h3>All frames</h3>",
+        to_html(table["stem", "imagetyp", "filter", "exptime", "object", "date_obs", "airmass",
+                      "used"]),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
