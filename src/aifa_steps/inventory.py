@@ -22,6 +22,7 @@ __all__ = [
     "FRAME_TYPES",
     "FITS_SUFFIXES",
     "find_raw_files",
+    "frame_stem",
     "frame_type",
     "canonical_filter",
     "read_frame",
@@ -50,6 +51,15 @@ def find_raw_files(raw_dir: str | Path) -> list[Path]:
     files = [p for p in root.rglob("*") if p.is_file()
              and p.name.lower().endswith(FITS_SUFFIXES) and "truth" not in p.relative_to(root).parts]
     return sorted(files)
+
+
+def frame_stem(path: str | Path) -> str:
+    """The file name without its FITS extension (``a_1.50s.fits.fz`` -> ``a_1.50s``)."""
+    name = Path(path).name
+    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
 
 
 def frame_type(value: object, aliases: dict[str, list[str]], path: Path | None = None) -> str | None:
@@ -116,7 +126,7 @@ def read_frame(path: Path, config: dict) -> dict:
     """
     keys = config.get("headers", {})
     row = {c: None for c in COLUMNS}
-    row.update(path=str(path), stem=path.name.split(".")[0], used=True, reason="")
+    row.update(path=str(path), stem=frame_stem(path), used=True, reason="")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)

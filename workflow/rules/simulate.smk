@@ -12,13 +12,7 @@ if SIMULATE:
         params:
             preset=SIMULATE.get("preset", "demo"),
             seed=SIMULATE.get("seed", 1),
-            frames=(
-                f"--transit-frames {SIMULATE['transit_frames']}"
-                if "transit_frames" in SIMULATE
-                else ""
-            ),
-            work=WORK.resolve(),
-        shell:
-            "python -m aifa_steps.simulate {output} --preset {params.preset} "
-            "--seed {params.seed} --jobs {threads} {params.frames} "
-            "--work-dir {params.work} > {log} 2>&1"
+            transit_frames=SIMULATE.get("transit_frames"),
+            work_dir=str(WORK.resolve()),
+        script:
+            "../scripts/simulate_night.py"

@@ -1,0 +1,118 @@
+"""The Snakemake workflow: configuration checks and a run on the tiny night."""
+
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import yaml
+from astropy.table import Table
+from snakemake.utils import validate
+
+from aifa_steps.simulate import get_preset, plan_night
+from aifa_steps.simulate.night import night_config
+
+from .conftest import REPO
+
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def run_snakemake(workdir, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+           "--directory", str(workdir), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def write_config(path, **changes):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.update(changes)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_default_config_is_valid_and_gets_defaults():
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(cfg, str(SCHEMA))
+    assert cfg["frame_types"]["light"][0] == "LIGHT"
+    assert "g" in cfg["filters"]
+    assert cfg["reference_catalogue"]["source"] == "file"
+
+
+def test_default_config_describes_the_demo_night():
+    preset = get_preset("demo")
+    _, transit = plan_night(preset, 2025)
+    expected = night_config(preset, "raw", "work", transit)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert cfg["simulate"]["preset"] == "demo"
+    for key in ("instrument", "site", "targets"):
+        assert cfg[key] == expected[key], key
+
+
+def test_environment_yml_lists_the_python_dependencies():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = (REPO / "environment.yml").read_text()
+    for dep in project["dependencies"]:
+        name = dep.split(">")[0].split("=")[0].split("<")[0].strip()
+        conda_name = {"matplotlib": "matplotlib-base", "snakemake": "snakemake-minimal"}.get(
+            name, name)
+        assert f"- {conda_name}" in env, name
+
+
+def test_a_typo_in_the_config_names_the_key(tmp_path):
+    cfg = write_config(tmp_path / "bad.yaml", raw_dri="x")
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert "raw_dri" in proc.stdout + proc.stderr
+
+
+def test_a_wrong_value_names_the_key(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["instrument"]["gain"] = -1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    assert "gain" in proc.stdout + proc.stderr
+
+
+def test_missing_raw_folder_without_simulation_is_a_clear_error(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", simulate=None, raw_dir=str(tmp_path / "nowhere"),
+                       work_dir=str(tmp_path / "work"))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stderr + proc.stdout and "does not exist" in proc.stderr + proc.stdout
+
+
+def test_a_nights_configfile_replaces_the_default_night(tiny_night, tmp_path):
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(tiny_night / "config.yaml"),
+                         "--config", f"work_dir={tmp_path / 'w'}")
+    text = proc.stdout + proc.stderr
+    assert "simulate_night" not in text  # the demo night's simulate section did not leak in
+    assert "inventory" in text
+
+
+@pytest.mark.slow
+def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
+    raw, work = tmp_path / "raw", tmp_path / "work"
+    cfg = write_config(tmp_path / "tiny.yaml", raw_dir=str(raw), work_dir=str(work),
+                       simulate={"preset": "tiny", "seed": 3},
+                       reference_catalogue={"source": "file", "path": str(raw / "refcat.ecsv")})
+    run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert (raw / "truth" / "frames.ecsv").exists()
+    inventory = Table.read(work / "inventory.ecsv")
+    frames = Table.read(raw / "truth" / "frames.ecsv")
+    assert len(inventory) == len(frames)
+    assert sorted(inventory["reason"][~inventory["used"]]) == [
+        "missing keyword FILTER", "truncated file (290880 of 581760 bytes)"]
+    assert (work / "logs" / "inventory.log").exists()
+    assert (work / "logs" / "simulate_night.log").exists()
+    # Nothing left to do on a second run, and the report renders.
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--report", str(work / "report.html"))
+    assert (work / "report.html").stat().st_size > 10_000
