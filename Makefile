@@ -32,6 +32,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check src tests workflow/scripts bench
+	$(BIN)/ruff format --check src tests workflow/scripts bench
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check workflow
 

@@ -19,8 +19,9 @@ TINY_SEED = 7
 def tiny_night(tmp_path_factory) -> Path:
     """A simulated tiny night (read-only for tests: copy before changing anything)."""
     out = tmp_path_factory.mktemp("nights") / "tiny"
-    simulate_night(out, get_preset("tiny"), seed=TINY_SEED, jobs=2,
-                   work_dir=str(out.parent / "tiny_reduced"))
+    simulate_night(
+        out, get_preset("tiny"), seed=TINY_SEED, jobs=2, work_dir=str(out.parent / "tiny_reduced")
+    )
     return out
 
 

@@ -49,8 +49,16 @@ def test_filter_aliases():
 def test_tiny_night_inventory_flags_the_bad_frames(tiny_night, tiny_frames, config):
     table = build_inventory(tiny_night, config)
     assert len(table) == len(tiny_frames)
-    assert set(table.colnames) >= {"path", "imagetyp", "filter", "exptime", "object", "mjd",
-                                   "used", "reason"}
+    assert set(table.colnames) >= {
+        "path",
+        "imagetyp",
+        "filter",
+        "exptime",
+        "object",
+        "mjd",
+        "used",
+        "reason",
+    }
     by_stem = {row["stem"]: row for row in table}
     for truth in tiny_frames:
         stem = truth["file"].split("/")[-1].removesuffix(".fits")
@@ -91,8 +99,9 @@ def test_foreign_spellings_odd_shapes_and_missing_flats(tmp_path):
     _write(night / "cal" / "f1.fits", IMAGETYP="Flat Field", FILTER="Sloan r", **base)
     _write(night / "sci" / "l1.fits", IMAGETYP="object", FILTER="rp", OBJECT="M1", **base)
     _write(night / "sci" / "l2.fits", IMAGETYP="Light Frame", FILTER="Sloan g", OBJECT="M1", **base)
-    _write(night / "sci" / "l3.fits", shape=(20, 12), IMAGETYP="LIGHT", FILTER="r", OBJECT="M1",
-           **base)
+    _write(
+        night / "sci" / "l3.fits", shape=(20, 12), IMAGETYP="LIGHT", FILTER="r", OBJECT="M1", **base
+    )
     (night / "sci" / "junk.fits").write_bytes(b"not a fits file at all")
     cfg = {"frame_types": ALIASES, "filters": FILTERS}
     table = build_inventory(night, cfg)
@@ -106,10 +115,19 @@ def test_foreign_spellings_odd_shapes_and_missing_flats(tmp_path):
 
 
 def test_local_time_offset_is_removed(tmp_path):
-    path = _write(tmp_path / "LIGHT" / "x.fits", IMAGETYP="LIGHT", FILTER="r", OBJECT="M1",
-                  EXPTIME=5.0, DATE_OBS="2025-10-14T22:00:00")
-    cfg = {"frame_types": ALIASES, "filters": FILTERS,
-           "headers": {"date_obs_utc_offset_hours": 2.0}}
+    path = _write(
+        tmp_path / "LIGHT" / "x.fits",
+        IMAGETYP="LIGHT",
+        FILTER="r",
+        OBJECT="M1",
+        EXPTIME=5.0,
+        DATE_OBS="2025-10-14T22:00:00",
+    )
+    cfg = {
+        "frame_types": ALIASES,
+        "filters": FILTERS,
+        "headers": {"date_obs_utc_offset_hours": 2.0},
+    }
     row = read_frame(path, cfg)
     assert row["mjd"] == pytest.approx(60962.0 + 20.0 / 24.0)
 

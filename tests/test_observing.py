@@ -12,8 +12,9 @@ BONN = Site("AIfA Bonn", 50.7275, 7.0863, 60.0)
 
 @pytest.fixture(autouse=True)
 def _offline_iers():
-    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp(
-        "iers_degraded_accuracy", "warn"
+    with (
+        iers.conf.set_temp("auto_download", False),
+        iers.conf.set_temp("iers_degraded_accuracy", "warn"),
     ):
         yield
 
@@ -21,8 +22,9 @@ def _offline_iers():
 def test_gmst_matches_astropy_within_a_second_of_time():
     mjd = np.array([60962.5, 60962.9, 60963.3])
     ours = greenwich_mean_sidereal_time(mjd)
-    ref = Time(mjd, format="mjd", scale="utc").sidereal_time("mean", "greenwich",
-                                                             model="IAU1982").deg
+    ref = (
+        Time(mjd, format="mjd", scale="utc").sidereal_time("mean", "greenwich", model="IAU1982").deg
+    )
     diff = (ours - ref + 180) % 360 - 180
     assert np.all(np.abs(diff) < 15.0 / 3600.0 * 1.0)  # 1 s of time = 15 arcsec
 

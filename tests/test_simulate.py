@@ -35,19 +35,40 @@ def _frames(tiny_frames, imagetyp, defect="none"):
 def test_night_layout_and_contract_files(tiny_night):
     for sub in ("BIAS", "DARK", "FLAT", "LIGHT"):
         assert any((tiny_night / sub).glob("*.fits")), sub
-    for name in ("stars.ecsv", "frames.ecsv", "bias.fits", "dark_rate.fits", "hot_pixels.fits",
-                 "flat_g.fits", "flat_r.fits", "flat_i.fits", "transit.json"):
+    for name in (
+        "stars.ecsv",
+        "frames.ecsv",
+        "bias.fits",
+        "dark_rate.fits",
+        "hot_pixels.fits",
+        "flat_g.fits",
+        "flat_r.fits",
+        "flat_i.fits",
+        "transit.json",
+    ):
         assert (tiny_night / "truth" / name).exists(), name
     assert (tiny_night / "config.yaml").exists()
     stars = Table.read(tiny_night / "truth" / "stars.ecsv")
     assert {"id", "ra", "dec", "g", "r", "i", "variable", "role"} <= set(stars.colnames)
     assert set(stars["role"]) == {"field", "cluster", "target"}
     frames = Table.read(tiny_night / "truth" / "frames.ecsv")
-    for col in ("file", "imagetyp", "filter", "exptime", "object", "mjd", "airmass",
-                "seeing_arcsec", "zeropoint", "sky_adu", "cloudy"):
+    for col in (
+        "file",
+        "imagetyp",
+        "filter",
+        "exptime",
+        "object",
+        "mjd",
+        "airmass",
+        "seeing_arcsec",
+        "zeropoint",
+        "sky_adu",
+        "cloudy",
+    ):
         assert col in frames.colnames
-    assert len(frames) == sum(len(list((tiny_night / d).glob("*.fits")))
-                              for d in ("BIAS", "DARK", "FLAT", "LIGHT"))
+    assert len(frames) == sum(
+        len(list((tiny_night / d).glob("*.fits"))) for d in ("BIAS", "DARK", "FLAT", "LIGHT")
+    )
     lights = frames[frames["imagetyp"] == "LIGHT"]
     for row in lights:
         stem = row["file"].split("/")[-1].removesuffix(".fits")
@@ -60,15 +81,36 @@ def test_raw_frames_are_uint16_with_nina_headers_and_no_wcs(tiny_night, tiny_fra
         header = hdul[0].header
         assert hdul[0].data.dtype.kind in "ui" and header["BITPIX"] == 16
         assert header["BZERO"] == 32768
-    for key in ("IMAGETYP", "FILTER", "EXPTIME", "OBJECT", "DATE-OBS", "RA", "DEC", "AIRMASS",
-                "XBINNING", "YBINNING", "GAIN", "OFFSET", "SET-TEMP", "CCD-TEMP", "PIERSIDE",
-                "FOCUSPOS", "FOCTEMP"):
+    for key in (
+        "IMAGETYP",
+        "FILTER",
+        "EXPTIME",
+        "OBJECT",
+        "DATE-OBS",
+        "RA",
+        "DEC",
+        "AIRMASS",
+        "XBINNING",
+        "YBINNING",
+        "GAIN",
+        "OFFSET",
+        "SET-TEMP",
+        "CCD-TEMP",
+        "PIERSIDE",
+        "FOCUSPOS",
+        "FOCTEMP",
+    ):
         assert key in header, key
     assert header["IMAGETYP"] == "LIGHT" and header["XBINNING"] == 2
     assert "CTYPE1" not in header and "CD1_1" not in header
     # The pointing in the header is off the true optical axis by tens of arcsec, not more.
-    sep = np.hypot((header["RA"] - light["ra_axis"]) * np.cos(np.radians(header["DEC"])),
-                   header["DEC"] - light["dec_axis"]) * 3600
+    sep = (
+        np.hypot(
+            (header["RA"] - light["ra_axis"]) * np.cos(np.radians(header["DEC"])),
+            header["DEC"] - light["dec_axis"],
+        )
+        * 3600
+    )
     assert 1.0 < sep < 180.0
 
 
@@ -148,15 +190,20 @@ def _calibrated(night, row):
 
 def _isolated_stars(stars, wcs, shape, band, m_range, min_sep_px=30, margin=40):
     ra0, dec0 = wcs.wcs.crval
-    near = (np.hypot((stars["ra"] - ra0) * np.cos(np.radians(dec0)), stars["dec"] - dec0) < 0.3)
+    near = np.hypot((stars["ra"] - ra0) * np.cos(np.radians(dec0)), stars["dec"] - dec0) < 0.3
     stars = stars[near]
     x, y = wcs.all_world2pix(stars["ra"], stars["dec"], 0)
     ny, nx = shape
     inside = (x > margin) & (x < nx - margin) & (y > margin) & (y < ny - margin)
     # Neighbours within min_sep brighter than 4 mag fainter than the star spoil it.
     picks = []
-    for k in np.flatnonzero(inside & (stars[band] > m_range[0]) & (stars[band] < m_range[1])
-                            & ~stars["variable"] & (stars["role"] != "target")):
+    for k in np.flatnonzero(
+        inside
+        & (stars[band] > m_range[0])
+        & (stars[band] < m_range[1])
+        & ~stars["variable"]
+        & (stars["role"] != "target")
+    ):
         d = np.hypot(x - x[k], y - y[k])
         close = (d < min_sep_px) & (d > 0) & (stars[band] < stars[band][k] + 4)
         if not close.any():
@@ -171,8 +218,9 @@ def test_star_counts_follow_magnitude_and_zero_point(tiny_night, tiny_frames, ti
         image, _ = _calibrated(tiny_night, row)
         stem = row["file"].split("/")[-1].removesuffix(".fits")
         wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
-        picks, x, y, stars = _isolated_stars(tiny_stars, wcs, image.shape, row["filter"],
-                                             (13.0, 15.5))
+        picks, x, y, stars = _isolated_stars(
+            tiny_stars, wcs, image.shape, row["filter"], (13.0, 15.5)
+        )
         if len(picks) == 0:
             continue
         pos = np.column_stack([x[picks], y[picks]])
@@ -203,9 +251,12 @@ def test_zero_points_follow_extinction_and_airmass(tiny_night, tiny_frames):
         x = airmass(mid, row["ra_axis"], row["dec_axis"], site)
         assert row["airmass"] == pytest.approx(float(x), rel=1e-6)
         band = row["filter"]
-        expected = (INST.zp_1s[band] + 2.5 * np.log10(row["exptime"])
-                    - INST.extinction[band] * row["airmass"]
-                    + 2.5 * np.log10(row["transparency"]))
+        expected = (
+            INST.zp_1s[band]
+            + 2.5 * np.log10(row["exptime"])
+            - INST.extinction[band] * row["airmass"]
+            + 2.5 * np.log10(row["transparency"])
+        )
         assert row["zeropoint"] == pytest.approx(expected, abs=1e-9)
         assert 1.0 <= row["airmass"] < 2.5
     clear = lights[~lights["cloudy"]]
@@ -238,8 +289,8 @@ def test_true_wcs_round_trip_and_star_positions(tiny_night, tiny_frames, tiny_st
     offsets = []
     for k in picks:
         x0, y0 = int(round(x[k])), int(round(y[k]))
-        cut = image[y0 - 12:y0 + 13, x0 - 12:x0 + 13]
-        cut = cut - np.median(image[y0 - 30:y0 + 31, x0 - 30:x0 + 31])
+        cut = image[y0 - 12 : y0 + 13, x0 - 12 : x0 + 13]
+        cut = cut - np.median(image[y0 - 30 : y0 + 31, x0 - 30 : x0 + 31])
         cx, cy = centroid_com(np.clip(cut, 0, None))
         offsets.append(np.hypot(x0 - 12 + cx - x[k], y0 - 12 + cy - y[k]))
     assert np.median(offsets) < 0.1
@@ -254,8 +305,14 @@ def test_pier_flip_rotates_the_field(tiny_frames):
 
 def test_transit_truth_is_consistent(tiny_night):
     truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
-    model = TransitModel(truth["t0_bjd_tdb"], truth["period_days"], truth["rp_rs"],
-                         truth["a_rs"], truth["inclination_deg"], tuple(truth["limb_darkening"]))
+    model = TransitModel(
+        truth["t0_bjd_tdb"],
+        truth["period_days"],
+        truth["rp_rs"],
+        truth["a_rs"],
+        truth["inclination_deg"],
+        tuple(truth["limb_darkening"]),
+    )
     k2 = truth["rp_rs"] ** 2
     assert k2 < truth["depth"] < 1.35 * k2
     # Duration from the model's own contact points.
@@ -283,35 +340,61 @@ def test_series_covers_the_transit_and_variables_vary(tiny_night, tiny_frames, t
     assert np.all(variables["var_amplitude"] >= 0.01)
 
 
-def test_target_dims_by_the_true_depth(tiny_night, tiny_frames, tiny_stars):
-    """Measured host flux at mid-transit relative to before the transit."""
-    truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
-    series = tiny_frames[(tiny_frames["object"] == truth["object"])
-                         & (tiny_frames["defect"] == "none")]
-    host = tiny_stars[tiny_stars["id"] == truth["star_id"]][0]
+def test_target_follows_the_true_light_curve(tiny_night, tiny_frames, tiny_stars):
+    """Measured host flux through the night follows the transit model within the noise."""
+    from aifa_steps.observing import bjd_tdb
 
-    def host_flux(row):
+    truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
+    model = TransitModel(
+        truth["t0_bjd_tdb"],
+        truth["period_days"],
+        truth["rp_rs"],
+        truth["a_rs"],
+        truth["inclination_deg"],
+        tuple(truth["limb_darkening"]),
+    )
+    preset = get_preset("tiny")
+    site = Site("s", preset.site.latitude, preset.site.longitude, preset.site.elevation)
+    series = tiny_frames[
+        (tiny_frames["object"] == truth["object"]) & (tiny_frames["defect"] == "none")
+    ]
+    host = tiny_stars[tiny_stars["id"] == truth["star_id"]][0]
+    measured, expected = [], []
+    for row in series:
         image, _ = _calibrated(tiny_night, row)
         stem = row["file"].split("/")[-1].removesuffix(".fits")
         wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
         x, y = wcs.all_world2pix([host["ra"]], [host["dec"]], 0)
         r = 4 * row["fwhm_arcsec"] / INST.pixel_scale
-        phot = aperture_photometry(image, [CircularAperture((x[0], y[0]), r),
-                                           CircularAnnulus((x[0], y[0]), r + 5, r + 15)])
-        annulus_area = np.pi * ((r + 15) ** 2 - (r + 5) ** 2)
-        flux = phot["aperture_sum_0"][0] - phot["aperture_sum_1"][0] / annulus_area * np.pi * r**2
-        return flux / 10 ** (-0.4 * (host["r"] - row["zeropoint"]))
-
-    mid = np.argmin(np.abs(series["mjd"] - np.median(series["mjd"])))
-    before = [host_flux(row) for row in series[:3]]
-    dip = host_flux(series[mid]) / np.mean(before)
-    assert 1 - dip == pytest.approx(truth["depth"], abs=0.006)
+        sky = ApertureStats(image, CircularAnnulus((x[0], y[0]), r + 5, r + 15)).median
+        flux = aperture_photometry(image, CircularAperture((x[0], y[0]), r))["aperture_sum"][0]
+        measured.append((flux - sky * np.pi * r**2) / 10 ** (-0.4 * (host["r"] - row["zeropoint"])))
+        mid = row["mjd"] + row["exptime"] / 2 / 86400
+        expected.append(model.flux([bjd_tdb(mid, host["ra"], host["dec"], site)])[0])
+    measured, expected = np.array(measured), np.array(expected)
+    out = expected == 1.0
+    relative = measured / np.median(measured[out])
+    residual = relative - expected
+    # Photon, sky and scintillation noise are ~0.25 % per frame.
+    assert np.std(residual) < 0.006
+    deep = expected < 1 - 0.8 * truth["depth"]
+    assert deep.sum() >= 3
+    assert np.mean(residual[deep]) == pytest.approx(0.0, abs=0.004)
+    assert 1 - np.min(expected) == pytest.approx(truth["depth"], rel=0.05)
 
 
 def test_reference_catalogue_mimics_refcat2(tiny_night, tiny_stars):
     refcat = Table.read(tiny_night / "refcat.ecsv")
-    assert refcat.colnames[:8] == ["RA_ICRS", "DE_ICRS", "gmag", "e_gmag", "rmag", "e_rmag",
-                                   "imag", "e_imag"]
+    assert refcat.colnames[:8] == [
+        "RA_ICRS",
+        "DE_ICRS",
+        "gmag",
+        "e_gmag",
+        "rmag",
+        "e_rmag",
+        "imag",
+        "e_imag",
+    ]
     assert refcat["rmag"].max() < 19.2
     assert len(refcat) == np.sum(tiny_stars["r"] <= 19.0)
     bright = refcat["rmag"] < 16
@@ -326,9 +409,11 @@ def test_same_seed_same_night_other_seed_other_night():
     c, _ = plan_night(preset, 4)
     assert [p.file for p in a] == [p.file for p in b]
     assert [p.zeropoint for p in a if p.imagetyp == "LIGHT"] == [
-        p.zeropoint for p in b if p.imagetyp == "LIGHT"]
+        p.zeropoint for p in b if p.imagetyp == "LIGHT"
+    ]
     assert [p.seeing_arcsec for p in a if p.imagetyp == "LIGHT"] != [
-        p.seeing_arcsec for p in c if p.imagetyp == "LIGHT"]
+        p.seeing_arcsec for p in c if p.imagetyp == "LIGHT"
+    ]
 
 
 def test_bad_frames_of_the_tiny_night(tiny_night, tiny_frames):

@@ -19,8 +19,16 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def run_snakemake(workdir, *args, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
-           "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -59,7 +67,8 @@ def test_environment_yml_lists_the_python_dependencies():
     for dep in project["dependencies"]:
         name = dep.split(">")[0].split("=")[0].split("<")[0].strip()
         conda_name = {"matplotlib": "matplotlib-base", "snakemake": "snakemake-minimal"}.get(
-            name, name)
+            name, name
+        )
         assert f"- {conda_name}" in env, name
 
 
@@ -81,16 +90,26 @@ def test_a_wrong_value_names_the_key(tmp_path):
 
 
 def test_missing_raw_folder_without_simulation_is_a_clear_error(tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", simulate=None, raw_dir=str(tmp_path / "nowhere"),
-                       work_dir=str(tmp_path / "work"))
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        simulate=None,
+        raw_dir=str(tmp_path / "nowhere"),
+        work_dir=str(tmp_path / "work"),
+    )
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0
     assert "nowhere" in proc.stderr + proc.stdout and "does not exist" in proc.stderr + proc.stdout
 
 
 def test_a_nights_configfile_replaces_the_default_night(tiny_night, tmp_path):
-    proc = run_snakemake(tmp_path, "-n", "--configfile", str(tiny_night / "config.yaml"),
-                         "--config", f"work_dir={tmp_path / 'w'}")
+    proc = run_snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(tiny_night / "config.yaml"),
+        "--config",
+        f"work_dir={tmp_path / 'w'}",
+    )
     text = proc.stdout + proc.stderr
     assert "simulate_night" not in text  # the demo night's simulate section did not leak in
     assert "inventory" in text
@@ -99,16 +118,22 @@ def test_a_nights_configfile_replaces_the_default_night(tiny_night, tmp_path):
 @pytest.mark.slow
 def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     raw, work = tmp_path / "raw", tmp_path / "work"
-    cfg = write_config(tmp_path / "tiny.yaml", raw_dir=str(raw), work_dir=str(work),
-                       simulate={"preset": "tiny", "seed": 3},
-                       reference_catalogue={"source": "file", "path": str(raw / "refcat.ecsv")})
+    cfg = write_config(
+        tmp_path / "tiny.yaml",
+        raw_dir=str(raw),
+        work_dir=str(work),
+        simulate={"preset": "tiny", "seed": 3},
+        reference_catalogue={"source": "file", "path": str(raw / "refcat.ecsv")},
+    )
     run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
     assert (raw / "truth" / "frames.ecsv").exists()
     inventory = Table.read(work / "inventory.ecsv")
     frames = Table.read(raw / "truth" / "frames.ecsv")
     assert len(inventory) == len(frames)
     assert sorted(inventory["reason"][~inventory["used"]]) == [
-        "missing keyword FILTER", "truncated file (290880 of 581760 bytes)"]
+        "missing keyword FILTER",
+        "truncated file (290880 of 581760 bytes)",
+    ]
     assert (work / "logs" / "inventory.log").exists()
     assert (work / "logs" / "simulate_night.log").exists()
     # Nothing left to do on a second run, and the report renders.

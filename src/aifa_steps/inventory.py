@@ -35,12 +35,39 @@ log = logging.getLogger(__name__)
 
 FRAME_TYPES = ("bias", "dark", "flat", "light")
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz")
-_FOLDER_TYPES = {"bias": "bias", "biases": "bias", "zero": "bias", "offset": "bias",
-                 "dark": "dark", "darks": "dark", "flat": "flat", "flats": "flat",
-                 "light": "light", "lights": "light", "science": "light"}
+_FOLDER_TYPES = {
+    "bias": "bias",
+    "biases": "bias",
+    "zero": "bias",
+    "offset": "bias",
+    "dark": "dark",
+    "darks": "dark",
+    "flat": "flat",
+    "flats": "flat",
+    "light": "light",
+    "lights": "light",
+    "science": "light",
+}
 
-COLUMNS = ("path", "stem", "imagetyp", "filter", "exptime", "object", "date_obs", "mjd",
-           "xbinning", "ybinning", "naxis1", "naxis2", "airmass", "ra", "dec", "used", "reason")
+COLUMNS = (
+    "path",
+    "stem",
+    "imagetyp",
+    "filter",
+    "exptime",
+    "object",
+    "date_obs",
+    "mjd",
+    "xbinning",
+    "ybinning",
+    "naxis1",
+    "naxis2",
+    "airmass",
+    "ra",
+    "dec",
+    "used",
+    "reason",
+)
 
 
 def find_raw_files(raw_dir: str | Path) -> list[Path]:
@@ -48,8 +75,13 @@ def find_raw_files(raw_dir: str | Path) -> list[Path]:
     root = Path(raw_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"raw folder {root} does not exist or is not a folder")
-    files = [p for p in root.rglob("*") if p.is_file()
-             and p.name.lower().endswith(FITS_SUFFIXES) and "truth" not in p.relative_to(root).parts]
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name.lower().endswith(FITS_SUFFIXES)
+        and "truth" not in p.relative_to(root).parts
+    ]
     return sorted(files)
 
 
@@ -62,7 +94,9 @@ def frame_stem(path: str | Path) -> str:
     return Path(name).stem
 
 
-def frame_type(value: object, aliases: dict[str, list[str]], path: Path | None = None) -> str | None:
+def frame_type(
+    value: object, aliases: dict[str, list[str]], path: Path | None = None
+) -> str | None:
     """The frame type (bias, dark, flat, light) of a header value, or of the folder name.
 
     Parameters
@@ -150,8 +184,12 @@ def read_frame(path: Path, config: dict) -> dict:
     row["naxis2"] = header.get("NAXIS2")
     row["xbinning"] = get("xbinning", "XBINNING") or 1
     row["ybinning"] = get("ybinning", "YBINNING") or 1
-    for name, default in (("exptime", "EXPTIME"), ("airmass", "AIRMASS"), ("ra", "RA"),
-                          ("dec", "DEC")):
+    for name, default in (
+        ("exptime", "EXPTIME"),
+        ("airmass", "AIRMASS"),
+        ("ra", "RA"),
+        ("dec", "DEC"),
+    ):
         value = get(name, default)
         try:
             row[name] = float(value) if value is not None else None
@@ -162,14 +200,17 @@ def read_frame(path: Path, config: dict) -> dict:
     if date:
         try:
             offset = float(keys.get("date_obs_utc_offset_hours", 0.0))
-            row["mjd"] = float(Time(str(date).strip(), format="isot", scale="utc").mjd) - offset / 24
+            row["mjd"] = (
+                float(Time(str(date).strip(), format="isot", scale="utc").mjd) - offset / 24
+            )
         except ValueError:
             row["mjd"] = None
 
     problems = []
     if kind is None:
-        problems.append(f"unknown frame type {row['imagetyp']!r} "
-                        f"(keyword {keys.get('imagetyp', 'IMAGETYP')})")
+        problems.append(
+            f"unknown frame type {row['imagetyp']!r} (keyword {keys.get('imagetyp', 'IMAGETYP')})"
+        )
     if row["naxis1"] is None or row["naxis2"] is None or header.get("NAXIS", 0) != 2:
         problems.append("not a 2-D image")
     needed = {"exptime": "EXPTIME", "date_obs": "DATE-OBS"}
@@ -223,30 +264,66 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
     if good:
         geometry = Counter((r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"]) for r in good)
         (nx, ny, bx, by), _ = geometry.most_common(1)[0]
-        _exclude(rows, lambda r: (r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"])
-                 != (nx, ny, bx, by),
-                 f"shape or binning differs from the night's {nx}x{ny} binned {bx}x{by}")
+        _exclude(
+            rows,
+            lambda r: (r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"]) != (nx, ny, bx, by),
+            f"shape or binning differs from the night's {nx}x{ny} binned {bx}x{by}",
+        )
     flat_filters = {r["filter"] for r in rows if r["used"] and r["imagetyp"] == "flat"}
-    _exclude(rows, lambda r: r["imagetyp"] == "light" and r["filter"] not in flat_filters,
-             "no usable flat in this filter")
+    _exclude(
+        rows,
+        lambda r: r["imagetyp"] == "light" and r["filter"] not in flat_filters,
+        "no usable flat in this filter",
+    )
     dark_times = sorted({r["exptime"] for r in rows if r["used"] and r["imagetyp"] == "dark"})
     light_times = sorted({r["exptime"] for r in rows if r["used"] and r["imagetyp"] == "light"})
     if light_times and not dark_times:
         log.warning("no usable dark frames: dark current will not be subtracted")
     elif set(light_times) - set(dark_times):
-        log.info("darks of %s s will be scaled to the light exposures %s s", dark_times,
-                 sorted(set(light_times) - set(dark_times)))
+        log.info(
+            "darks of %s s will be scaled to the light exposures %s s",
+            dark_times,
+            sorted(set(light_times) - set(dark_times)),
+        )
     for row in rows:
         if not row["used"]:
             log.warning("excluded %s: %s", row["path"], row["reason"])
 
-    types = dict(zip(COLUMNS, (str, str, str, str, float, str, str, float, int, int, int, int,
-                               float, float, float, bool, str), strict=True))
+    types = dict(
+        zip(
+            COLUMNS,
+            (
+                str,
+                str,
+                str,
+                str,
+                float,
+                str,
+                str,
+                float,
+                int,
+                int,
+                int,
+                int,
+                float,
+                float,
+                float,
+                bool,
+                str,
+            ),
+            strict=True,
+        )
+    )
     missing = {str: "", float: np.nan, int: 0, bool: False}
-    table = Table({c: np.array([missing[t] if r[c] is None else t(r[c]) for r in rows], dtype=t)
-                   for c, t in types.items()})
-    kind_rank = [FRAME_TYPES.index(t) if t in FRAME_TYPES else len(FRAME_TYPES)
-                 for t in table["imagetyp"]]
+    table = Table(
+        {
+            c: np.array([missing[t] if r[c] is None else t(r[c]) for r in rows], dtype=t)
+            for c, t in types.items()
+        }
+    )
+    kind_rank = [
+        FRAME_TYPES.index(t) if t in FRAME_TYPES else len(FRAME_TYPES) for t in table["imagetyp"]
+    ]
     order = np.lexsort((np.nan_to_num(table["mjd"], nan=np.inf), kind_rank))
     return table[order]
 
@@ -258,10 +335,25 @@ def inventory_summary(table: Table) -> Table:
         key = (row["imagetyp"], row["filter"], float(row["exptime"]), row["object"])
         counts = groups.setdefault(key, [0, 0])
         counts[0 if row["used"] else 1] += 1
-    rows = [(*k, v[0], v[1]) for k, v in sorted(groups.items(), key=lambda kv: (
-        FRAME_TYPES.index(kv[0][0]) if kv[0][0] in FRAME_TYPES else 9, kv[0][1:]))]
-    return Table(rows=rows, names=("imagetyp", "filter", "exptime", "object", "used", "excluded"),
-                 dtype=(str, str, float, str, int, int)) if rows else Table()
+    rows = [
+        (*k, v[0], v[1])
+        for k, v in sorted(
+            groups.items(),
+            key=lambda kv: (
+                FRAME_TYPES.index(kv[0][0]) if kv[0][0] in FRAME_TYPES else 9,
+                kv[0][1:],
+            ),
+        )
+    ]
+    return (
+        Table(
+            rows=rows,
+            names=("imagetyp", "filter", "exptime", "object", "used", "excluded"),
+            dtype=(str, str, float, str, int, int),
+        )
+        if rows
+        else Table()
+    )
 
 
 def inventory_html(table: Table) -> str:
@@ -271,8 +363,7 @@ def inventory_html(table: Table) -> str:
     def to_html(t: Table) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in t.colnames)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-            for row in t
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in t
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -285,11 +376,13 @@ def inventory_html(table: Table) -> str:
         f"<h2>Inventory: {len(table)} files, {int(table['used'].sum())} used</h2>",
         to_html(inventory_summary(table)),
         f"<h3>Excluded frames ({len(excluded)})</h3>",
-        to_html(excluded["path", "imagetyp", "filter", "reason"]) if len(excluded)
+        to_html(excluded["path", "imagetyp", "filter", "reason"])
+        if len(excluded)
         else "<p>None.</p>",
         "<h3>All frames</h3>",
-        to_html(table["stem", "imagetyp", "filter", "exptime", "object", "date_obs", "airmass",
-                      "used"]),
+        to_html(
+            table["stem", "imagetyp", "filter", "exptime", "object", "date_obs", "airmass", "used"]
+        ),
         "</body></html>",
     ]
     return "\n".join(parts)

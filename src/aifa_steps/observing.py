@@ -123,8 +123,12 @@ def bjd_tdb(mjd_utc: np.ndarray | float, ra_deg: float, dec_deg: float, site: Si
     numpy.ndarray
         BJD_TDB (full Julian date, not reduced).
     """
-    times = Time(np.atleast_1d(np.asarray(mjd_utc, dtype=float)), format="mjd", scale="utc",
-                 location=site.location)
+    times = Time(
+        np.atleast_1d(np.asarray(mjd_utc, dtype=float)),
+        format="mjd",
+        scale="utc",
+        location=site.location,
+    )
     target = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
     ltt = times.light_travel_time(target, kind="barycentric", ephemeris="builtin")
     result = (times.tdb + ltt).jd

@@ -31,8 +31,12 @@ def log_to_file(path: str | Path | None, level: int = logging.INFO) -> logging.L
         handlers.append(logging.FileHandler(path, mode="w"))
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=level, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     return logging.getLogger("aifa_steps")

@@ -7,5 +7,12 @@ for the files it writes.
 from .night import FramePlan, night_config, plan_night, simulate_night
 from .presets import PRESETS, Preset, get_preset
 
-__all__ = ["FramePlan", "PRESETS", "Preset", "get_preset", "night_config", "plan_night",
-           "simulate_night"]
+__all__ = [
+    "FramePlan",
+    "PRESETS",
+    "Preset",
+    "get_preset",
+    "night_config",
+    "plan_night",
+    "simulate_night",
+]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .presets import FULL_SHAPE, Instrument
 
-__all__ = ["DetectorTruth", "make_detector", "read_out", "add_cosmic_rays"]
+__all__ = ["DetectorTruth", "make_detector", "photon_noise", "read_out", "add_cosmic_rays"]
 
 
 @dataclass
@@ -63,8 +63,13 @@ def _flat_field(rng, shape, inst: Instrument, common_dust, prnu):
     ny, nx = shape
     n_own = max(1, int(rng.poisson(2e-6 * nx * ny)))
     own = [
-        (rng.uniform(-nx / 2, nx / 2), rng.uniform(-ny / 2, ny / 2), rng.uniform(12, 30),
-         rng.uniform(2.5, 5), rng.uniform(0.02, 0.05))
+        (
+            rng.uniform(-nx / 2, nx / 2),
+            rng.uniform(-ny / 2, ny / 2),
+            rng.uniform(12, 30),
+            rng.uniform(2.5, 5),
+            rng.uniform(0.02, 0.05),
+        )
         for _ in range(n_own)
     ]
     for x0, y0, radius, width, depth in list(common_dust) + own:
@@ -77,8 +82,9 @@ def _flat_field(rng, shape, inst: Instrument, common_dust, prnu):
     return flat
 
 
-def make_detector(rng: np.random.Generator, shape: tuple[int, int], inst: Instrument,
-                  filters: tuple[str, ...]) -> DetectorTruth:
+def make_detector(
+    rng: np.random.Generator, shape: tuple[int, int], inst: Instrument, filters: tuple[str, ...]
+) -> DetectorTruth:
     """Draw the static detector properties for one night.
 
     Parameters
@@ -119,8 +125,13 @@ def make_detector(rng: np.random.Generator, shape: tuple[int, int], inst: Instru
     prnu.flat[dead_idx] *= rng.uniform(0.0, 0.4, n_dead).astype(np.float32)
     n_common = max(2, int(rng.poisson(3e-6 * nx * ny)))
     common_dust = [
-        (rng.uniform(-nx / 2.2, nx / 2.2), rng.uniform(-ny / 2.2, ny / 2.2),
-         rng.uniform(15, 40), rng.uniform(3, 6), rng.uniform(0.02, 0.06))
+        (
+            rng.uniform(-nx / 2.2, nx / 2.2),
+            rng.uniform(-ny / 2.2, ny / 2.2),
+            rng.uniform(15, 40),
+            rng.uniform(3, 6),
+            rng.uniform(0.02, 0.06),
+        )
         for _ in range(n_common)
     ]
     flats = {}
@@ -130,8 +141,9 @@ def make_detector(rng: np.random.Generator, shape: tuple[int, int], inst: Instru
     return DetectorTruth(bias=bias, dark_rate=dark_rate, hot_pixels=hot, flats=flats)
 
 
-def add_cosmic_rays(rng: np.random.Generator, electrons: np.ndarray, exptime: float,
-                    inst: Instrument) -> int:
+def add_cosmic_rays(
+    rng: np.random.Generator, electrons: np.ndarray, exptime: float, inst: Instrument
+) -> int:
     """Add cosmic-ray tracks (in electrons) to an image in place; return how many."""
     ny, nx = electrons.shape
     area_cm2 = nx * ny * (inst.pixel_size_um * 1e-4) ** 2
@@ -145,6 +157,21 @@ def add_cosmic_rays(rng: np.random.Generator, electrons: np.ndarray, exptime: fl
         ys = np.clip((y0 + t * np.sin(angle)).astype(int), 0, ny - 1)
         electrons[ys, xs] += rng.uniform(800.0, 6000.0, length).astype(electrons.dtype)
     return n
+
+
+def photon_noise(rng: np.random.Generator, expected: np.ndarray, exact_below: float = 200.0):
+    """Poisson-distributed counts for an image of expected counts, as float32.
+
+    Pixels expecting fewer than ``exact_below`` counts are drawn from the Poisson distribution;
+    brighter ones from its normal approximation (same mean and variance, skewness below
+    0.07), which is several times faster for sky-dominated frames.
+    """
+    expected = np.asarray(expected, dtype=np.float32)
+    out = expected + np.sqrt(expected) * rng.standard_normal(expected.shape, dtype=np.float32)
+    low = expected < exact_below
+    if low.any():
+        out[low] = rng.poisson(expected[low]).astype(np.float32)
+    return out
 
 
 def read_out(
@@ -177,10 +204,12 @@ def read_out(
     numpy.ndarray
         uint16 raw frame, clipped at the saturation level.
     """
-    expected_e = (np.clip(light_adu, 0.0, None) + det.dark_rate * exptime) * inst.gain
-    electrons = rng.poisson(expected_e).astype(np.float32)
+    expected_e = (np.clip(light_adu, 0.0, None) + det.dark_rate * exptime) * np.float32(inst.gain)
+    electrons = photon_noise(rng, expected_e)
     if cosmic_rays:
         add_cosmic_rays(rng, electrons, exptime, inst)
     adu = electrons / inst.gain + det.bias
-    adu += rng.normal(0.0, inst.read_noise / inst.gain, adu.shape).astype(np.float32)
+    adu += np.float32(inst.read_noise / inst.gain) * rng.standard_normal(
+        adu.shape, dtype=np.float32
+    )
     return np.clip(np.rint(adu), 0, inst.saturation).astype(np.uint16)

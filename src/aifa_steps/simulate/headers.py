@@ -57,10 +57,14 @@ def nina_header(plan, preset: Preset) -> fits.Header:
         dec = Angle(plan.dec_header, unit="deg")
         h["RA"] = (round(plan.ra_header, 6), "[deg] RA of telescope")
         h["DEC"] = (round(plan.dec_header, 6), "[deg] Declination of telescope")
-        h["OBJCTRA"] = (ra.to_string(unit="hourangle", sep=" ", precision=0, pad=True),
-                        "[H M S] RA of imaged object")
-        h["OBJCTDEC"] = (dec.to_string(unit="deg", sep=" ", precision=0, alwayssign=True,
-                                       pad=True), "[D M S] Declination of imaged object")
+        h["OBJCTRA"] = (
+            ra.to_string(unit="hourangle", sep=" ", precision=0, pad=True),
+            "[H M S] RA of imaged object",
+        )
+        h["OBJCTDEC"] = (
+            dec.to_string(unit="deg", sep=" ", precision=0, alwayssign=True, pad=True),
+            "[D M S] Declination of imaged object",
+        )
         h["OBJCTALT"] = (round(plan.altitude, 4), "[deg] Altitude of the imaged object")
         h["OBJCTHA"] = (round(plan.hour_angle / 15.0, 4), "[hrs] Hour angle")
         h["PIERSIDE"] = (plan.pierside, "Telescope pointing state")

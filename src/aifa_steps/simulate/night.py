@@ -88,13 +88,34 @@ def _stamp(mjd: float) -> str:
 def _scintillation(inst, site, x: float, exptime: float) -> float:
     """Young's (1967) scintillation noise, relative flux rms."""
     d_cm = inst.aperture_m * 100.0
-    return 0.09 * d_cm ** (-2.0 / 3.0) * x**1.75 * np.exp(-site.elevation / 8000.0) / np.sqrt(
-        2.0 * exptime
+    return (
+        0.09
+        * d_cm ** (-2.0 / 3.0)
+        * x**1.75
+        * np.exp(-site.elevation / 8000.0)
+        / np.sqrt(2.0 * exptime)
     )
 
 
-def _light_plan(preset, rng, site, *, name, ra0, dec0, dx, dy, mjd, band, exptime,
-                pointing_error, defocus, seeing_phase, t_first, cloudy=False):
+def _light_plan(
+    preset,
+    rng,
+    site,
+    *,
+    name,
+    ra0,
+    dec0,
+    dx,
+    dy,
+    mjd,
+    band,
+    exptime,
+    pointing_error,
+    defocus,
+    seeing_phase,
+    t_first,
+    cloudy=False,
+):
     inst = preset.instrument
     ra_axis, dec_axis = offset_radec(ra0, dec0, [dx], [dy])
     ra_axis, dec_axis = float(ra_axis[0]), float(dec_axis[0])
@@ -105,8 +126,9 @@ def _light_plan(preset, rng, site, *, name, ra0, dec0, dx, dy, mjd, band, exptim
     x_start = float(airmass(mjd, ra_axis, dec_axis, site))
     x_mid = float(airmass(mid, ra_axis, dec_axis, site))
     hours = (mjd - t_first) * 24.0
-    seeing_zenith = preset.site.seeing_arcsec * (1.0 + 0.15 * np.sin(2 * np.pi * hours / 2.7
-                                                                     + seeing_phase))
+    seeing_zenith = preset.site.seeing_arcsec * (
+        1.0 + 0.15 * np.sin(2 * np.pi * hours / 2.7 + seeing_phase)
+    )
     seeing = float(seeing_zenith * np.exp(rng.normal(0.0, 0.04)) * x_mid**0.6)
     fwhm = float(np.hypot(seeing, defocus))
     transparency = 1.0 - 0.03 * abs(np.sin(2 * np.pi * hours / 1.9 + seeing_phase)) * rng.uniform(
@@ -114,12 +136,20 @@ def _light_plan(preset, rng, site, *, name, ra0, dec0, dx, dy, mjd, band, exptim
     )
     if cloudy:
         transparency = 0.03
-    zp = (inst.zp_1s[band] + 2.5 * np.log10(exptime) - inst.extinction[band] * x_mid
-          + 2.5 * np.log10(transparency))
+    zp = (
+        inst.zp_1s[band]
+        + 2.5 * np.log10(exptime)
+        - inst.extinction[band] * x_mid
+        + 2.5 * np.log10(transparency)
+    )
     sky_rate = 10.0 ** (-0.4 * (inst.sky_mag[band] - inst.zp_1s[band])) * inst.pixel_scale**2
     sky = sky_rate * exptime * (1.0 + 0.3 * (x_mid - 1.0)) * (1.5 if cloudy else 1.0)
-    ra_hdr, dec_hdr = offset_radec(ra_axis, dec_axis, [pointing_error[0] + rng.normal(0, 2.0)],
-                                   [pointing_error[1] + rng.normal(0, 2.0)])
+    ra_hdr, dec_hdr = offset_radec(
+        ra_axis,
+        dec_axis,
+        [pointing_error[0] + rng.normal(0, 2.0)],
+        [pointing_error[1] + rng.normal(0, 2.0)],
+    )
     stamp = _stamp(mjd)
     return FramePlan(
         imagetyp="LIGHT",
@@ -189,18 +219,34 @@ def plan_night(preset: Preset, seed: int) -> tuple[list[FramePlan], TransitModel
         dx, dy = (0.0, 0.0) if d == 0 else rng.normal(0.0, cl.dither_arcsec, 2)
         for band in cl.filters:
             exptime = cl.exptime[band]
-            plans.append(_light_plan(preset, rng, site, name=cl.name, ra0=cl.ra, dec0=cl.dec,
-                                     dx=dx, dy=dy, mjd=t, band=band, exptime=exptime,
-                                     pointing_error=err, defocus=0.0,
-                                     seeing_phase=seeing_phase, t_first=t_first))
+            plans.append(
+                _light_plan(
+                    preset,
+                    rng,
+                    site,
+                    name=cl.name,
+                    ra0=cl.ra,
+                    dec0=cl.dec,
+                    dx=dx,
+                    dy=dy,
+                    mjd=t,
+                    band=band,
+                    exptime=exptime,
+                    pointing_error=err,
+                    defocus=0.0,
+                    seeing_phase=seeing_phase,
+                    t_first=t_first,
+                )
+            )
             t += (exptime + _OVERHEAD_S) / 86400.0
         t += 15.0 / 86400.0
 
     # The transit: a time series centred on mid-transit, with slow drift.
     t0_mjd = _mjd(tr.t0_utc)
     t0_bjd = float(bjd_tdb(t0_mjd, tr.ra, tr.dec, site))
-    transit = TransitModel(t0_bjd, tr.period_days, tr.rp_rs, tr.a_rs, tr.inclination_deg,
-                           tuple(tr.limb_darkening))
+    transit = TransitModel(
+        t0_bjd, tr.period_days, tr.rp_rs, tr.a_rs, tr.inclination_deg, tuple(tr.limb_darkening)
+    )
     start = t0_mjd - tr.window_hours / 2.0 / 24.0
     cadence = tr.window_hours / 24.0 / tr.n_frames
     drift_angle = rng.uniform(0, 2 * np.pi)
@@ -217,10 +263,24 @@ def plan_night(preset: Preset, seed: int) -> tuple[list[FramePlan], TransitModel
         drift = tr.drift_arcsec_per_hour * hours
         dx = drift * np.cos(drift_angle) + rng.normal(0.0, 0.4)
         dy = drift * np.sin(drift_angle) + rng.normal(0.0, 0.4)
-        plan = _light_plan(preset, rng, site, name=tr.name, ra0=tr.ra, dec0=tr.dec, dx=dx,
-                           dy=dy, mjd=mjd, band=tr.filter, exptime=tr.exptime,
-                           pointing_error=err, defocus=tr.defocus_arcsec,
-                           seeing_phase=seeing_phase, t_first=t_first, cloudy=k in cloudy)
+        plan = _light_plan(
+            preset,
+            rng,
+            site,
+            name=tr.name,
+            ra0=tr.ra,
+            dec0=tr.dec,
+            dx=dx,
+            dy=dy,
+            mjd=mjd,
+            band=tr.filter,
+            exptime=tr.exptime,
+            pointing_error=err,
+            defocus=tr.defocus_arcsec,
+            seeing_phase=seeing_phase,
+            t_first=t_first,
+            cloudy=k in cloudy,
+        )
         plan.defect = defect_at.get(k, "cloudy" if k in cloudy else "none")
         plans.append(plan)
     t = start + tr.n_frames * cadence + 1.5 / 24.0
@@ -228,13 +288,27 @@ def plan_night(preset: Preset, seed: int) -> tuple[list[FramePlan], TransitModel
     # Biases and darks at the end of the night, with the last filter still in the wheel.
     last = tr.filter
     for _ in range(preset.n_bias):
-        plans.append(FramePlan(imagetyp="BIAS", file=f"BIAS/BIAS_{_stamp(t)}_0.00s_{{n:04d}}.fits",
-                               exptime=0.0, mjd=t, filter=last))
+        plans.append(
+            FramePlan(
+                imagetyp="BIAS",
+                file=f"BIAS/BIAS_{_stamp(t)}_0.00s_{{n:04d}}.fits",
+                exptime=0.0,
+                mjd=t,
+                filter=last,
+            )
+        )
         t += 3.0 / 86400.0
     for _ in range(preset.n_dark):
         e = preset.dark_exptime
-        plans.append(FramePlan(imagetyp="DARK", file=f"DARK/DARK_{_stamp(t)}_{e:.2f}s_{{n:04d}}.fits",
-                               exptime=e, mjd=t, filter=last))
+        plans.append(
+            FramePlan(
+                imagetyp="DARK",
+                file=f"DARK/DARK_{_stamp(t)}_{e:.2f}s_{{n:04d}}.fits",
+                exptime=e,
+                mjd=t,
+                filter=last,
+            )
+        )
         t += (e + 3.0) / 86400.0
 
     counters: dict[str, int] = {}
@@ -249,8 +323,15 @@ def plan_night(preset: Preset, seed: int) -> tuple[list[FramePlan], TransitModel
 
 def _flat(band: str, level: float, mjd: float, defect: str = "none") -> FramePlan:
     exptime = round(level / _FLAT_PANEL_RATE[band], 2)
-    return FramePlan(imagetyp="FLAT", file=f"FLAT/FLAT_{_stamp(mjd)}_{band}_{exptime:.2f}s_{{n:04d}}.fits",
-                     exptime=exptime, mjd=mjd, filter=band, flat_level=level, defect=defect)
+    return FramePlan(
+        imagetyp="FLAT",
+        file=f"FLAT/FLAT_{_stamp(mjd)}_{band}_{exptime:.2f}s_{{n:04d}}.fits",
+        exptime=exptime,
+        mjd=mjd,
+        filter=band,
+        flat_level=level,
+        defect=defect,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,19 +346,40 @@ def _init_worker(state: dict) -> None:
 
 def _frame_wcs(plan: FramePlan, preset: Preset):
     inst = preset.instrument
-    return make_wcs(preset.shape, plan.ra_axis, plan.dec_axis, inst.pixel_scale,
-                    plan.rotation_deg, k3=inst.distortion_k3, k2=(2e-9, -1.5e-9))
+    return make_wcs(
+        preset.shape,
+        plan.ra_axis,
+        plan.dec_axis,
+        inst.pixel_scale,
+        plan.rotation_deg,
+        k3=inst.distortion_k3,
+        k2=(2e-9, -1.5e-9),
+    )
 
 
-def _star_fluxes(plan: FramePlan, stars: Table, transit: TransitModel, host_id: int,
-                 rng: np.random.Generator, site: Site, tr_ra: float, tr_dec: float) -> np.ndarray:
+def _star_fluxes(
+    plan: FramePlan,
+    stars: Table,
+    transit: TransitModel,
+    host_id: int,
+    rng: np.random.Generator,
+    site: Site,
+    tr_ra: float,
+    tr_dec: float,
+) -> np.ndarray:
     mags = np.asarray(stars[plan.filter], dtype=float)
     flux = 10.0 ** (-0.4 * (mags - plan.zeropoint))
     mid = plan.mjd + plan.exptime / 2.0 / 86400.0
     var = np.asarray(stars["variable"], dtype=bool)
     if var.any():
-        phase = (2 * np.pi * ((mid - 60900.0) / np.asarray(stars["var_period_days"][var])
-                              + np.asarray(stars["var_phase"][var])))
+        phase = (
+            2
+            * np.pi
+            * (
+                (mid - 60900.0) / np.asarray(stars["var_period_days"][var])
+                + np.asarray(stars["var_phase"][var])
+            )
+        )
         flux[var] *= 1.0 + np.asarray(stars["var_amplitude"][var]) * np.sin(phase)
     host = np.asarray(stars["id"]) == host_id
     if host.any():
@@ -286,8 +388,15 @@ def _star_fluxes(plan: FramePlan, stars: Table, transit: TransitModel, host_id: 
     return flux
 
 
-def render_light(plan: FramePlan, preset: Preset, det: DetectorTruth, catalogue: Table,
-                 transit: TransitModel, host_id: int, rng: np.random.Generator):
+def render_light(
+    plan: FramePlan,
+    preset: Preset,
+    det: DetectorTruth,
+    catalogue: Table,
+    transit: TransitModel,
+    host_id: int,
+    rng: np.random.Generator,
+):
     """Render one science frame.
 
     Returns
@@ -309,8 +418,9 @@ def render_light(plan: FramePlan, preset: Preset, det: DetectorTruth, catalogue:
     x, y = w.all_world2pix(np.asarray(near["ra"]), np.asarray(near["dec"]), 0)
     inside = (x > -200) & (x < nx + 200) & (y > -200) & (y < ny + 200)
     near, x, y = near[inside], x[inside], y[inside]
-    flux = _star_fluxes(plan, near, transit, host_id, rng, _site(preset),
-                        preset.transit.ra, preset.transit.dec)
+    flux = _star_fluxes(
+        plan, near, transit, host_id, rng, _site(preset), preset.transit.ra, preset.transit.dec
+    )
     yy = (np.arange(ny, dtype=np.float32)[:, None] - (ny - 1) / 2.0) / 3194.0
     xx = (np.arange(nx, dtype=np.float32)[None, :] - (nx - 1) / 2.0) / 4788.0
     gx, gy = plan.sky_gradient
@@ -327,8 +437,9 @@ def render_frame(plan: FramePlan) -> np.ndarray:
     inst = preset.instrument
     rng = np.random.default_rng(plan.seed)
     if plan.imagetyp == "LIGHT":
-        data, _ = render_light(plan, preset, det, _STATE["catalogue"], _STATE["transit"],
-                               _STATE["host_id"], rng)
+        data, _ = render_light(
+            plan, preset, det, _STATE["catalogue"], _STATE["transit"], _STATE["host_id"], rng
+        )
         return data
     if plan.imagetyp == "FLAT":
         light = np.float32(plan.flat_level) * det.flats[plan.filter]
@@ -372,8 +483,12 @@ def night_config(preset: Preset, raw_dir: str, work_dir: str, transit: TransitMo
             "saturation": inst.saturation,
             "aperture_m": inst.aperture_m,
         },
-        "site": {"name": site.name, "latitude": site.latitude, "longitude": site.longitude,
-                 "elevation": site.elevation},
+        "site": {
+            "name": site.name,
+            "latitude": site.latitude,
+            "longitude": site.longitude,
+            "elevation": site.elevation,
+        },
         "targets": {
             cl.name: {"kind": "cluster", "ra": cl.ra, "dec": cl.dec, "filters": list(cl.filters)},
             tr.name: {
@@ -395,15 +510,30 @@ def night_config(preset: Preset, raw_dir: str, work_dir: str, transit: TransitMo
 def _frames_table(plans: list[FramePlan]) -> Table:
     rows = []
     for p in plans:
-        rows.append({
-            "file": p.file, "imagetyp": p.imagetyp, "filter": p.filter, "exptime": p.exptime,
-            "object": p.object, "mjd": p.mjd, "airmass": p.airmass_mid,
-            "seeing_arcsec": p.seeing_arcsec, "fwhm_arcsec": p.fwhm_arcsec,
-            "zeropoint": p.zeropoint, "sky_adu": p.sky_adu, "cloudy": p.cloudy,
-            "transparency": p.transparency, "scintillation": p.scintillation,
-            "flat_level": p.flat_level, "pierside": p.pierside, "ra_axis": p.ra_axis,
-            "dec_axis": p.dec_axis, "rotation_deg": p.rotation_deg, "defect": p.defect,
-        })
+        rows.append(
+            {
+                "file": p.file,
+                "imagetyp": p.imagetyp,
+                "filter": p.filter,
+                "exptime": p.exptime,
+                "object": p.object,
+                "mjd": p.mjd,
+                "airmass": p.airmass_mid,
+                "seeing_arcsec": p.seeing_arcsec,
+                "fwhm_arcsec": p.fwhm_arcsec,
+                "zeropoint": p.zeropoint,
+                "sky_adu": p.sky_adu,
+                "cloudy": p.cloudy,
+                "transparency": p.transparency,
+                "scintillation": p.scintillation,
+                "flat_level": p.flat_level,
+                "pierside": p.pierside,
+                "ra_axis": p.ra_axis,
+                "dec_axis": p.dec_axis,
+                "rotation_deg": p.rotation_deg,
+                "defect": p.defect,
+            }
+        )
     table = Table(rows=rows)
     table["file"] = table["file"].astype("U200")
     table.meta["comments"] = [
@@ -449,12 +579,19 @@ def simulate_night(
     bands = sorted({p.filter for p in plans if p.imagetyp in ("LIGHT", "FLAT")})
     catalogue = make_catalogue(np.random.default_rng([seed, 3]), preset)
     refcat = make_refcat(np.random.default_rng([seed, 4]), catalogue, preset.refcat_limit_r)
-    det = make_detector(np.random.default_rng([seed, 5]), preset.shape, preset.instrument,
-                        tuple(bands))
+    det = make_detector(
+        np.random.default_rng([seed, 5]), preset.shape, preset.instrument, tuple(bands)
+    )
     host_id = int(catalogue["id"][catalogue["role"] == "target"][0])
 
-    state = {"preset": preset, "detector": det, "catalogue": catalogue, "transit": transit,
-             "host_id": host_id, "outdir": out}
+    state = {
+        "preset": preset,
+        "detector": det,
+        "catalogue": catalogue,
+        "transit": transit,
+        "host_id": host_id,
+        "outdir": out,
+    }
     if jobs > 1:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs, initializer=_init_worker, initargs=(state,)) as pool:
@@ -492,11 +629,14 @@ def simulate_night(
     }
     (truth / "transit.json").write_text(json.dumps(transit_truth, indent=2) + "\n")
     preset_dict = asdict(preset)
-    (truth / "preset.json").write_text(json.dumps({"seed": seed, **preset_dict}, indent=2,
-                                                  default=list) + "\n")
+    (truth / "preset.json").write_text(
+        json.dumps({"seed": seed, **preset_dict}, indent=2, default=list) + "\n"
+    )
     work = work_dir or str(out.parent / f"{out.name}_reduced")
     cfg = night_config(preset, str(out), work, transit)
-    header = (f"# Workflow configuration for the simulated night '{preset.name}' (seed {seed}).\n"
-              "# Reduce it with: snakemake --cores 2 --configfile <this file>\n")
+    header = (
+        f"# Workflow configuration for the simulated night '{preset.name}' (seed {seed}).\n"
+        "# Reduce it with: snakemake --cores 2 --configfile <this file>\n"
+    )
     (out / "config.yaml").write_text(header + yaml.safe_dump(cfg, sort_keys=False))
     return out

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Instrument", "SiteSpec", "ClusterSpec", "TransitSpec", "Preset", "PRESETS", "get_preset"]
+__all__ = [
+    "Instrument",
+    "SiteSpec",
+    "ClusterSpec",
+    "TransitSpec",
+    "Preset",
+    "PRESETS",
+    "get_preset",
+]
 
 # Full detector of the QHY600M binned 2x2.
 FULL_SHAPE = (3194, 4788)  # (ny, nx)

@@ -1,4 +1,4 @@
-"""The simulated sky: field stars, an open cluster, a transit host, variables, a reference catalogue.
+"""The simulated sky: field stars, an open cluster, a transit host, variables, a reference list.
 
 Magnitudes are true in-band AB magnitudes above the atmosphere in the g, r, i bands of the
 camera's filters (the simulated filters have no colour term against the reference catalogue).
@@ -63,8 +63,9 @@ def _random_in_disc(rng: np.random.Generator, n: int, radius_arcsec: float):
     return r * np.cos(phi), r * np.sin(phi)
 
 
-def _power_law_mags(rng: np.random.Generator, n: int, m_bright: float, m_faint: float,
-                    slope: float = 0.28) -> np.ndarray:
+def _power_law_mags(
+    rng: np.random.Generator, n: int, m_bright: float, m_faint: float, slope: float = 0.28
+) -> np.ndarray:
     lo, hi = 10.0 ** (slope * m_bright), 10.0 ** (slope * m_faint)
     return np.log10(lo + rng.random(n) * (hi - lo)) / slope
 
@@ -102,8 +103,11 @@ def field_stars(
         Columns ``ra``, ``dec``, ``g``, ``r``, ``i``.
     """
     area_deg2 = np.pi * (radius_arcsec / 3600.0) ** 2
-    expected = density_r16 * area_deg2 * (10.0 ** (slope * (m_faint - 16.0))
-                                          - 10.0 ** (slope * (m_bright - 16.0)))
+    expected = (
+        density_r16
+        * area_deg2
+        * (10.0 ** (slope * (m_faint - 16.0)) - 10.0 ** (slope * (m_bright - 16.0)))
+    )
     n = int(rng.poisson(expected))
     r = _power_law_mags(rng, n, m_bright, m_faint, slope)
     gr = np.clip(rng.normal(0.60 + 0.04 * (r - 16.0), 0.30), -0.3, 1.6)
@@ -188,8 +192,9 @@ def cluster_field(rng: np.random.Generator, preset: Preset) -> Table:
     spec = preset.cluster
     radius = _field_radius_arcsec(preset, 3.0 * spec.dither_arcsec + 60.0)
     field = _with_meta(
-        field_stars(rng, spec.ra, spec.dec, radius, spec.field_density_r16,
-                    m_faint=preset.faintest_mag),
+        field_stars(
+            rng, spec.ra, spec.dec, radius, spec.field_density_r16, m_faint=preset.faintest_mag
+        ),
         "field",
     )
     members = cluster_members(rng, spec)
@@ -205,8 +210,9 @@ def transit_field(rng: np.random.Generator, preset: Preset) -> Table:
     drift = spec.drift_arcsec_per_hour * spec.window_hours
     radius = _field_radius_arcsec(preset, drift + 60.0)
     field = _with_meta(
-        field_stars(rng, spec.ra, spec.dec, radius, spec.field_density_r16,
-                    m_faint=preset.faintest_mag),
+        field_stars(
+            rng, spec.ra, spec.dec, radius, spec.field_density_r16, m_faint=preset.faintest_mag
+        ),
         "field",
     )
     # Keep the host's immediate surroundings clean of stars brighter than the host + 4 mag.
@@ -216,8 +222,15 @@ def transit_field(rng: np.random.Generator, preset: Preset) -> Table:
     field = field[~crowding]
     host_ri = float(locus_ri(spec.host_gr))
     host = _with_meta(
-        Table({"ra": [spec.ra], "dec": [spec.dec], "g": [spec.host_r + spec.host_gr],
-               "r": [spec.host_r], "i": [spec.host_r - host_ri]}),
+        Table(
+            {
+                "ra": [spec.ra],
+                "dec": [spec.dec],
+                "g": [spec.host_r + spec.host_gr],
+                "r": [spec.host_r],
+                "i": [spec.host_r - host_ri],
+            }
+        ),
         "target",
     )
     # Variables among the brighter stars near the host, so that they tempt a comparison choice.
@@ -250,8 +263,9 @@ def _bright_star(rng: np.random.Generator, preset: Preset, ra0: float, dec0: flo
     dy = rng.choice([-1, 1]) * rng.uniform(0.1, 0.3) * ny * scale
     ra, dec = offset_radec(ra0, dec0, [dx], [dy])
     r = rng.uniform(9.0, 10.0)
-    return _with_meta(Table({"ra": ra, "dec": dec, "g": [r + 0.5], "r": [r], "i": [r - 0.17]}),
-                      "field")
+    return _with_meta(
+        Table({"ra": ra, "dec": dec, "g": [r + 0.5], "r": [r], "i": [r - 0.17]}), "field"
+    )
 
 
 def make_catalogue(rng: np.random.Generator, preset: Preset) -> Table:
@@ -298,5 +312,7 @@ def make_refcat(rng: np.random.Generator, catalogue: Table, limit_r: float) -> T
     for col in out.colnames:
         unit = "deg" if col.endswith("ICRS") else "mag"
         out[col].unit = unit
-    out.meta["description"] = "Simulated ATLAS-RefCat2 extract (VizieR J/ApJ/867/105/refcat2 columns)"
+    out.meta["description"] = (
+        "Simulated ATLAS-RefCat2 extract (VizieR J/ApJ/867/105/refcat2 columns)"
+    )
     return out

@@ -33,8 +33,13 @@ class TransitModel:
 
     def _params(self) -> batman.TransitParams:
         p = batman.TransitParams()
-        p.t0, p.per, p.rp, p.a, p.inc = (self.t0, self.period_days, self.rp_rs, self.a_rs,
-                                         self.inclination_deg)
+        p.t0, p.per, p.rp, p.a, p.inc = (
+            self.t0,
+            self.period_days,
+            self.rp_rs,
+            self.a_rs,
+            self.inclination_deg,
+        )
         p.ecc, p.w = 0.0, 90.0
         p.u, p.limb_dark = list(self.limb_darkening), "quadratic"
         return p
