@@ -28,6 +28,8 @@ __all__ = [
     "read_frame",
     "build_inventory",
     "inventory_summary",
+    "night_problems",
+    "InventoryError",
     "inventory_html",
 ]
 
@@ -237,12 +239,61 @@ def _exclude(rows: list[dict], select, reason: str) -> None:
             row["reason"] = reason
 
 
+class InventoryError(RuntimeError):
+    """A problem of the whole night that the configuration declares fatal."""
+
+
+PROBLEMS = ("no_bias", "no_dark", "no_flat", "mixed_geometry", "unmatched_dark")
+
+
+def night_problems(rows: list[dict]) -> list[tuple[str, str]]:
+    """Problems of the night as a whole, as (category, message) pairs.
+
+    Categories: ``no_bias``, ``no_dark``, ``no_flat`` (a filter of light frames without flats),
+    ``mixed_geometry`` (frames excluded for their shape or binning), ``unmatched_dark`` (light
+    exposure times without darks of the same length: the darks are scaled).
+    """
+    used = [r for r in rows if r["used"]]
+    kinds = {k: [r for r in used if r["imagetyp"] == k] for k in FRAME_TYPES}
+    problems = []
+    if not kinds["bias"]:
+        problems.append(("no_bias", "no usable bias frames"))
+    if kinds["light"] and not kinds["dark"]:
+        problems.append(("no_dark", "no usable dark frames: dark current is not subtracted"))
+    missing = sorted({r["filter"] for r in rows if r["reason"] == "no usable flat in this filter"})
+    if missing:
+        problems.append(
+            (
+                "no_flat",
+                f"light frames in filter(s) {missing} have no usable flats and are excluded",
+            )
+        )
+    odd = [r for r in rows if r["reason"].startswith("shape or binning differs")]
+    if odd:
+        problems.append(
+            ("mixed_geometry", f"{len(odd)} frame(s) with another shape or binning are excluded")
+        )
+    dark_times = {r["exptime"] for r in kinds["dark"]}
+    light_times = {r["exptime"] for r in kinds["light"]}
+    if dark_times and light_times - dark_times:
+        problems.append(
+            (
+                "unmatched_dark",
+                f"no darks of {sorted(light_times - dark_times)} s: "
+                f"darks of {sorted(dark_times)} s are scaled",
+            )
+        )
+    return problems
+
+
 def build_inventory(raw_dir: str | Path, config: dict) -> Table:
     """Scan a night and decide which frames are used.
 
     Checks beyond single files: frames whose binning or shape differ from the night's most
     common one are excluded; light frames in a filter without any usable flat are excluded;
-    darks that do not match a light's exposure time are only reported (they are scaled).
+    a repeated file name is excluded. Problems of the night as a whole (see `night_problems`)
+    are logged, and raise `InventoryError` when listed in ``config["inventory"]["fatal"]``
+    (default: ``no_bias``).
 
     Parameters
     ----------
@@ -256,6 +307,7 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
     astropy.table.Table
         One row per file (see `COLUMNS`), ordered by frame type and time.
     """
+    fatal_problems = config.get("inventory", {}).get("fatal", ["no_bias"])
     files = find_raw_files(raw_dir)
     if not files:
         raise FileNotFoundError(f"no FITS files found below {raw_dir}")
@@ -275,19 +327,24 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
         lambda r: r["imagetyp"] == "light" and r["filter"] not in flat_filters,
         "no usable flat in this filter",
     )
-    dark_times = sorted({r["exptime"] for r in rows if r["used"] and r["imagetyp"] == "dark"})
-    light_times = sorted({r["exptime"] for r in rows if r["used"] and r["imagetyp"] == "light"})
-    if light_times and not dark_times:
-        log.warning("no usable dark frames: dark current will not be subtracted")
-    elif set(light_times) - set(dark_times):
-        log.info(
-            "darks of %s s will be scaled to the light exposures %s s",
-            dark_times,
-            sorted(set(light_times) - set(dark_times)),
-        )
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row["used"] and row["stem"] in seen:
+            row.update(used=False, reason=f"duplicate file name (also {seen[row['stem']]})")
+        elif row["used"]:
+            seen[row["stem"]] = row["path"]
+    problems = night_problems(rows)
     for row in rows:
         if not row["used"]:
             log.warning("excluded %s: %s", row["path"], row["reason"])
+    for category, message in problems:
+        log.warning("%s: %s", category, message)
+    fatal = [(c, m) for c, m in problems if c in set(fatal_problems)]
+    if fatal:
+        raise InventoryError(
+            "; ".join(f"{m} [{c}]" for c, m in fatal)
+            + " (these problems are fatal by the configuration's inventory.fatal)"
+        )
 
     types = dict(
         zip(

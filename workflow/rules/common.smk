@@ -1,4 +1,5 @@
 # Shared paths and helpers for all rules.
+import os
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
@@ -16,3 +17,67 @@ def raw_night_missing_message():
 
 if not SIMULATE and not RAW.is_dir():
     raise WorkflowError(raw_night_missing_message())
+
+
+# ---- The inventory checkpoint decides which frames exist. ----------------------------------
+import functools
+import re
+
+
+@functools.lru_cache
+def _used_frames(path, mtime):
+    from astropy.table import Table
+
+    table = Table.read(path)
+    return table[table["used"]]
+
+
+def used_frames():
+    """Used rows of the inventory (waits for the inventory checkpoint)."""
+    path = checkpoints.inventory.get().output.table
+    return _used_frames(path, os.path.getmtime(path))
+
+
+def raw_frames(kind, filter=None, exptime=None):
+    rows = used_frames()
+    sel = rows["imagetyp"] == kind
+    if filter is not None:
+        sel &= rows["filter"] == filter
+    if exptime is not None:
+        sel &= abs(rows["exptime"] - float(exptime)) < 1e-3
+    return sorted(rows["path"][sel])
+
+
+def exptime_label(exptime):
+    return f"{float(exptime):g}"
+
+
+def master_darks(wildcards=None):
+    times = sorted({exptime_label(t) for t in raw_frames_table("dark")["exptime"]})
+    return [WORK / "masters" / f"dark_{t}s.fits" for t in times]
+
+
+def master_flats(wildcards=None):
+    filters = sorted(set(raw_frames_table("flat")["filter"]))
+    return [WORK / "masters" / f"flat_{f}.fits" for f in filters]
+
+
+def raw_frames_table(kind):
+    rows = used_frames()
+    return rows[rows["imagetyp"] == kind]
+
+
+def light_row(stem):
+    rows = raw_frames_table("light")
+    match = rows[rows["stem"] == stem]
+    if len(match) != 1:
+        raise WorkflowError(f"{stem} is not a used light frame of the inventory")
+    return match[0]
+
+
+def light_stems():
+    return sorted(raw_frames_table("light")["stem"])
+
+
+def calibrated_frames(wildcards=None):
+    return [WORK / "calibrated" / f"{s}.fits" for s in light_stems()]

@@ -1,0 +1,219 @@
+"""Camera characterisation from the night's own calibration frames.
+
+Read noise from pairs of biases: the difference of two biases removes the fixed pattern, and its
+standard deviation is sqrt(2) times the read noise. Gain from pairs of flats (photon transfer):
+the difference of two flats at the same level removes the flat-field structure; its variance
+over two is ``level / g + RN^2`` (ADU), so ``g = level / (var / 2 - RN^2)`` in e-/ADU, and a line
+through pairs at several levels gives the same as an inverse slope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.stats import sigma_clipped_stats
+from astropy.table import Table
+
+__all__ = [
+    "read_noise_from_biases",
+    "photon_transfer",
+    "characterise_camera",
+    "photon_transfer_figure",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _central(data: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    ny, nx = data.shape
+    dy, dx = int(ny * fraction / 2), int(nx * fraction / 2)
+    return data[ny // 2 - dy : ny // 2 + dy, nx // 2 - dx : nx // 2 + dx]
+
+
+def _load(path: str | Path) -> np.ndarray:
+    return _central(fits.getdata(path).astype(np.float32))
+
+
+def read_noise_from_biases(paths: Sequence[str | Path]) -> tuple[float, float]:
+    """Read noise in ADU from consecutive pairs of biases: median and scatter over pairs."""
+    if len(paths) < 2:
+        raise ValueError("at least two bias frames are needed")
+    values = []
+    for a, b in zip(paths[0::2], paths[1::2], strict=False):
+        _, _, std = sigma_clipped_stats(_load(a) - _load(b), sigma=4.0)
+        values.append(std / np.sqrt(2.0))
+    return float(np.median(values)), float(np.std(values))
+
+
+def photon_transfer(
+    flat_paths: Sequence[str | Path], bias: np.ndarray, saturation: float = 65535.0
+) -> Table:
+    """Mean level and half the variance of the difference for pairs of flats.
+
+    Flats of the same filter are paired in order of level when their levels agree within 10 %;
+    the second of a pair is scaled to the level of the first before differencing. Flats with
+    saturated pixels are skipped.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns ``file_1``, ``file_2``, ``filter``, ``level`` (ADU, the pair's effective level),
+        ``half_variance`` (ADU^2): for flats of equal level, the mean level and half the
+        variance of the difference.
+    """
+    bias_c = _central(bias)
+    by_filter: dict[str, list[str]] = {}
+    for p in flat_paths:
+        by_filter.setdefault(str(fits.getheader(p).get("FILTER", "")), []).append(str(p))
+    rows = []
+    for band, paths in by_filter.items():
+        frames = []
+        for p in paths:
+            data = _load(p)
+            if data.max() >= saturation:
+                continue
+            data -= bias_c
+            frames.append((p, data, float(np.median(data))))
+        # Pair flats in order of level among those within 10 % of each other.
+        frames.sort(key=lambda f: f[2])
+        k = 0
+        while k + 1 < len(frames):
+            (a, fa, ma), (b, fb, mb) = frames[k], frames[k + 1]
+            if abs(ma / mb - 1.0) > 0.1:
+                k += 1
+                continue
+            # var(fa - c fb) = (ma / g)(1 + c) + RN^2 (1 + c^2) for c = ma / mb, so with
+            # L = ma (1 + c) / (1 + c^2) the "half variance" var / (1 + c^2) = L / g + RN^2.
+            c = ma / mb
+            _, _, std = sigma_clipped_stats(fa - fb * c, sigma=4.0)
+            level = ma * (1.0 + c) / (1.0 + c**2)
+            rows.append((Path(a).name, Path(b).name, band, level, float(std**2 / (1.0 + c**2))))
+            k += 2
+    return Table(
+        rows=rows,
+        names=("file_1", "file_2", "filter", "level", "half_variance"),
+        dtype=(str, str, str, float, float),
+    )
+
+
+def characterise_camera(
+    bias_paths: Sequence[str | Path],
+    flat_paths: Sequence[str | Path],
+    bias: np.ndarray,
+    gain: float,
+    read_noise: float,
+    saturation: float = 65535.0,
+    tolerance: float = 0.15,
+) -> tuple[Table, Table]:
+    """Measure gain and read noise and compare them with the configured values.
+
+    Parameters
+    ----------
+    bias_paths, flat_paths : sequence of path
+        Raw biases and flats of the night.
+    bias : numpy.ndarray
+        Master bias.
+    gain, read_noise : float
+        Configured gain (e-/ADU) and read noise (e-).
+    saturation : float
+        Raw saturation level.
+    tolerance : float
+        Relative mismatch above which a warning is logged.
+
+    Returns
+    -------
+    summary : astropy.table.Table
+        Rows ``gain`` and ``read_noise`` with ``measured``, ``error``, ``configured``, ``unit``,
+        ``n_pairs``, ``ok``.
+    pairs : astropy.table.Table
+        The photon-transfer pairs (see `photon_transfer`).
+    """
+    rn_adu, rn_scatter = read_noise_from_biases(bias_paths)
+    pairs = photon_transfer(flat_paths, bias, saturation)
+    rows = []
+    if len(pairs):
+        excess = pairs["half_variance"] - rn_adu**2
+        gains = pairs["level"] / excess
+        g = float(np.median(gains))
+        g_err = float(np.std(gains) / np.sqrt(len(gains))) if len(gains) > 1 else float("nan")
+        if len(np.unique(np.round(pairs["level"], -2))) >= 3:
+            slope = np.polyfit(pairs["level"], pairs["half_variance"], 1)[0]
+            log.info("photon-transfer slope gives gain %.3f e-/ADU", 1.0 / slope)
+        rows.append(("gain", g, g_err, gain, "e-/adu", len(pairs)))
+        rn_e = rn_adu * g
+    else:
+        log.warning(
+            "no unsaturated flat pairs: gain not measured, read noise uses the configured gain"
+        )
+        rows.append(("gain", float("nan"), float("nan"), gain, "e-/adu", 0))
+        rn_e = rn_adu * gain
+    rn_err = rn_scatter / max(np.sqrt(len(bias_paths) // 2), 1) * (rn_e / rn_adu)
+    rows.append(("read_noise", float(rn_e), float(rn_err), read_noise, "e-", len(bias_paths) // 2))
+    summary = Table(
+        rows=rows,
+        names=("quantity", "measured", "error", "configured", "unit", "n_pairs"),
+        dtype=(str, float, float, float, str, int),
+    )
+    ok = []
+    for row in summary:
+        good = (
+            np.isfinite(row["measured"])
+            and abs(row["measured"] / row["configured"] - 1) <= tolerance
+        )
+        ok.append(bool(good))
+        if np.isfinite(row["measured"]) and not good:
+            log.warning(
+                "measured %s %.3f %s differs from the configured %.3f by more than "
+                "%d %%: check the instrument section of the configuration",
+                row["quantity"],
+                row["measured"],
+                row["unit"],
+                row["configured"],
+                round(100 * tolerance),
+            )
+    summary["ok"] = ok
+    return summary, pairs
+
+
+def photon_transfer_figure(summary: Table, pairs: Table, path: str | Path) -> None:
+    """Half the variance of flat-pair differences against level, with the measured gain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    gain_row = summary[summary["quantity"] == "gain"][0]
+    rn_row = summary[summary["quantity"] == "read_noise"][0]
+    if len(pairs):
+        for band in sorted(set(pairs["filter"])):
+            sel = pairs["filter"] == band
+            ax.plot(
+                pairs["level"][sel], pairs["half_variance"][sel], "o", label=f"flat pairs {band}"
+            )
+        x = np.linspace(0, 1.1 * max(pairs["level"]), 50)
+        rn_adu = (
+            rn_row["measured"] / gain_row["measured"] if np.isfinite(gain_row["measured"]) else 0
+        )
+        for g, style, label in (
+            (gain_row["measured"], "-", "measured"),
+            (gain_row["configured"], "--", "configured"),
+        ):
+            if np.isfinite(g):
+                ax.plot(x, x / g + rn_adu**2, style, label=f"{label}: g = {g:.3f} e-/ADU")
+    else:
+        ax.text(0.5, 0.5, "no unsaturated flat pairs", transform=ax.transAxes, ha="center")
+    ax.set_xlabel("mean level [ADU]")
+    ax.set_ylabel("variance of difference / 2 [ADU$^2$]")
+    ax.set_title(
+        f"Photon transfer; read noise {rn_row['measured']:.2f} e- "
+        f"(configured {rn_row['configured']:.2f})"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

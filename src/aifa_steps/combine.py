@@ -1,0 +1,203 @@
+"""Sigma-clipped averaging of many full-size frames, block by block.
+
+Frames are read a band of rows at a time through memory maps (raw integer data with its
+BZERO/BSCALE applied per block), so combining twenty 4788 x 3194 frames needs a few hundred MB
+instead of several GB, and is several times faster than ``ccdproc.combine``. The clipping
+follows astropy's ``sigma_clip`` with a median centre and the MAD standard deviation: values are
+rejected once and never come back; iterations continue only for pixels whose set changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+__all__ = ["CombineResult", "clipped_mean", "combine_files", "read_rows", "frame_median"]
+
+log = logging.getLogger(__name__)
+MAD_TO_STD = 1.482602218505602
+
+
+@dataclass
+class CombineResult:
+    """A combined image with its per-pixel statistics.
+
+    Attributes
+    ----------
+    mean : numpy.ndarray
+        Sigma-clipped mean, float32.
+    error : numpy.ndarray
+        Standard error of that mean (sample std of the kept values / sqrt(count)), float32.
+    count : numpy.ndarray
+        Number of values kept per pixel, int16.
+    """
+
+    mean: np.ndarray
+    error: np.ndarray
+    count: np.ndarray
+
+
+def _median_rows(values: np.ndarray) -> np.ndarray:
+    """Median along axis 1 with one partition (a second ``kth`` would double the cost)."""
+    n = values.shape[1]
+    part = np.partition(values, n // 2, axis=1)
+    upper = part[:, n // 2]
+    if n % 2:
+        return upper
+    return 0.5 * (upper + part[:, : n // 2].max(axis=1))
+
+
+def _median_and_mad(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    med = _median_rows(values)
+    return med, MAD_TO_STD * _median_rows(np.abs(values - med[:, None]))
+
+
+def clipped_mean(
+    stack: np.ndarray,
+    sigma_low: float = 5.0,
+    sigma_high: float = 5.0,
+    maxiters: int = 5,
+) -> CombineResult:
+    """Sigma-clipped mean along the first axis (median centre, MAD standard deviation).
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        ``(n_frames, ...)`` array of values.
+    sigma_low, sigma_high : float
+        Rejection thresholds below and above the median, in MAD standard deviations.
+    maxiters : int
+        Maximum clipping iterations.
+
+    Returns
+    -------
+    CombineResult
+        Mean, its standard error and the number of kept values, in the shape of one frame.
+    """
+    n = stack.shape[0]
+    shape = stack.shape[1:]
+    values = np.ascontiguousarray(stack.reshape(n, -1).T, dtype=np.float32)  # (pixels, n)
+    med, std = _median_and_mad(values)
+    keep = (values >= (med - sigma_low * std)[:, None]) & (
+        values <= (med + sigma_high * std)[:, None]
+    )
+    changed = np.flatnonzero(~keep.all(axis=1))
+    for _ in range(maxiters - 1):
+        if changed.size == 0:
+            break
+        sub = np.where(keep[changed], values[changed], np.nan)
+        med_s = np.nanmedian(sub, axis=1)
+        std_s = MAD_TO_STD * np.nanmedian(np.abs(sub - med_s[:, None]), axis=1)
+        new = (
+            keep[changed]
+            & (values[changed] >= (med_s - sigma_low * std_s)[:, None])
+            & (values[changed] <= (med_s + sigma_high * std_s)[:, None])
+        )
+        moved = (new != keep[changed]).any(axis=1)
+        keep[changed] = new
+        changed = changed[moved]
+    # Most pixels keep every value: plain statistics there, masked ones only where needed.
+    count = np.full(values.shape[0], n, dtype=np.int16)
+    mean = values.mean(axis=1)
+    var = values.var(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
+    clipped = np.flatnonzero(~keep.all(axis=1))
+    if clipped.size:
+        k = keep[clipped]
+        v = values[clipped]
+        c = np.count_nonzero(k, axis=1)
+        m = np.where(k, v, 0.0).sum(axis=1) / np.maximum(c, 1)
+        m = np.where(c > 0, m, med[clipped])
+        r = np.where(k, v - m[:, None], 0.0)
+        count[clipped] = c
+        mean[clipped] = m
+        var[clipped] = (r**2).sum(axis=1) / np.maximum(c - 1, 1)
+    error = np.sqrt(var / np.maximum(count, 1))
+    return CombineResult(
+        mean.reshape(shape).astype(np.float32),
+        error.reshape(shape).astype(np.float32),
+        count.reshape(shape).astype(np.int16),
+    )
+
+
+def read_rows(hdu: fits.ImageHDU | fits.PrimaryHDU, rows: slice) -> np.ndarray:
+    """Rows of an image HDU opened with ``do_not_scale_image_data=True``, scaled, as float32."""
+    data = np.asarray(hdu.data[rows], dtype=np.float32)
+    bscale = hdu.header.get("BSCALE", 1.0)
+    bzero = hdu.header.get("BZERO", 0.0)
+    if bscale != 1.0:
+        data *= np.float32(bscale)
+    if bzero != 0.0:
+        data += np.float32(bzero)
+    return data
+
+
+def frame_median(path: str | Path, step: int = 4) -> float:
+    """Median of a frame from every ``step``-th row and column (fast and accurate to < 0.1 %)."""
+    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+        hdu = hdul[0]
+        data = read_rows(hdu, slice(None, None, step))[:, ::step]
+    return float(np.median(data))
+
+
+Preprocess = Callable[[np.ndarray, slice, int], np.ndarray]
+
+
+def combine_files(
+    paths: Sequence[str | Path],
+    preprocess: Preprocess | None = None,
+    sigma_low: float = 5.0,
+    sigma_high: float = 5.0,
+    maxiters: int = 5,
+    memory_limit_mb: float = 1024.0,
+) -> CombineResult:
+    """Sigma-clipped mean of FITS images, read and combined a band of rows at a time.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Images of identical shape (primary HDU).
+    preprocess : callable, optional
+        ``preprocess(block, rows, index)`` returns the block (float32, rows x columns) of frame
+        ``index`` after corrections, e.g. bias subtraction or scaling.
+    sigma_low, sigma_high, maxiters : float, float, int
+        See `clipped_mean`.
+    memory_limit_mb : float
+        Working memory to aim for; sets the number of rows per block.
+
+    Returns
+    -------
+    CombineResult
+        The combined image.
+    """
+    if not paths:
+        raise ValueError("no frames to combine")
+    handles = [fits.open(p, memmap=True, do_not_scale_image_data=True) for p in paths]
+    try:
+        shapes = {h[0].data.shape for h in handles}
+        if len(shapes) != 1:
+            raise ValueError(f"frames differ in shape: {sorted(shapes)}")
+        ny, nx = shapes.pop()
+        n = len(paths)
+        # The clipping holds about six float32 copies of a block.
+        rows_per_block = max(1, int(memory_limit_mb * 2**20 / (6 * 4 * n * nx)))
+        mean = np.empty((ny, nx), np.float32)
+        error = np.empty((ny, nx), np.float32)
+        count = np.empty((ny, nx), np.int16)
+        for start in range(0, ny, rows_per_block):
+            rows = slice(start, min(start + rows_per_block, ny))
+            block = np.empty((n, rows.stop - rows.start, nx), np.float32)
+            for k, hdul in enumerate(handles):
+                data = read_rows(hdul[0], rows)
+                block[k] = preprocess(data, rows, k) if preprocess else data
+            result = clipped_mean(block, sigma_low, sigma_high, maxiters)
+            mean[rows], error[rows], count[rows] = result.mean, result.error, result.count
+        log.info("combined %d frames of %d x %d in blocks of %d rows", n, nx, ny, rows_per_block)
+    finally:
+        for h in handles:
+            h.close()
+    return CombineResult(mean, error, count)

@@ -1,0 +1,270 @@
+"""Master calibration frames: bias, dark and flat, combined block by block.
+
+All masters are `~astropy.nddata.CCDData` (float32 data, standard-error uncertainty, and the
+number of combined values per pixel in the header statistics). Darks are bias-subtracted and
+refer to their own exposure time (``EXPTIME``); flats are bias- and dark-subtracted, each frame
+normalised by its median, and the master normalised to median 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.table import Table
+
+from .combine import combine_files, read_rows
+from .provenance import add_provenance
+
+__all__ = [
+    "ClipParameters",
+    "make_master_bias",
+    "make_master_dark",
+    "make_master_flat",
+    "dark_for_exposure",
+    "scaled_dark",
+    "exptime_label",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipParameters:
+    """How frames are combined: sigma-clipped mean with median centre and MAD std."""
+
+    sigma: float = 5.0
+    maxiters: int = 5
+    memory_limit_mb: float = 1024.0
+
+    def describe(self) -> dict:
+        """Parameters as recorded in headers."""
+        return {
+            "combine": "sigma-clipped mean (median centre, MAD std)",
+            "sigma": self.sigma,
+            "maxiters": self.maxiters,
+        }
+
+
+def exptime_label(exptime: float) -> str:
+    """Compact text for an exposure time in file names (``60`` or ``2.5``)."""
+    return f"{float(exptime):g}"
+
+
+def _master(result, unit, header: fits.Header) -> CCDData:
+    ccd = CCDData(result.mean, unit=unit, meta=header)
+    ccd.uncertainty = StdDevUncertainty(result.error)
+    return ccd
+
+
+def _exptime(path: str | Path, keyword: str = "EXPTIME") -> float:
+    return float(fits.getheader(path)[keyword])
+
+
+def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipParameters()):
+    """Sigma-clipped mean of bias frames.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Raw bias frames.
+    clip : ClipParameters
+        Combination parameters.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+        Master bias in ADU with its standard error.
+    """
+    result = combine_files(
+        paths,
+        sigma_low=clip.sigma,
+        sigma_high=clip.sigma,
+        maxiters=clip.maxiters,
+        memory_limit_mb=clip.memory_limit_mb,
+    )
+    header = fits.Header()
+    header["IMAGETYP"] = "MASTER BIAS"
+    header["NCOMBINE"] = (len(paths), "number of frames combined")
+    header["EXPTIME"] = 0.0
+    add_provenance(header, "master bias", paths, clip.describe())
+    return _master(result, u.adu, header)
+
+
+def make_master_dark(
+    paths: Sequence[str | Path],
+    master_bias: CCDData,
+    clip: ClipParameters = ClipParameters(),
+    exptime_keyword: str = "EXPTIME",
+) -> CCDData:
+    """Sigma-clipped mean of bias-subtracted darks of one exposure time.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+        Dark signal in ADU accumulated in ``EXPTIME`` seconds (the darks' exposure time).
+    """
+    times = {_exptime(p, exptime_keyword) for p in paths}
+    if len(times) != 1:
+        raise ValueError(f"darks of different exposure times cannot be combined: {sorted(times)}")
+    bias = np.asarray(master_bias.data, dtype=np.float32)
+
+    def subtract_bias(block, rows, _k):
+        return block - bias[rows]
+
+    result = combine_files(
+        paths, subtract_bias, clip.sigma, clip.sigma, clip.maxiters, clip.memory_limit_mb
+    )
+    header = fits.Header()
+    header["IMAGETYP"] = "MASTER DARK"
+    header["EXPTIME"] = (times.pop(), "[s] exposure time of the combined darks")
+    header["NCOMBINE"] = (len(paths), "number of frames combined")
+    header["BIASCORR"] = (str(master_bias.meta.get("FILENAME", "master bias")), "bias removed")
+    add_provenance(header, "master dark (bias subtracted)", paths, clip.describe())
+    return _master(result, u.adu, header)
+
+
+def dark_for_exposure(darks: dict[float, CCDData], exptime: float) -> tuple[CCDData, float]:
+    """The master dark to use for an exposure, and the factor to scale it by.
+
+    A dark of the same exposure time is used as it is; otherwise the longest dark, scaled by the
+    ratio of exposure times (dark current is linear in time).
+    """
+    if not darks:
+        raise ValueError("no master dark available")
+    for t, dark in darks.items():
+        if abs(t - exptime) < 1e-3:
+            return dark, 1.0
+    longest = max(darks)
+    return darks[longest], exptime / longest
+
+
+def scaled_dark(darks: dict[float, CCDData], exptime: float) -> tuple[np.ndarray, float, CCDData]:
+    """Dark signal (ADU, float32) for an exposure time, with the scale and master used."""
+    dark, scale = dark_for_exposure(darks, exptime)
+    return np.asarray(dark.data, dtype=np.float32) * np.float32(scale), scale, dark
+
+
+def _flat_level(
+    path: Path,
+    bias: np.ndarray,
+    dark: tuple[CCDData, float] | None,
+    saturation: float,
+    step: int = 4,
+) -> tuple[float, float]:
+    """Median bias/dark-corrected level and the fraction of saturated pixels (subsampled)."""
+    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+        raw = read_rows(hdul[0], slice(None, None, step))[:, ::step]
+    corrected = raw - bias[::step, ::step]
+    if dark is not None:
+        corrected -= np.asarray(dark[0].data[::step, ::step], np.float32) * np.float32(dark[1])
+    return float(np.median(corrected)), float(np.mean(raw >= saturation))
+
+
+def make_master_flat(
+    paths: Sequence[str | Path],
+    master_bias: CCDData,
+    darks: dict[float, CCDData] | None,
+    min_level: float = 5000.0,
+    max_level: float = 55000.0,
+    saturation: float = 65535.0,
+    clip: ClipParameters = ClipParameters(),
+    exptime_keyword: str = "EXPTIME",
+    filter_name: str = "",
+) -> tuple[CCDData, Table]:
+    """Master flat of one filter; flats that are too faint or saturated are rejected.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Raw flats of one filter.
+    master_bias : CCDData
+        Master bias.
+    darks : dict of float to CCDData, optional
+        Master darks by exposure time (scaled to each flat's exposure time).
+    min_level, max_level : float
+        Accepted range of each flat's median level after bias and dark subtraction (ADU).
+    saturation : float
+        Raw level of saturation; a flat with more than 0.1 % saturated pixels is rejected.
+    clip : ClipParameters
+        Combination parameters.
+    exptime_keyword : str
+        Header keyword of the exposure time.
+    filter_name : str
+        Canonical filter name written to the master's header.
+
+    Returns
+    -------
+    master : CCDData
+        Normalised master flat (median 1, dimensionless) with its standard error.
+    frames : astropy.table.Table
+        Every input flat with ``path``, ``exptime``, ``level``, ``saturated_fraction``, ``used``
+        and ``reason``.
+
+    Raises
+    ------
+    ValueError
+        If no flat survives the checks.
+    """
+    bias = np.asarray(master_bias.data, dtype=np.float32)
+    rows = []
+    for path in paths:
+        t = _exptime(path, exptime_keyword)
+        dark = dark_for_exposure(darks, t) if darks else None
+        level, sat = _flat_level(Path(path), bias, dark, saturation)
+        reason = ""
+        if sat > 1e-3:
+            reason = f"saturated ({100 * sat:.1f} % of pixels at {saturation:g} ADU)"
+        elif level > max_level:
+            reason = f"too bright (median {level:.0f} ADU > {max_level:g})"
+        elif level < min_level:
+            reason = f"too faint (median {level:.0f} ADU < {min_level:g})"
+        rows.append((str(path), t, level, sat, not reason, reason))
+        if reason:
+            log.warning("flat %s rejected: %s", path, reason)
+    frames = Table(
+        rows=rows,
+        names=("path", "exptime", "level", "saturated_fraction", "used", "reason"),
+        dtype=(str, float, float, float, bool, str),
+    )
+    used = frames[frames["used"]]
+    if len(used) == 0:
+        raise ValueError(
+            f"no usable flat among {len(paths)} frames: "
+            + "; ".join(f"{Path(r['path']).name}: {r['reason']}" for r in frames)
+        )
+    dark_of = [dark_for_exposure(darks, t) if darks else None for t in used["exptime"]]
+    scales = [np.float32(1.0 / level) for level in used["level"]]
+
+    def correct(block, rows_, k):
+        block = block - bias[rows_]
+        if dark_of[k] is not None:
+            dark, factor = dark_of[k]
+            block -= np.asarray(dark.data[rows_], np.float32) * np.float32(factor)
+        return block * scales[k]
+
+    result = combine_files(
+        list(used["path"]), correct, clip.sigma, clip.sigma, clip.maxiters, clip.memory_limit_mb
+    )
+    norm = np.float32(np.median(result.mean[::2, ::2]))
+    result.mean /= norm
+    result.error /= norm
+    header = fits.Header()
+    header["IMAGETYP"] = "MASTER FLAT"
+    header["FILTER"] = filter_name or str(fits.getheader(used["path"][0]).get("FILTER", ""))
+    header["NCOMBINE"] = (len(used), "number of flats combined")
+    header["NREJECT"] = (len(frames) - len(used), "flats rejected (level or saturation)")
+    header["FLATLVL"] = (float(np.median(used["level"])), "[adu] median level of the used flats")
+    add_provenance(
+        header,
+        "master flat (bias, scaled dark removed; each / median)",
+        used["path"],
+        {**clip.describe(), "min_level": min_level, "max_level": max_level},
+    )
+    return _master(result, u.dimensionless_unscaled, header), frames

@@ -1,0 +1,150 @@
+# Master calibrations, bad-pixel mask, calibrated science frames, camera check and QC.
+CAL = config["calibration"]
+
+
+rule master_bias:
+    input:
+        lambda wc: raw_frames("bias"),
+    output:
+        WORK / "masters" / "bias.fits",
+    log:
+        LOGS / "master_bias.log",
+    conda:
+        "../../environment.yml"
+    params:
+        cal=CAL,
+    script:
+        "../scripts/master_bias.py"
+
+
+rule master_dark:
+    input:
+        darks=lambda wc: raw_frames("dark", exptime=wc.exptime),
+        bias=WORK / "masters" / "bias.fits",
+    output:
+        WORK / "masters" / "dark_{exptime}s.fits",
+    log:
+        LOGS / "master_dark_{exptime}s.log",
+    wildcard_constraints:
+        exptime=r"[0-9.]+",
+    conda:
+        "../../environment.yml"
+    params:
+        cal=CAL,
+    script:
+        "../scripts/master_dark.py"
+
+
+rule master_flat:
+    input:
+        flats=lambda wc: raw_frames("flat", filter=wc.filter),
+        bias=WORK / "masters" / "bias.fits",
+        darks=master_darks,
+    output:
+        flat=WORK / "masters" / "flat_{filter}.fits",
+        frames=WORK / "qc" / "flat_frames_{filter}.ecsv",
+    log:
+        LOGS / "master_flat_{filter}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        cal=CAL,
+        saturation=config["instrument"]["saturation"],
+    script:
+        "../scripts/master_flat.py"
+
+
+rule bad_pixel_mask:
+    input:
+        darks=master_darks,
+        flats=master_flats,
+    output:
+        WORK / "masters" / "bad_pixels.fits",
+    log:
+        LOGS / "bad_pixel_mask.log",
+    conda:
+        "../../environment.yml"
+    params:
+        cal=CAL,
+    script:
+        "../scripts/bad_pixel_mask.py"
+
+
+rule calibrate_frame:
+    input:
+        raw=lambda wc: light_row(wc.stem)["path"],
+        bias=WORK / "masters" / "bias.fits",
+        darks=master_darks,
+        flat=lambda wc: WORK / "masters" / f"flat_{light_row(wc.stem)['filter']}.fits",
+        bad_pixels=WORK / "masters" / "bad_pixels.fits",
+    output:
+        WORK / "calibrated" / "{stem}.fits",
+    log:
+        LOGS / "calibrate" / "{stem}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        filter=lambda wc: light_row(wc.stem)["filter"],
+        cal=CAL,
+        instrument=config["instrument"],
+        exptime_keyword=config["headers"]["exptime"],
+    script:
+        "../scripts/calibrate_frame.py"
+
+
+rule camera_characterisation:
+    input:
+        biases=lambda wc: raw_frames("bias"),
+        flats=lambda wc: raw_frames("flat"),
+        bias=WORK / "masters" / "bias.fits",
+    output:
+        summary=WORK / "qc" / "camera.ecsv",
+        pairs=WORK / "qc" / "photon_transfer.ecsv",
+        plot=report(
+            WORK / "qc" / "photon_transfer.png",
+            caption="../report/camera.rst",
+            category="2. Calibration",
+            labels={"figure": "camera gain and read noise"},
+        ),
+    log:
+        LOGS / "camera_characterisation.log",
+    conda:
+        "../../environment.yml"
+    params:
+        instrument=config["instrument"],
+        tolerance=CAL["gain_tolerance"],
+    script:
+        "../scripts/camera_characterisation.py"
+
+
+rule calibration_qc:
+    input:
+        bias=WORK / "masters" / "bias.fits",
+        darks=master_darks,
+        flats=master_flats,
+        bad_pixels=WORK / "masters" / "bad_pixels.fits",
+        frames=calibrated_frames,
+    output:
+        masters=WORK / "qc" / "masters.ecsv",
+        frames=WORK / "qc" / "calibrated_frames.ecsv",
+        previews=report(
+            directory(WORK / "qc" / "masters"),
+            patterns=["{name}.png"],
+            caption="../report/masters.rst",
+            category="2. Calibration",
+            labels={"figure": "{name}"},
+        ),
+        frames_plot=report(
+            WORK / "qc" / "calibrated_frames.png",
+            caption="../report/calibrated_frames.rst",
+            category="2. Calibration",
+            labels={"figure": "calibrated frames through the night"},
+        ),
+    log:
+        LOGS / "calibration_qc.log",
+    conda:
+        "../../environment.yml"
+    params:
+        instrument=config["instrument"],
+    script:
+        "../scripts/calibration_qc.py"

@@ -1,0 +1,11 @@
+# Snakemake adapter: combine the night's biases into the master bias.
+from aifa_steps.calibrate import write_ccd
+from aifa_steps.masters import ClipParameters, make_master_bias
+from aifa_steps.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+cal = snakemake.params.cal
+clip = ClipParameters(cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"])
+master = make_master_bias(list(snakemake.input), clip)
+write_ccd(master, snakemake.output[0])
+log.info("master bias from %d frames", len(snakemake.input))
