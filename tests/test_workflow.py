@@ -135,6 +135,26 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
         "truncated file (290880 of 581760 bytes)",
     ]
     assert (work / "logs" / "inventory.log").exists()
+    # Masters, the bad-pixel mask and one calibrated frame per used light.
+    for name in (
+        "bias.fits",
+        "dark_60s.fits",
+        "flat_g.fits",
+        "flat_r.fits",
+        "flat_i.fits",
+        "bad_pixels.fits",
+    ):
+        assert (work / "masters" / name).exists(), name
+    lights = inventory[(inventory["imagetyp"] == "light") & inventory["used"]]
+    calibrated = sorted(p.name.removesuffix(".fits") for p in (work / "calibrated").glob("*.fits"))
+    assert calibrated == sorted(lights["stem"])
+    qc_frames = Table.read(work / "qc" / "calibrated_frames.ecsv")
+    assert len(qc_frames) == len(lights)
+    camera = Table.read(work / "qc" / "camera.ecsv")
+    assert all(camera["ok"])
+    flats_r = Table.read(work / "qc" / "flat_frames_r.ecsv")
+    assert (~flats_r["used"]).sum() == 1
+    assert (work / "qc" / "masters" / "master_flat_r.png").exists()
     assert (work / "logs" / "simulate_night.log").exists()
     # Nothing left to do on a second run, and the report renders.
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))

@@ -5,9 +5,10 @@ The result is a `~astropy.nddata.CCDData` in ADU (float32) with
 - an uncertainty plane from the CCD equation: the variance in ADU^2 of the raw signal
   ``S = raw - bias`` is ``S / g + (RN / g)^2`` for gain ``g`` in e-/ADU and read noise ``RN`` in e-,
   plus the variances of the masters, all divided by the flat;
-- a bit mask (uint8): the bad-pixel mask bits (``HOT``, ``LOW_RESPONSE``, ``HIGH_RESPONSE``),
-  ``SATURATED`` where the raw value reached saturation, ``COSMIC_RAY`` where L.A.Cosmic
-  (astroscrappy) found a hit (optional).
+- flags (uint8 bits, extension ``FLAGS``): the bad-pixel mask bits (``HOT``, ``LOW_RESPONSE``,
+  ``HIGH_RESPONSE``), ``SATURATED`` where the raw value reached saturation, ``COSMIC_RAY``
+  where L.A.Cosmic (astroscrappy) found a hit (optional); and the boolean ``MASK``
+  (astropy's convention, True = do not use) wherever any flag is set.
 
 Headers keep the raw keywords and record which masters and parameters were applied.
 """
@@ -207,7 +208,8 @@ def calibrate_frame(
         data.astype(np.float32),
         unit=u.adu,
         meta=header,
-        mask=mask,
+        mask=mask > 0,
+        flags=mask,
         uncertainty=StdDevUncertainty(np.sqrt(variance).astype(np.float32)),
     )
 
@@ -215,19 +217,20 @@ def calibrate_frame(
 def read_ccd(path: str | Path) -> CCDData:
     """Read a CCDData file written by `write_ccd`; a missing ``BUNIT`` means dimensionless."""
     unit = fits.getheader(path).get("BUNIT") or u.dimensionless_unscaled
-    return CCDData.read(path, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    return CCDData.read(
+        path, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", hdu_flags="FLAGS"
+    )
 
 
 def write_ccd(ccd: CCDData, path: str | Path) -> None:
-    """Write a CCDData file with ``UNCERT`` and ``MASK`` extensions (mask as uint8 bits)."""
-    hdul = ccd.to_hdu(hdu_mask=None, hdu_uncertainty="UNCERT", as_image_hdu=False)
-    if ccd.mask is not None:
-        mask_hdu = fits.ImageHDU(np.asarray(ccd.mask, dtype=np.uint8), name="MASK")
-        mask_hdu.header["BITS"] = (
+    """Write a CCDData file with ``UNCERT``, ``MASK`` and (bit) ``FLAGS`` extensions."""
+    flags = "FLAGS" if isinstance(ccd.flags, np.ndarray) else None
+    hdul = ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT", hdu_flags=flags)
+    if flags:
+        hdul["FLAGS"].header["BITS"] = (
             "1 hot 2 low resp 4 high resp 8 saturated 16 cosmic",
-            "meaning of mask bits",
+            "meaning of flag bits",
         )
-        hdul.append(mask_hdu)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     hdul.writeto(path, overwrite=True)
 
@@ -240,7 +243,8 @@ def frame_statistics(ccd: CCDData) -> dict:
     mask = np.asarray(ccd.mask)[::2, ::2] > 0 if ccd.mask is not None else None
     # The MAD is little affected by faint stars, unlike a clipped standard deviation.
     _, median, std = sigma_clipped_stats(data, mask=mask, sigma=3.0, maxiters=3, stdfunc="mad_std")
-    full_mask = np.asarray(ccd.mask) if ccd.mask is not None else np.zeros(ccd.shape, np.uint8)
+    flags = ccd.flags if isinstance(ccd.flags, np.ndarray) else None
+    full_mask = np.asarray(flags) if flags is not None else np.zeros(ccd.shape, np.uint8)
     unc = np.asarray(ccd.uncertainty.array)[::2, ::2] if ccd.uncertainty is not None else None
     return {
         "sky_median": float(median),

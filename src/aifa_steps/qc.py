@@ -22,6 +22,7 @@ __all__ = [
     "masters_figure",
     "frames_figure",
     "calibration_report",
+    "bad_pixel_figure",
 ]
 
 

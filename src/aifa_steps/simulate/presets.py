@@ -141,7 +141,7 @@ PRESETS: dict[str, Preset] = {
         n_bias=5,
         n_dark=3,
         dark_exptime=60.0,
-        n_flat=3,
+        n_flat=5,
         cluster=ClusterSpec(n_dithers=2),
         transit=TransitSpec(n_frames=24),
         defects=("saturated_flat", "faint_flat", "corrupt", "no_filter"),

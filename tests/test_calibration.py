@@ -1,0 +1,341 @@
+"""Master calibrations and calibrated frames, against the simulator's truth."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
+from scipy.ndimage import gaussian_filter
+
+from aifa_steps.badpixels import HOT, LOW_RESPONSE, SATURATED, bad_pixel_mask
+from aifa_steps.calibrate import (
+    CalibrationParameters,
+    Masters,
+    calibrate_frame,
+    frame_statistics,
+    read_ccd,
+    write_ccd,
+)
+from aifa_steps.camera import characterise_camera
+from aifa_steps.combine import clipped_mean, combine_files
+from aifa_steps.inventory import build_inventory
+from aifa_steps.masters import (
+    dark_for_exposure,
+    make_master_bias,
+    make_master_dark,
+    make_master_flat,
+)
+from aifa_steps.simulate.detector import DetectorTruth, read_out
+from aifa_steps.simulate.presets import Instrument
+
+INST = Instrument()
+RN_ADU = INST.read_noise / INST.gain
+PARAMS = CalibrationParameters(gain=INST.gain, read_noise=INST.read_noise)
+
+
+def _reference_clip(values, sigma=5.0, maxiters=5):
+    keep = np.ones(values.size, bool)
+    for _ in range(maxiters):
+        v = values[keep]
+        med = np.median(v)
+        std = 1.482602218505602 * np.median(np.abs(v - med))
+        new = keep & (values >= med - sigma * std) & (values <= med + sigma * std)
+        if (new == keep).all():
+            break
+        keep = new
+    return values[keep].mean(), keep.sum()
+
+
+def test_clipped_mean_equals_iterative_sigma_clipping():
+    rng = np.random.default_rng(0)
+    stack = rng.normal(100.0, 5.0, (11, 40, 30)).astype(np.float32)
+    stack[3, 5, 5] = 1e4  # cosmic ray
+    stack[:2, 7, 7] = -500  # two bad values
+    stack[4, 9, 9] = 100 + 5 * 5.3  # a borderline value
+    result = clipped_mean(stack)
+    for iy in range(40):
+        for ix in range(30):
+            mean, count = _reference_clip(stack[:, iy, ix].astype(np.float64))
+            assert result.count[iy, ix] == count
+            assert result.mean[iy, ix] == pytest.approx(mean, rel=1e-5)
+    assert result.count[5, 5] == 10 and result.count[7, 7] == 9
+    assert np.median(result.error) == pytest.approx(5.0 / np.sqrt(11), rel=0.1)
+
+
+def test_blockwise_combination_equals_one_block(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = []
+    for k in range(6):
+        data = rng.normal(1000, 10, (97, 53)).astype(np.uint16)
+        paths.append(tmp_path / f"f{k}.fits")
+        fits.PrimaryHDU(data).writeto(paths[-1])
+    whole = combine_files(paths, memory_limit_mb=100)
+    blocks = combine_files(paths, memory_limit_mb=0.01)  # one row at a time
+    assert np.array_equal(whole.mean, blocks.mean)
+    cube = np.array([fits.getdata(p).astype(np.float32) for p in paths])
+    assert np.allclose(whole.mean, clipped_mean(cube).mean)
+
+
+@pytest.fixture(scope="module")
+def inventory(tiny_night):
+    cfg = {
+        "frame_types": {"bias": ["BIAS"], "dark": ["DARK"], "flat": ["FLAT"], "light": ["LIGHT"]}
+    }
+    table = build_inventory(tiny_night, cfg)
+    return table[table["used"]]
+
+
+def _paths(inventory, kind, band=None):
+    sel = inventory["imagetyp"] == kind
+    if band:
+        sel &= inventory["filter"] == band
+    return list(inventory["path"][sel])
+
+
+@pytest.fixture(scope="module")
+def masters(inventory, tmp_path_factory):
+    out = tmp_path_factory.mktemp("masters")
+    bias = make_master_bias(_paths(inventory, "bias"))
+    dark = make_master_dark(_paths(inventory, "dark"), bias)
+    flats, tables = {}, {}
+    for band in "gri":
+        flats[band], tables[band] = make_master_flat(
+            _paths(inventory, "flat", band), bias, {60.0: dark}, filter_name=band
+        )
+    mask = bad_pixel_mask(dark, list(flats.values()))
+    write_ccd(bias, out / "bias.fits")
+    write_ccd(dark, out / "dark_60s.fits")
+    for band, flat in flats.items():
+        write_ccd(flat, out / f"flat_{band}.fits")
+    fits.PrimaryHDU(mask).writeto(out / "bad_pixels.fits")
+    loaded = Masters.load(
+        out / "bias.fits",
+        [out / "dark_60s.fits"],
+        {b: out / f"flat_{b}.fits" for b in "gri"},
+        out / "bad_pixels.fits",
+    )
+    return {
+        "bias": bias,
+        "dark": dark,
+        "flats": flats,
+        "tables": tables,
+        "mask": mask,
+        "loaded": loaded,
+    }
+
+
+def test_master_bias_noise_is_read_noise_over_sqrt_n(tiny_night, inventory, masters):
+    truth = fits.getdata(tiny_night / "truth" / "bias.fits")
+    n = len(_paths(inventory, "bias"))
+    noise = np.std(masters["bias"].data - truth)
+    assert noise == pytest.approx(RN_ADU / np.sqrt(n), rel=0.10)
+    assert masters["bias"].data.dtype == np.float32
+    assert masters["bias"].meta["NCOMBINE"] == n
+    assert any("master bias" in h for h in masters["bias"].meta["HISTORY"])
+
+
+def test_master_dark_follows_the_true_dark_current(tiny_night, masters):
+    rate = fits.getdata(tiny_night / "truth" / "dark_rate.fits")
+    dark = masters["dark"]
+    assert dark.meta["EXPTIME"] == 60.0
+    resid = dark.data - rate * 60.0
+    # Noise of a 3-dark master with a 5-bias master subtracted.
+    expected = RN_ADU * np.sqrt(1 / 3 + 1 / 5)
+    assert np.std(resid) == pytest.approx(expected, rel=0.15)
+    assert abs(np.median(resid)) < 1.0
+
+
+def test_master_flats_match_the_true_flats(tiny_night, masters):
+    for band, flat in masters["flats"].items():
+        truth = fits.getdata(tiny_night / "truth" / f"flat_{band}.fits")
+        ratio = flat.data / truth
+        # Away from the steep edges of dust donuts (pixel-to-pixel response is kept) and dead
+        # pixels.
+        gy, gx = np.gradient(gaussian_filter(truth, 2.0))
+        smooth = (np.hypot(gx, gy) < 0.002) & (truth > 0.5)
+        assert smooth.mean() > 0.8
+        assert np.std(ratio[smooth]) < 0.005
+        assert np.median(ratio) == pytest.approx(1.0, abs=1e-3)
+        assert flat.meta["FILTER"] == band
+
+
+def test_bad_flats_are_rejected_and_listed(masters):
+    rejected = {band: list(t["reason"][~t["used"]]) for band, t in masters["tables"].items()}
+    assert any("saturated" in r for r in rejected["r"])
+    assert any("too faint" in r for r in rejected["g"])
+    assert masters["flats"]["r"].meta["NREJECT"] == 1
+
+
+def test_hot_and_dead_pixels_are_masked(tiny_night, masters):
+    hot_truth = fits.getdata(tiny_night / "truth" / "hot_pixels.fits").astype(bool)
+    hot = (masters["mask"] & HOT) > 0
+    assert hot_truth.sum() > 20
+    assert (hot & hot_truth).sum() >= 0.95 * hot_truth.sum()
+    assert (hot & ~hot_truth).sum() <= 0.05 * hot_truth.sum() + 3
+    flat_truth = fits.getdata(tiny_night / "truth" / "flat_r.fits")
+    dead = flat_truth < 0.5
+    assert dead.sum() >= 1
+    assert np.all(masters["mask"][dead] & LOW_RESPONSE)
+
+
+def test_dark_selection_matches_or_scales():
+    darks = {60.0: "d60", 300.0: "d300"}
+    assert dark_for_exposure(darks, 60.0) == ("d60", 1.0)
+    assert dark_for_exposure(darks, 30.0) == ("d300", 0.1)
+    with pytest.raises(ValueError):
+        dark_for_exposure({}, 30.0)
+
+
+def test_sky_noise_of_a_calibrated_frame_is_the_ccd_equation(tiny_night, masters, tmp_path):
+    """A pure-sky exposure: measured pixel scatter equals the uncertainty plane."""
+    truth_flat = fits.getdata(tiny_night / "truth" / "flat_r.fits")
+    det = DetectorTruth(
+        bias=fits.getdata(tiny_night / "truth" / "bias.fits"),
+        dark_rate=fits.getdata(tiny_night / "truth" / "dark_rate.fits"),
+        hot_pixels=fits.getdata(tiny_night / "truth" / "hot_pixels.fits"),
+        flats={"r": truth_flat},
+    )
+    rng = np.random.default_rng(5)
+    for sky in (30.0, 1500.0):
+        raw = read_out(rng, np.float32(sky) * truth_flat, 30.0, det, INST, cosmic_rays=False)
+        header = fits.Header({"EXPTIME": 30.0, "FILTER": "r"})
+        path = tmp_path / f"sky{sky:g}.fits"
+        fits.PrimaryHDU(raw, header).writeto(path)
+        ccd = calibrate_frame(path, masters["loaded"], "r", PARAMS)
+        good = ccd.mask == 0
+        pulls = (ccd.data - sky)[good] / ccd.uncertainty.array[good]
+        assert np.mean(ccd.data[good]) == pytest.approx(sky, abs=0.5)
+        assert np.std(pulls) == pytest.approx(1.0, abs=0.03)
+        stats = frame_statistics(ccd)
+        assert stats["sky_std"] / stats["predicted_std"] == pytest.approx(1.0, abs=0.05)
+
+
+def _truth_calibrated(night, row):
+    bias = fits.getdata(night / "truth" / "bias.fits").astype(np.float64)
+    rate = fits.getdata(night / "truth" / "dark_rate.fits").astype(np.float64)
+    flat = fits.getdata(night / "truth" / f"flat_{row['filter']}.fits").astype(np.float64)
+    return (fits.getdata(night / row["file"]) - bias - rate * row["exptime"]) / flat
+
+
+def test_calibrated_star_fluxes_agree_with_truth(tiny_night, tiny_frames, tiny_stars, masters):
+    """Sky-subtracted star fluxes in pipeline-calibrated frames against true fluxes.
+
+    Stars are used where the same photometry on the frame calibrated with the *true* bias,
+    dark and flat recovers the true flux within 2 % (no neighbour spoils the aperture or sky);
+    the scatter of that reference against truth is the photometry's, not the calibration's.
+    """
+    pulls, ratios = [], []
+    lights = tiny_frames[(tiny_frames["imagetyp"] == "LIGHT") & (tiny_frames["defect"] == "none")]
+    for row in lights:
+        ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], row["filter"], PARAMS)
+        assert ccd.data.dtype == np.float32 and ccd.uncertainty.array.dtype == np.float32
+        reference = _truth_calibrated(tiny_night, row)
+        stem = row["file"].split("/")[-1].removesuffix(".fits")
+        wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
+        ra0, dec0 = wcs.wcs.crval
+        near = (
+            np.hypot((tiny_stars["ra"] - ra0) * np.cos(np.radians(dec0)), tiny_stars["dec"] - dec0)
+            < 0.2
+        )
+        stars = tiny_stars[near]
+        x, y = wcs.all_world2pix(stars["ra"], stars["dec"], 0)
+        band = row["filter"]
+        fwhm = row["fwhm_arcsec"] / INST.pixel_scale
+        radius = 2.5 * fwhm
+        alpha = fwhm / (2 * np.sqrt(2 ** (1 / 3) - 1))
+        enclosed = 1 - (1 + (radius / alpha) ** 2) ** -2
+        ny, nx = ccd.shape
+        usable = (stars[band] > 12.0) & (stars[band] < 16.0) & ~stars["variable"]
+        usable &= (stars["role"] != "target") & (x > 40) & (x < nx - 40) & (y > 40) & (y < ny - 40)
+        for k in np.flatnonzero(usable):
+            aper = CircularAperture((x[k], y[k]), radius)
+            if ApertureStats(ccd.flags & SATURATED, aper).max > 0:
+                continue  # saturated core: photometry would flag it
+            ann = CircularAnnulus((x[k], y[k]), 7 * fwhm, 9 * fwhm)
+            true = 10 ** (-0.4 * (stars[band][k] - row["zeropoint"])) * enclosed
+            sky_ref = ApertureStats(reference, ann).median
+            if abs(ApertureStats(reference - sky_ref, aper).sum / true - 1) > 0.02:
+                continue
+            sky = ApertureStats(ccd.data, ann, mask=ccd.mask).median
+            stats = ApertureStats(ccd.data - sky, aper, error=ccd.uncertainty.array)
+            err = np.hypot(stats.sum_err, true * row["scintillation"])
+            ref_sum = ApertureStats(reference - sky_ref, aper).sum
+            # The masters' errors add little noise: pipeline vs true calibration.
+            pulls.append((stats.sum - ref_sum) / err)
+            ratios.append(stats.sum / true)
+    assert len(pulls) >= 15
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.005)
+    # Within the noise: the difference to the truth-calibrated frame is far below each star's
+    # photon + scintillation noise.
+    assert np.std(pulls) < 0.5
+
+
+def test_calibrated_frame_mask_and_provenance(tiny_night, tiny_frames, masters, tmp_path):
+    row = tiny_frames[(tiny_frames["imagetyp"] == "LIGHT") & (tiny_frames["object"] == "Qatar-1")][
+        0
+    ]
+    ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], "r", PARAMS)
+    raw = fits.getdata(tiny_night / row["file"])
+    assert np.all(ccd.flags[raw >= 65535] & SATURATED)
+    assert np.array_equal(ccd.mask, ccd.flags > 0)
+    assert np.array_equal(ccd.flags & HOT, masters["mask"] & HOT)
+    assert ccd.meta["FLATCORR"] == "flat_r.fits" and ccd.meta["DARKCORR"] == "dark_60s.fits"
+    assert ccd.meta["DARKSCAL"] == pytest.approx(0.5)
+    assert ccd.meta["OBJECT"] == "Qatar-1"
+    path = tmp_path / "c.fits"
+    write_ccd(ccd, path)
+    back = read_ccd(path)
+    assert back.mask.dtype == bool and np.array_equal(back.mask, ccd.mask)
+    assert back.flags.dtype == np.uint8 and np.array_equal(back.flags, ccd.flags)
+    assert np.allclose(back.uncertainty.array, ccd.uncertainty.array)
+    with fits.open(tiny_night / row["file"]) as hdul:  # raw untouched
+        assert hdul[0].header["BZERO"] == 32768 and "BIASCORR" not in hdul[0].header
+    with pytest.raises(KeyError, match="no master flat"):
+        calibrate_frame(tiny_night / row["file"], masters["loaded"], "Ha", PARAMS)
+
+
+def test_cosmic_rays_are_masked_when_asked(tiny_night, tiny_frames, masters):
+    row = tiny_frames[(tiny_frames["imagetyp"] == "LIGHT") & (tiny_frames["object"] == "Qatar-1")][
+        2
+    ]
+    params = CalibrationParameters(gain=INST.gain, read_noise=INST.read_noise, cosmic_rays=True)
+    ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], "r", params)
+    assert ccd.meta["CRCLEAN"] is True
+    assert ccd.meta["NCOSMIC"] == np.count_nonzero(ccd.flags & 16) > 0
+
+
+def test_camera_gain_and_read_noise(inventory, masters):
+    summary, pairs = characterise_camera(
+        _paths(inventory, "bias"),
+        _paths(inventory, "flat"),
+        masters["bias"].data,
+        INST.gain,
+        INST.read_noise,
+    )
+    rows = {r["quantity"]: r for r in summary}
+    assert rows["gain"]["measured"] == pytest.approx(INST.gain, rel=0.03)
+    assert rows["read_noise"]["measured"] == pytest.approx(INST.read_noise, rel=0.05)
+    assert all(summary["ok"])
+    assert len(pairs) >= 3
+    wrong, _ = characterise_camera(
+        _paths(inventory, "bias"),
+        _paths(inventory, "flat"),
+        masters["bias"].data,
+        2 * INST.gain,
+        INST.read_noise,
+    )
+    assert not wrong["ok"][wrong["quantity"] == "gain"][0]
+
+
+def test_inventory_problems_can_be_fatal(tiny_night):
+    from aifa_steps.inventory import InventoryError
+
+    cfg = {
+        "frame_types": {"bias": ["BIAS"], "dark": ["DARK"], "flat": ["FLAT"], "light": ["LIGHT"]},
+        "inventory": {"fatal": ["unmatched_dark"]},
+    }
+    with pytest.raises(InventoryError, match="unmatched_dark"):
+        build_inventory(tiny_night, cfg)
+    table = build_inventory(tiny_night, {**cfg, "inventory": {"fatal": []}})
+    assert isinstance(table, Table)
