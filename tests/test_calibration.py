@@ -73,6 +73,9 @@ def test_blockwise_combination_equals_one_block(tmp_path):
     whole = combine_files(paths, memory_limit_mb=100)
     blocks = combine_files(paths, memory_limit_mb=0.01)  # one row at a time
     assert np.array_equal(whole.mean, blocks.mean)
+    threaded = combine_files(paths, memory_limit_mb=0.05, threads=3)
+    assert np.array_equal(whole.mean, threaded.mean)
+    assert np.array_equal(whole.count, threaded.count)
     cube = np.array([fits.getdata(p).astype(np.float32) for p in paths])
     assert np.allclose(whole.mean, clipped_mean(cube).mean)
 

@@ -42,6 +42,7 @@ class ClipParameters:
     sigma: float = 5.0
     maxiters: int = 5
     memory_limit_mb: float = 1024.0
+    threads: int = 1
 
     def describe(self) -> dict:
         """Parameters as recorded in headers."""
@@ -88,6 +89,7 @@ def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipPar
         sigma_high=clip.sigma,
         maxiters=clip.maxiters,
         memory_limit_mb=clip.memory_limit_mb,
+        threads=clip.threads,
     )
     header = fits.Header()
     header["IMAGETYP"] = "MASTER BIAS"
@@ -119,7 +121,13 @@ def make_master_dark(
         return block - bias[rows]
 
     result = combine_files(
-        paths, subtract_bias, clip.sigma, clip.sigma, clip.maxiters, clip.memory_limit_mb
+        paths,
+        subtract_bias,
+        clip.sigma,
+        clip.sigma,
+        clip.maxiters,
+        clip.memory_limit_mb,
+        threads=clip.threads,
     )
     header = fits.Header()
     header["IMAGETYP"] = "MASTER DARK"
@@ -250,7 +258,13 @@ def make_master_flat(
         return block * scales[k]
 
     result = combine_files(
-        list(used["path"]), correct, clip.sigma, clip.sigma, clip.maxiters, clip.memory_limit_mb
+        list(used["path"]),
+        correct,
+        clip.sigma,
+        clip.sigma,
+        clip.maxiters,
+        clip.memory_limit_mb,
+        threads=clip.threads,
     )
     norm = np.float32(np.median(result.mean[::2, ::2]))
     result.mean /= norm

@@ -11,6 +11,7 @@ rule master_bias:
         LOGS / "master_bias.log",
     conda:
         "../../environment.yml"
+    threads: 2
     params:
         cal=CAL,
     script:
@@ -29,6 +30,7 @@ rule master_dark:
         exptime=r"[0-9.]+",
     conda:
         "../../environment.yml"
+    threads: 2
     params:
         cal=CAL,
     script:
@@ -47,6 +49,7 @@ rule master_flat:
         LOGS / "master_flat_{filter}.log",
     conda:
         "../../environment.yml"
+    threads: 2
     params:
         cal=CAL,
         saturation=config["instrument"]["saturation"],

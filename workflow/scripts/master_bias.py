@@ -5,7 +5,9 @@ from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal
-clip = ClipParameters(cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"])
+clip = ClipParameters(
+    cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
+)
 master = make_master_bias(list(snakemake.input), clip)
 write_ccd(master, snakemake.output[0])
 log.info("master bias from %d frames", len(snakemake.input))

@@ -5,7 +5,9 @@ from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal
-clip = ClipParameters(cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"])
+clip = ClipParameters(
+    cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
+)
 bias = read_ccd(snakemake.input.bias)
 bias.meta["FILENAME"] = "bias.fits"
 master = make_master_dark(list(snakemake.input.darks), bias, clip)

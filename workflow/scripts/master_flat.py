@@ -5,7 +5,9 @@ from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal
-clip = ClipParameters(cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"])
+clip = ClipParameters(
+    cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
+)
 bias = read_ccd(snakemake.input.bias)
 darks = {float(d.meta["EXPTIME"]): d for d in map(read_ccd, snakemake.input.darks)}
 master, frames = make_master_flat(
