@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check src tests workflow/scripts bench
 	$(BIN)/ruff format --check src tests workflow/scripts bench
 	$(BIN)/snakemake --lint
-	$(BIN)/snakefmt --check workflow
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakefmt --check workflow
 
 dag: setup
 	$(BIN)/snakemake --rulegraph | dot -Tsvg > rulegraph.svg

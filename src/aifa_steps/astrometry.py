@@ -4,9 +4,9 @@
 and position hints, then a refinement with SIP distortion of order 3 that verifies the first
 solution with all stars). This module builds index files from a catalogue, writes the
 astrometry.net configuration, reads the solutions, refines them against the reference catalogue
-with windowed 2-D Gaussian centroids of all unsaturated reference stars (a SIP fit of order 3,
-`astropy.wcs.utils.fit_wcs_from_points`), judges their quality, and attaches them to the
-calibrated frames.
+with windowed centroids of all unsaturated reference stars (a linear TAN-SIP fit of up to
+order 3, the order chosen by the Bayesian information criterion), judges their quality, and
+attaches them to the calibrated frames.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
-from astropy.wcs import WCS
-from astropy.wcs.utils import fit_wcs_from_points, proj_plane_pixel_scales
+from astropy.wcs import WCS, Sip
+from astropy.wcs.utils import proj_plane_pixel_scales
 
+from .centroids import half_max_fwhm, windowed_centroids
 from .refcat import select_around
 
 __all__ = [
@@ -35,10 +36,12 @@ __all__ = [
     "write_solver_config",
     "read_solution",
     "refine_wcs",
+    "fit_tan_sip",
     "SolveStatus",
     "judge_solution",
     "attach_wcs",
     "residual_figure",
+    "astrometry_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,6 +158,124 @@ def read_solution(path: str | Path) -> WCS | None:
         return WCS(header)
 
 
+def _gnomonic(ra, dec, ra0, dec0):
+    """Tangent-plane coordinates (deg) of (ra, dec) about (ra0, dec0)."""
+    a, d, a0, d0 = map(np.radians, (ra, dec, ra0, dec0))
+    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
+    xi = np.cos(d) * np.sin(a - a0) / cosc
+    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
+    return np.degrees(xi), np.degrees(eta)
+
+
+def _inverse_gnomonic(xi, eta, ra0, dec0):
+    x, y, d0 = np.radians(xi), np.radians(eta), np.radians(dec0)
+    rho = np.hypot(x, y)
+    c = np.arctan(rho)
+    if rho == 0:
+        return ra0, dec0
+    dec = np.arcsin(np.cos(c) * np.sin(d0) + y * np.sin(c) * np.cos(d0) / rho)
+    ra = np.radians(ra0) + np.arctan2(
+        x * np.sin(c), rho * np.cos(d0) * np.cos(c) - y * np.sin(d0) * np.sin(c)
+    )
+    return float(np.degrees(ra) % 360.0), float(np.degrees(dec))
+
+
+def _terms(degree: int):
+    return [
+        (p, q) for total in range(degree + 1) for p in range(total, -1, -1) for q in [total - p]
+    ]
+
+
+def fit_tan_sip(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    shape: tuple[int, int],
+    degree: int = 3,
+) -> WCS:
+    """Least-squares TAN(-SIP) solution with the reference pixel at the image centre.
+
+    The tangent-plane coordinates of the stars are fitted as polynomials of degree ``degree`` in
+    the pixel offsets from the reference pixel (a linear problem); the linear terms give the CD
+    matrix, the higher ones the SIP ``A`` and ``B`` coefficients, the constant terms move the
+    tangent point (iterated).
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        0-based pixel positions.
+    ra, dec : numpy.ndarray
+        Catalogue positions (deg).
+    shape : tuple of int
+        ``(ny, nx)`` of the image.
+    degree : int
+        1 for a plain TAN projection, 2 or more for SIP distortion of that order.
+    """
+    ny, nx = shape
+    crpix = np.array([(nx + 1) / 2.0, (ny + 1) / 2.0])
+    u = np.asarray(x, float) + 1.0 - crpix[0]
+    v = np.asarray(y, float) + 1.0 - crpix[1]
+    scale = max(nx, ny) / 2.0
+    terms = _terms(max(degree, 1))
+    design = np.column_stack([(u / scale) ** p * (v / scale) ** q for p, q in terms])
+    ra0, dec0 = float(np.median(ra)), float(np.median(dec))
+    for _ in range(4):
+        xi, eta = _gnomonic(np.asarray(ra, float), np.asarray(dec, float), ra0, dec0)
+        a, *_ = np.linalg.lstsq(design, xi, rcond=None)
+        b, *_ = np.linalg.lstsq(design, eta, rcond=None)
+        ra0, dec0 = _inverse_gnomonic(a[0], b[0], ra0, dec0)
+    xi, eta = _gnomonic(np.asarray(ra, float), np.asarray(dec, float), ra0, dec0)
+    a, *_ = np.linalg.lstsq(design, xi, rcond=None)
+    b, *_ = np.linalg.lstsq(design, eta, rcond=None)
+    coeff = {t: (a[k] / scale ** sum(t), b[k] / scale ** sum(t)) for k, t in enumerate(terms)}
+    cd = np.array([[coeff[(1, 0)][0], coeff[(0, 1)][0]], [coeff[(1, 0)][1], coeff[(0, 1)][1]]])
+    w = WCS(naxis=2)
+    w.wcs.crpix = crpix
+    w.wcs.crval = [ra0, dec0]
+    w.wcs.cd = cd
+    w.wcs.radesys = "ICRS"
+    w.wcs.cunit = ["deg", "deg"]
+    if degree >= 2:
+        inv = np.linalg.inv(cd)
+        sip_a = np.zeros((degree + 1, degree + 1))
+        sip_b = np.zeros((degree + 1, degree + 1))
+        for (p, q), (ca, cb) in coeff.items():
+            if p + q >= 2:
+                sip_a[p, q] = inv[0, 0] * ca + inv[0, 1] * cb
+                sip_b[p, q] = inv[1, 0] * ca + inv[1, 1] * cb
+        w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+        w.sip = Sip(sip_a, sip_b, None, None, crpix)
+    else:
+        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.pixel_shape = (nx, ny)
+    w.wcs.set()
+    return w
+
+
+def _fit_best_order(xy, sky: SkyCoord, max_degree: int, shape: tuple[int, int]) -> WCS:
+    """TAN or TAN-SIP fit whose distortion order the data support (Bayesian information).
+
+    Few stars with noisy centroids cannot constrain an order-3 distortion: the fit would bend
+    the corners. BIC = 2 n ln(mean squared residual) + k ln(2 n) with k = 6 + SIP terms.
+    """
+    n = len(sky)
+    best, best_bic = None, np.inf
+    for degree in range(1, max_degree + 1):
+        k = 2 * len(_terms(degree))
+        if 2 * n < 2 * k:
+            break
+        wcs = fit_tan_sip(xy[0], xy[1], sky.ra.deg, sky.dec.deg, shape, degree)
+        px, py = wcs.all_world2pix(sky.ra.deg, sky.dec.deg, 0)
+        mse = np.mean((px - xy[0]) ** 2 + (py - xy[1]) ** 2) / 2.0
+        bic = 2 * n * np.log(max(mse, 1e-12)) + k * np.log(2 * n)
+        if bic < best_bic:
+            best, best_bic = wcs, bic
+    if best is None:
+        raise ValueError(f"only {n} stars: too few for a TAN fit")
+    return best
+
+
 def refine_wcs(
     data: np.ndarray,
     wcs: WCS,
@@ -183,11 +304,13 @@ def refine_wcs(
     mag_range : tuple of float
         Brightest and faintest magnitude used (saturated stars are masked anyway).
     box_size : int
-        Centroiding box (pixels); the fit uses a 2-D Gaussian after removing a local background.
+        Search box (pixels): windowed centroids (SExtractor's XWIN) that wander further than a
+        third of it from the predicted position are discarded.
     isolation_px : float
         Reference stars closer than this to another are skipped.
     sip_degree : int
-        Order of the SIP distortion fitted.
+        Highest order of the SIP distortion; a lower one (or none) is used when the stars do not
+        support it (Bayesian information criterion).
 
     Returns
     -------
@@ -198,7 +321,6 @@ def refine_wcs(
         residuals in pixels), ``residual_arcsec``.
     """
     from photutils.background import Background2D
-    from photutils.centroids import centroid_2dg, centroid_sources
     from scipy.spatial import cKDTree
 
     ny, nx = data.shape
@@ -234,11 +356,12 @@ def refine_wcs(
         stars, x, y = stars[clean], x[clean], y[clean]
     box = max(32, min(nx, ny) // 8)
     background = Background2D(data, (box, box), filter_size=3, mask=mask).background
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cx, cy = centroid_sources(
-            data - background, x, y, box_size=box_size, centroid_func=centroid_2dg
-        )
+    residual = data - background
+    brightest = np.argsort(np.asarray(stars[mag_column], dtype=float))[:30]
+    fwhm = half_max_fwhm(residual, x[brightest], y[brightest])
+    if not np.isfinite(fwhm):
+        raise ValueError("no star to measure the FWHM on")
+    cx, cy = windowed_centroids(residual, x, y, fwhm)
     good = np.isfinite(cx) & np.isfinite(cy) & (np.hypot(cx - x, cy - y) < box_size / 3)
     if good.sum() < 3 * (sip_degree + 1):
         raise ValueError(f"only {good.sum()} reference stars could be centroided")
@@ -246,14 +369,14 @@ def refine_wcs(
         np.asarray(stars["RA_ICRS"][good]) * u.deg, np.asarray(stars["DE_ICRS"][good]) * u.deg
     )
     xy = (cx[good], cy[good])
-    refined = fit_wcs_from_points(xy, sky, proj_point="center", sip_degree=sip_degree)
+    refined = _fit_best_order(xy, sky, sip_degree, (ny, nx))
     # One round of 3-sigma outlier rejection (blends, cosmic rays, proper motion).
     px, py = refined.world_to_pixel(sky)
     res = np.hypot(px - xy[0], py - xy[1])
     keep = res < max(3.0 * np.sqrt(np.mean(res**2)), 0.05)
-    if (~keep).any() and keep.sum() >= 3 * (sip_degree + 1):
+    if (~keep).any() and keep.sum() >= 12:
         sky, xy = sky[keep], (xy[0][keep], xy[1][keep])
-        refined = fit_wcs_from_points(xy, sky, proj_point="center", sip_degree=sip_degree)
+        refined = _fit_best_order(xy, sky, sip_degree, (ny, nx))
     refined.pixel_shape = (nx, ny)
     px, py = refined.world_to_pixel(sky)
     scale = np.mean(proj_plane_pixel_scales(refined)) * 3600.0
@@ -392,3 +515,64 @@ def residual_figure(
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def astrometry_report(
+    status: Table,
+    match_files: list[str | Path],
+    table_path: str | Path,
+    figure_path: str | Path,
+    residual_dir: str | Path,
+) -> None:
+    """Write the night's status table, the quality figure and a residual plot per target.
+
+    Parameters
+    ----------
+    status : astropy.table.Table
+        One row per frame (see `SolveStatus`).
+    match_files : list of path
+        Matched-star tables, named ``<stem>.ecsv``, in any order.
+    table_path, figure_path : path
+        Outputs: ``astrometry/status.ecsv`` and the figure.
+    residual_dir : path
+        Folder for one residual plot per object (the frame with the median RMS).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    status.sort("stem")
+    status.write(table_path, overwrite=True)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    index = np.arange(len(status))
+    solved = np.asarray(status["solved"], dtype=bool)
+    axes[0].plot(index[solved], status["rms_arcsec"][solved], "o", ms=3, label="solved")
+    axes[0].set_ylabel("RMS residual [arcsec]")
+    axes[1].plot(index[solved], status["n_matches"][solved], "o", ms=3)
+    axes[1].plot(index[~solved], np.zeros((~solved).sum()), "rx", ms=8, label="failed")
+    axes[1].set_ylabel("reference stars")
+    axes[1].set_xlabel("frame (in order of name)")
+    axes[1].legend(fontsize=8)
+    axes[0].set_title(f"{solved.sum()} of {len(status)} frames solved")
+    fig.tight_layout()
+    fig.savefig(figure_path, dpi=100)
+    plt.close(fig)
+
+    residual_dir = Path(residual_dir)
+    residual_dir.mkdir(parents=True, exist_ok=True)
+    files = {Path(p).name.removesuffix(".ecsv"): Path(p) for p in match_files}
+    good = status[solved]
+    objects: dict[str, list] = {}
+    for row in good:
+        obj = row["stem"].split("_")[0]
+        objects.setdefault(obj, []).append(row)
+    for obj, rows in objects.items():
+        rows.sort(key=lambda r: r["rms_arcsec"])
+        typical = rows[len(rows) // 2]
+        matched = Table.read(files[typical["stem"]])
+        shape = (
+            int(np.ceil(max(matched["y"].max(), 1))) + 1,
+            int(np.ceil(max(matched["x"].max(), 1))) + 1,
+        )
+        residual_figure(matched, shape, residual_dir / f"{obj}.png", title=typical["stem"])

@@ -1,5 +1,7 @@
 # Shared paths and helpers for all rules.
 import os
+
+import numpy as np
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
@@ -81,3 +83,47 @@ def light_stems():
 
 def calibrated_frames(wildcards=None):
     return [WORK / "calibrated" / f"{s}.fits" for s in light_stems()]
+
+
+def light_objects():
+    return sorted(set(raw_frames_table("light")["object"]))
+
+
+def object_centre(obj):
+    """Target position from the configuration, else the median header pointing."""
+    target = config.get("targets", {}).get(obj)
+    if target:
+        return float(target["ra"]), float(target["dec"])
+    rows = raw_frames_table("light")
+    rows = rows[rows["object"] == obj]
+    return float(np.nanmedian(rows["ra"])), float(np.nanmedian(rows["dec"]))
+
+
+def field_size_arcmin():
+    rows = raw_frames_table("light")
+    scale = config["instrument"]["pixel_scale"] / 60.0
+    return float(rows["naxis1"][0]) * scale, float(rows["naxis2"][0]) * scale
+
+
+def reference_catalogues(wildcards=None):
+    return [WORK / "refcat" / f"{obj}.ecsv" for obj in light_objects()]
+
+
+def pointing_hint(stem, radius):
+    """solve-field position hint from the header pointing ('' for a blind solve)."""
+    row = light_row(stem)
+    if np.isfinite(row["ra"]) and np.isfinite(row["dec"]):
+        return f"--ra {row['ra']:.6f} --dec {row['dec']:.6f} --radius {radius}"
+    return ""
+
+
+def frame_object(stem):
+    return str(light_row(stem)["object"])
+
+
+def solved_stems():
+    """Stems whose astrometry succeeded (waits for the astrometry_status checkpoint)."""
+    from astropy.table import Table
+
+    table = Table.read(checkpoints.astrometry_status.get().output.table)
+    return sorted(table["stem"][table["solved"]])

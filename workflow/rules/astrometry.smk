@@ -1,0 +1,124 @@
+# Astrometry: index files, two solve-field passes per frame (shell), SIP refinement against the
+# reference catalogue, status of every frame (a checkpoint: later steps use solved frames only).
+ASTRO = config["astrometry"]
+SCALE = config["instrument"]["pixel_scale"]
+
+
+rule astrometry_index:
+    input:
+        inventory=WORK / "inventory.ecsv",
+        catalogues=lambda wc: reference_catalogues() if ASTRO["build_index"] else [],
+    output:
+        WORK / "astrometry" / "index" / "solver.cfg",
+    log:
+        LOGS / "astrometry_index.log",
+    conda:
+        "../../environment.yml"
+    params:
+        astro=ASTRO,
+        pixel_scale=SCALE,
+    script:
+        "../scripts/astrometry_index.py"
+
+
+rule solve_field:
+    input:
+        frame=WORK / "calibrated" / "{stem}.fits",
+        cfg=WORK / "astrometry" / "index" / "solver.cfg",
+    output:
+        wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
+        corr=WORK / "astrometry" / "solve" / "{stem}.corr",
+    log:
+        LOGS / "solve_field" / "{stem}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        hint=lambda wc: pointing_hint(wc.stem, ASTRO["search_radius_deg"]),
+        low=SCALE * (1 - ASTRO["scale_tolerance"]),
+        high=SCALE * (1 + ASTRO["scale_tolerance"]),
+        downsample=ASTRO["downsample"],
+        cpulimit=ASTRO["cpulimit"],
+        sip=ASTRO["sip_order"],
+    shell:
+        """
+        tmp=$(mktemp -d)
+        trap 'rm -rf "$tmp"' EXIT
+        common="--config {input.cfg} --dir $tmp --overwrite --no-plots --new-fits none \
+            --temp-axy --index-xyls none --rdls none --match none --use-source-extractor \
+            --scale-units arcsecperpix --scale-low {params.low} --scale-high {params.high} \
+            --crpix-center --cpulimit {params.cpulimit} {params.hint}"
+        echo "pass 1: blind solve with scale and position hints" >{log}
+        solve-field $common --out pass1 --downsample {params.downsample} --no-verify \
+            --tweak-order 2 --resort --corr $tmp/pass1.corr --wcs $tmp/pass1.wcs \
+            {input.frame} >>{log} 2>&1 || true
+        if [ -s $tmp/pass1.wcs ]; then
+            echo "pass 2: verify pass 1 with all stars, SIP order {params.sip}" >>{log}
+            solve-field $common --out pass2 --verify $tmp/pass1.wcs --no-verify-uniformize \
+                --objs 1000000 --tweak-order {params.sip} --corr $tmp/pass2.corr \
+                --wcs $tmp/pass2.wcs {input.frame} >>{log} 2>&1 || true
+        fi
+        best=pass2
+        [ -s $tmp/pass2.wcs ] || best=pass1
+        if [ -s $tmp/$best.wcs ]; then
+            cp $tmp/$best.wcs {output.wcs}
+            cp $tmp/$best.corr {output.corr}
+            echo "solution: $best" >>{log}
+        else
+            : >{output.wcs}
+            : >{output.corr}
+            echo "solution: none" >>{log}
+        fi
+        """
+
+
+rule astrometry_frame:
+    input:
+        frame=WORK / "calibrated" / "{stem}.fits",
+        wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
+        corr=WORK / "astrometry" / "solve" / "{stem}.corr",
+        refcat=lambda wc: WORK / "refcat" / f"{frame_object(wc.stem)}.ecsv",
+    output:
+        fits=WORK / "astrometry" / "{stem}.fits",
+        matches=WORK / "astrometry" / "matches" / "{stem}.ecsv",
+        status=WORK / "astrometry" / "status" / "{stem}.ecsv",
+        plot=WORK / "astrometry" / "plots" / "{stem}.png",
+    log:
+        LOGS / "astrometry_frame" / "{stem}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        astro=ASTRO,
+        pixel_scale=SCALE,
+    script:
+        "../scripts/astrometry_frame.py"
+
+
+checkpoint astrometry_status:
+    input:
+        status=lambda wc: [
+            WORK / "astrometry" / "status" / f"{s}.ecsv" for s in light_stems()
+        ],
+        matches=lambda wc: [
+            WORK / "astrometry" / "matches" / f"{s}.ecsv" for s in light_stems()
+        ],
+    output:
+        table=WORK / "astrometry" / "status.ecsv",
+        plot=report(
+            WORK / "qc" / "astrometry.png",
+            caption="../report/astrometry.rst",
+            category="3. Astrometry",
+            labels={"figure": "astrometric quality through the night"},
+        ),
+        residuals=report(
+            directory(WORK / "qc" / "astrometry_residuals"),
+            patterns=["{name}.png"],
+            caption="../report/astrometry_residuals.rst",
+            category="3. Astrometry",
+            labels={"figure": "{name}"},
+        ),
+    log:
+        LOGS / "astrometry_status.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/astrometry_status.py"

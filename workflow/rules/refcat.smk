@@ -1,0 +1,23 @@
+# The reference catalogue around each target: positions for astrometry, magnitudes for zero
+# points. A local rule: it may query VizieR, which compute nodes cannot reach.
+REFCAT = config["reference_catalogue"]
+
+
+localrules:
+    reference_catalogue,
+
+
+rule reference_catalogue:
+    input:
+        lambda wc: REFCAT["path"] if REFCAT.get("source") == "file" else [],
+    output:
+        WORK / "refcat" / "{object}.ecsv",
+    log:
+        LOGS / "reference_catalogue_{object}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        refcat=REFCAT,
+        centre=lambda wc: object_centre(wc.object),
+    script:
+        "../scripts/reference_catalogue.py"

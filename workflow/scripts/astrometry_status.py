@@ -1,0 +1,15 @@
+# Snakemake adapter: the night's astrometry status table, its figure and example residual plots.
+from astropy.table import Table, vstack
+
+from aifa_steps.astrometry import astrometry_report
+from aifa_steps.runlog import log_to_file
+
+log_to_file(snakemake.log[0])
+table = vstack([Table.read(p) for p in snakemake.input.status])
+astrometry_report(
+    table,
+    list(snakemake.input.matches),
+    snakemake.output.table,
+    snakemake.output.plot,
+    snakemake.output.residuals,
+)
