@@ -6,13 +6,16 @@ import tomllib
 
 import pytest
 import yaml
+from astropy.io import fits
 from astropy.table import Table
+from astropy.wcs import WCS
 from snakemake.utils import validate
 
 from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.night import night_config
 
-from .conftest import REPO
+from .conftest import REPO, require_program
+from .test_astrometry import wcs_separation
 
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -117,6 +120,7 @@ def test_a_nights_configfile_replaces_the_default_night(tiny_night, tmp_path):
 
 @pytest.mark.slow
 def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
+    require_program("solve-field")
     raw, work = tmp_path / "raw", tmp_path / "work"
     cfg = write_config(
         tmp_path / "tiny.yaml",
@@ -155,6 +159,24 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     flats_r = Table.read(work / "qc" / "flat_frames_r.ecsv")
     assert (~flats_r["used"]).sum() == 1
     assert (work / "qc" / "masters" / "master_flat_r.png").exists()
+    # Astrometry: every clear frame solves to < 0.1 arcsec RMS against the true WCS (corners
+    # included); the frame lost to clouds fails with a reason; the run still ends green.
+    status = Table.read(work / "astrometry" / "status.ecsv")
+    assert set(status.colnames) >= {"stem", "solved", "reason", "n_matches", "rms_arcsec"}
+    truth = {
+        f.split("/")[-1].removesuffix(".fits"): row
+        for f, row in zip(frames["file"], frames, strict=True)
+    }
+    for row in status:
+        if truth[row["stem"]]["cloudy"]:
+            assert not row["solved"] and row["reason"]
+            continue
+        assert row["solved"], (row["stem"], row["reason"])
+        header = fits.getheader(work / "astrometry" / f"{row['stem']}.fits")
+        true_wcs = WCS(fits.getheader(raw / "truth" / "wcs" / f"{row['stem']}.fits"))
+        rms, _ = wcs_separation(WCS(header), true_wcs, (header["NAXIS2"], header["NAXIS1"]))
+        assert rms < 0.1, (row["stem"], rms)
+    assert (~status["solved"]).sum() == frames["cloudy"].sum()
     assert (work / "logs" / "simulate_night.log").exists()
     # Nothing left to do on a second run, and the report renders.
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))

@@ -193,6 +193,7 @@ def fit_tan_sip(
     dec: np.ndarray,
     shape: tuple[int, int],
     degree: int = 3,
+    weights: np.ndarray | None = None,
 ) -> WCS:
     """Least-squares TAN(-SIP) solution with the reference pixel at the image centre.
 
@@ -211,6 +212,8 @@ def fit_tan_sip(
         ``(ny, nx)`` of the image.
     degree : int
         1 for a plain TAN projection, 2 or more for SIP distortion of that order.
+    weights : numpy.ndarray, optional
+        Weights of the stars (inverse variance of their positions).
     """
     ny, nx = shape
     crpix = np.array([(nx + 1) / 2.0, (ny + 1) / 2.0])
@@ -219,15 +222,17 @@ def fit_tan_sip(
     scale = max(nx, ny) / 2.0
     terms = _terms(max(degree, 1))
     design = np.column_stack([(u / scale) ** p * (v / scale) ** q for p, q in terms])
+    root_w = np.sqrt(np.ones(len(u)) if weights is None else np.asarray(weights, float))
+    design = design * root_w[:, None]
     ra0, dec0 = float(np.median(ra)), float(np.median(dec))
     for _ in range(4):
         xi, eta = _gnomonic(np.asarray(ra, float), np.asarray(dec, float), ra0, dec0)
-        a, *_ = np.linalg.lstsq(design, xi, rcond=None)
-        b, *_ = np.linalg.lstsq(design, eta, rcond=None)
+        a, *_ = np.linalg.lstsq(design, xi * root_w, rcond=None)
+        b, *_ = np.linalg.lstsq(design, eta * root_w, rcond=None)
         ra0, dec0 = _inverse_gnomonic(a[0], b[0], ra0, dec0)
     xi, eta = _gnomonic(np.asarray(ra, float), np.asarray(dec, float), ra0, dec0)
-    a, *_ = np.linalg.lstsq(design, xi, rcond=None)
-    b, *_ = np.linalg.lstsq(design, eta, rcond=None)
+    a, *_ = np.linalg.lstsq(design, xi * root_w, rcond=None)
+    b, *_ = np.linalg.lstsq(design, eta * root_w, rcond=None)
     coeff = {t: (a[k] / scale ** sum(t), b[k] / scale ** sum(t)) for k, t in enumerate(terms)}
     cd = np.array([[coeff[(1, 0)][0], coeff[(0, 1)][0]], [coeff[(1, 0)][1], coeff[(0, 1)][1]]])
     w = WCS(naxis=2)
@@ -253,7 +258,9 @@ def fit_tan_sip(
     return w
 
 
-def _fit_best_order(xy, sky: SkyCoord, max_degree: int, shape: tuple[int, int]) -> WCS:
+def _fit_best_order(
+    xy, sky: SkyCoord, max_degree: int, shape: tuple[int, int], weights: np.ndarray
+) -> WCS:
     """TAN or TAN-SIP fit whose distortion order the data support (Bayesian information).
 
     Few stars with noisy centroids cannot constrain an order-3 distortion: the fit would bend
@@ -265,9 +272,9 @@ def _fit_best_order(xy, sky: SkyCoord, max_degree: int, shape: tuple[int, int]) 
         k = 2 * len(_terms(degree))
         if 2 * n < 2 * k:
             break
-        wcs = fit_tan_sip(xy[0], xy[1], sky.ra.deg, sky.dec.deg, shape, degree)
+        wcs = fit_tan_sip(xy[0], xy[1], sky.ra.deg, sky.dec.deg, shape, degree, weights)
         px, py = wcs.all_world2pix(sky.ra.deg, sky.dec.deg, 0)
-        mse = np.mean((px - xy[0]) ** 2 + (py - xy[1]) ** 2) / 2.0
+        mse = np.sum(weights * ((px - xy[0]) ** 2 + (py - xy[1]) ** 2)) / (2.0 * weights.sum())
         bic = 2 * n * np.log(max(mse, 1e-12)) + k * np.log(2 * n)
         if bic < best_bic:
             best, best_bic = wcs, bic
@@ -355,8 +362,8 @@ def refine_wcs(
         )
         stars, x, y = stars[clean], x[clean], y[clean]
     box = max(32, min(nx, ny) // 8)
-    background = Background2D(data, (box, box), filter_size=3, mask=mask).background
-    residual = data - background
+    bkg = Background2D(data, (box, box), filter_size=3, mask=mask)
+    residual = data - bkg.background
     brightest = np.argsort(np.asarray(stars[mag_column], dtype=float))[:30]
     fwhm = half_max_fwhm(residual, x[brightest], y[brightest])
     if not np.isfinite(fwhm):
@@ -369,14 +376,26 @@ def refine_wcs(
         np.asarray(stars["RA_ICRS"][good]) * u.deg, np.asarray(stars["DE_ICRS"][good]) * u.deg
     )
     xy = (cx[good], cy[good])
-    refined = _fit_best_order(xy, sky, sip_degree, (ny, nx))
+    # Centroid error ~ (FWHM / 2.355) / (signal-to-noise), sky-limited, with a floor.
+    flux = np.array(
+        [
+            residual[
+                int(round(yy)) - 2 : int(round(yy)) + 3, int(round(xx)) - 2 : int(round(xx)) + 3
+            ].sum()
+            for xx, yy in zip(*xy, strict=True)
+        ]
+    ) * (np.pi * fwhm**2 / 25.0)
+    noise = np.median(bkg.background_rms) * np.sqrt(np.pi) * fwhm
+    snr = np.clip(flux / noise, 1.0, None)
+    weights = 1.0 / ((fwhm / 2.355 / snr) ** 2 + 0.005**2)
+    refined = _fit_best_order(xy, sky, sip_degree, (ny, nx), weights)
     # One round of 3-sigma outlier rejection (blends, cosmic rays, proper motion).
     px, py = refined.world_to_pixel(sky)
     res = np.hypot(px - xy[0], py - xy[1])
     keep = res < max(3.0 * np.sqrt(np.mean(res**2)), 0.05)
     if (~keep).any() and keep.sum() >= 12:
-        sky, xy = sky[keep], (xy[0][keep], xy[1][keep])
-        refined = _fit_best_order(xy, sky, sip_degree, (ny, nx))
+        sky, xy, weights = sky[keep], (xy[0][keep], xy[1][keep]), weights[keep]
+        refined = _fit_best_order(xy, sky, sip_degree, (ny, nx), weights)
     refined.pixel_shape = (nx, ny)
     px, py = refined.world_to_pixel(sky)
     scale = np.mean(proj_plane_pixel_scales(refined)) * 3600.0

@@ -1,0 +1,186 @@
+"""Astrometry: index scales, the TAN-SIP fit, windowed centroids, solution judgement, and a real
+solve-field run on a tiny-night frame compared with the true WCS."""
+
+import subprocess
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from aifa_steps.astrometry import (
+    build_indexes,
+    fit_tan_sip,
+    index_scales,
+    judge_solution,
+    read_solution,
+    refine_wcs,
+    write_solver_config,
+)
+from aifa_steps.centroids import half_max_fwhm, windowed_centroids
+from aifa_steps.simulate.optics import make_wcs
+from aifa_steps.simulate.render import add_moffat_stars
+
+from .conftest import require_program
+
+
+def wcs_separation(a: WCS, b: WCS, shape, n=25):
+    """RMS and maximum separation (arcsec) of two WCS over a grid that includes the corners."""
+    ny, nx = shape
+    xs, ys = np.meshgrid(np.linspace(0, nx - 1, n), np.linspace(0, ny - 1, n))
+    sep = (
+        a.pixel_to_world(xs.ravel(), ys.ravel())
+        .separation(b.pixel_to_world(xs.ravel(), ys.ravel()))
+        .arcsec
+    )
+    return float(np.sqrt(np.mean(sep**2))), float(sep.max())
+
+
+def test_index_scales_follow_the_field_size():
+    assert index_scales(6.5, 4.5)[0] <= -2 and 0 in index_scales(6.5, 4.5)
+    full = index_scales(48.4, 32.3)
+    assert min(full) <= 2 and max(full) >= 6
+    assert all(-5 <= p <= 19 for p in full)
+
+
+def test_tan_sip_fit_recovers_a_distorted_wcs():
+    shape = (1064, 1596)
+    truth = make_wcs(shape, 303.38, 65.16, 0.607, 180.6, k3=3e-9, k2=(2e-7, -1e-7))
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(0, 1595, 300), rng.uniform(0, 1063, 300)
+    sky = truth.pixel_to_world(x, y)
+    fitted = fit_tan_sip(x, y, sky.ra.deg, sky.dec.deg, shape, degree=3)
+    rms, worst = wcs_separation(fitted, truth, shape)
+    assert rms < 0.002 and worst < 0.01
+    tan = fit_tan_sip(x, y, sky.ra.deg, sky.dec.deg, shape, degree=1)
+    assert tan.sip is None and wcs_separation(tan, truth, shape)[1] > 0.1
+
+
+def test_windowed_centroids_are_precise():
+    image = np.zeros((200, 200), np.float32)
+    x = np.array([50.3, 120.77, 80.05])
+    y = np.array([60.6, 140.21, 150.5])
+    add_moffat_stars(image, x, y, np.array([1e5, 5e4, 2e5]), fwhm_px=4.5, beta=3.0)
+    fwhm = half_max_fwhm(image, x, y)
+    assert fwhm == pytest.approx(4.5, rel=0.15)
+    cx, cy = windowed_centroids(image, x + 0.8, y - 0.7, fwhm)
+    assert np.allclose(cx, x, atol=0.01) and np.allclose(cy, y, atol=0.01)
+    nx, _ = windowed_centroids(image, np.array([-50.0]), np.array([10.0]), fwhm)
+    assert np.isnan(nx[0])
+
+
+def test_judgement_of_solutions():
+    shape = (448, 640)
+    good = make_wcs(shape, 10.0, 20.0, 0.607, 0.0)
+    matched = Table({"residual_arcsec": np.full(30, 0.05)})
+    assert judge_solution("a", good, matched, 0.607).solved
+    assert "no solution" in judge_solution("a", None, None, 0.607).reason
+    wrong = make_wcs(shape, 10.0, 20.0, 0.70, 0.0)
+    assert "pixel scale" in judge_solution("a", wrong, matched, 0.607).reason
+    assert "matched stars" in judge_solution("a", good, matched[:5], 0.607).reason
+    bad = Table({"residual_arcsec": np.full(30, 0.9)})
+    assert "RMS" in judge_solution("a", good, bad, 0.607).reason
+
+
+def test_empty_solution_file_means_no_solution(tmp_path):
+    (tmp_path / "x.wcs").write_bytes(b"")
+    assert read_solution(tmp_path / "x.wcs") is None
+    assert read_solution(tmp_path / "missing.wcs") is None
+
+
+@pytest.mark.slow
+def test_solve_field_and_refinement_match_the_true_wcs(tiny_night, tiny_frames, tmp_path):
+    """Real solve-field (two passes) on a tiny-night frame, then the refinement: < 0.1" RMS."""
+    solve_field = require_program("solve-field")
+    require_program("build-astrometry-index")
+    refcat = Table.read(tiny_night / "refcat.ecsv")
+    files = build_indexes(refcat, tmp_path / "index", index_scales(6.47, 4.53))
+    assert all(f.exists() for f in files)
+    cfg = tmp_path / "solver.cfg"
+    write_solver_config(cfg, [tmp_path / "index"], cpulimit=30)
+    assert "add_path" in cfg.read_text()
+    row = tiny_frames[(tiny_frames["object"] == "NGC7789") & (tiny_frames["filter"] == "r")][0]
+    # A quick calibration with the true masters (the calibration itself is tested elsewhere).
+    bias = fits.getdata(tiny_night / "truth" / "bias.fits")
+    dark = fits.getdata(tiny_night / "truth" / "dark_rate.fits") * row["exptime"]
+    flat = fits.getdata(tiny_night / "truth" / "flat_r.fits")
+    raw = fits.getdata(tiny_night / row["file"]).astype(np.float32)
+    header = fits.getheader(tiny_night / row["file"])
+    frame = tmp_path / "frame.fits"
+    fits.PrimaryHDU(((raw - bias - dark) / flat).astype(np.float32), header).writeto(frame)
+    common = [
+        "--config",
+        str(cfg),
+        "--dir",
+        str(tmp_path),
+        "--overwrite",
+        "--no-plots",
+        "--new-fits",
+        "none",
+        "--use-source-extractor",
+        "--scale-units",
+        "arcsecperpix",
+        "--scale-low",
+        "0.595",
+        "--scale-high",
+        "0.619",
+        "--crpix-center",
+        "--ra",
+        str(header["RA"]),
+        "--dec",
+        str(header["DEC"]),
+        "--radius",
+        "1",
+    ]
+    subprocess.run(
+        [
+            solve_field,
+            *common,
+            "--out",
+            "p1",
+            "--downsample",
+            "2",
+            "--no-verify",
+            "--tweak-order",
+            "2",
+            "--wcs",
+            str(tmp_path / "p1.wcs"),
+            str(frame),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            solve_field,
+            *common,
+            "--out",
+            "p2",
+            "--verify",
+            str(tmp_path / "p1.wcs"),
+            "--no-verify-uniformize",
+            "--objs",
+            "1000000",
+            "--tweak-order",
+            "3",
+            "--wcs",
+            str(tmp_path / "p2.wcs"),
+            str(frame),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    solution = read_solution(tmp_path / "p2.wcs")
+    assert solution is not None
+    stem = row["file"].split("/")[-1].removesuffix(".fits")
+    truth = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
+    shape = raw.shape
+    rms_solve, _ = wcs_separation(solution, truth, shape)
+    assert rms_solve < 0.6  # solve-field alone: well below a pixel
+    refined, matched = refine_wcs(fits.getdata(frame), solution, refcat, mag_column="rmag")
+    rms, worst = wcs_separation(refined, truth, shape)
+    assert rms < 0.1 and worst < 0.2
+    assert len(matched) >= 50
+    status = judge_solution(stem, refined, matched, 0.607)
+    assert status.solved and status.rms_arcsec < 0.2
