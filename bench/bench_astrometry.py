@@ -1,0 +1,154 @@
+"""Solve time of one frame: both solve-field passes and the SIP refinement (prints numbers).
+
+Usage: .venv/bin/python bench/bench_astrometry.py [--preset full] [--object Qatar-1]
+Renders one light frame of the preset with the simulator, calibrates it with the true masters,
+builds index files from the simulated reference catalogue, then times each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from aifa_steps.astrometry import (
+    build_indexes,
+    index_scales,
+    read_solution,
+    refine_wcs,
+    write_solver_config,
+)
+from aifa_steps.simulate import get_preset, plan_night
+from aifa_steps.simulate.detector import make_detector
+from aifa_steps.simulate.headers import nina_header
+from aifa_steps.simulate.night import render_light
+from aifa_steps.simulate.sky import make_catalogue, make_refcat
+
+
+def separation(a, b, shape):
+    ny, nx = shape
+    xs, ys = np.meshgrid(np.linspace(0, nx - 1, 25), np.linspace(0, ny - 1, 25))
+    sep = a.pixel_to_world(xs.ravel(), ys.ravel()).separation(
+        b.pixel_to_world(xs.ravel(), ys.ravel())
+    )
+    return float(np.sqrt(np.mean(sep.arcsec**2)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--preset", default="full")
+    parser.add_argument("--object", default="Qatar-1")
+    args = parser.parse_args()
+    preset = get_preset(args.preset)
+    plans, transit = plan_night(preset, 1)
+    plan = next(p for p in plans if p.object == args.object)
+    catalogue = make_catalogue(np.random.default_rng(1), preset)
+    refcat = make_refcat(np.random.default_rng(2), catalogue, preset.refcat_limit_r)
+    det = make_detector(np.random.default_rng(3), preset.shape, preset.instrument, ("g", "r", "i"))
+    host = int(catalogue["id"][catalogue["role"] == "target"][0])
+    raw, truth = render_light(plan, preset, det, catalogue, transit, host, np.random.default_rng(4))
+    data = (raw - det.bias - det.dark_rate * plan.exptime) / det.flats[plan.filter]
+    ny, nx = preset.shape
+    scale = preset.instrument.pixel_scale
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        frame = tmp / "frame.fits"
+        fits.PrimaryHDU(data.astype(np.float32), nina_header(plan, preset)).writeto(frame)
+        t = time.perf_counter()
+        build_indexes(refcat, tmp / "index", index_scales(nx * scale / 60, ny * scale / 60))
+        t_index = time.perf_counter() - t
+        write_solver_config(tmp / "solver.cfg", [tmp / "index"])
+        common = [
+            "--config",
+            str(tmp / "solver.cfg"),
+            "--dir",
+            str(tmp),
+            "--overwrite",
+            "--no-plots",
+            "--new-fits",
+            "none",
+            "--use-source-extractor",
+            "--scale-units",
+            "arcsecperpix",
+            "--scale-low",
+            str(0.98 * scale),
+            "--scale-high",
+            str(1.02 * scale),
+            "--crpix-center",
+            "--ra",
+            str(plan.ra_header),
+            "--dec",
+            str(plan.dec_header),
+            "--radius",
+            "1",
+        ]
+        t = time.perf_counter()
+        subprocess.run(
+            [
+                "solve-field",
+                *common,
+                "--out",
+                "p1",
+                "--downsample",
+                "2",
+                "--no-verify",
+                "--tweak-order",
+                "2",
+                "--resort",
+                "--wcs",
+                str(tmp / "p1.wcs"),
+                str(frame),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        t1 = time.perf_counter() - t
+        t = time.perf_counter()
+        subprocess.run(
+            [
+                "solve-field",
+                *common,
+                "--out",
+                "p2",
+                "--verify",
+                str(tmp / "p1.wcs"),
+                "--no-verify-uniformize",
+                "--objs",
+                "1000000",
+                "--tweak-order",
+                "3",
+                "--wcs",
+                str(tmp / "p2.wcs"),
+                str(frame),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        t2 = time.perf_counter() - t
+        solution = read_solution(tmp / "p2.wcs")
+        t = time.perf_counter()
+        refined, matched = refine_wcs(data, solution, refcat, mag_column=f"{plan.filter}mag")
+        t3 = time.perf_counter() - t
+    truth_wcs: WCS = truth
+    print(
+        f"{args.preset} frame {nx} x {ny} of {args.object}: index build {t_index:.1f} s "
+        f"(once per night)"
+    )
+    print(
+        f"  solve-field pass 1 {t1:.1f} s, pass 2 {t2:.1f} s, refinement {t3:.1f} s "
+        f"({len(matched)} stars); total {t1 + t2 + t3:.1f} s per frame"
+    )
+    print(
+        f"  accuracy against the true WCS: pass 2 {separation(solution, truth_wcs, (ny, nx)):.3f}"
+        f" arcsec RMS, refined {separation(refined, truth_wcs, (ny, nx)):.3f} arcsec RMS"
+    )
+
+
+if __name__ == "__main__":
+    main()
