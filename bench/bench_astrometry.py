@@ -22,6 +22,7 @@ from aifa_steps.astrometry import (
     index_scales,
     read_solution,
     refine_wcs,
+    solve_field_passes,
     write_solver_config,
 )
 from aifa_steps.simulate import get_preset, plan_night
@@ -64,72 +65,14 @@ def main() -> None:
         build_indexes(refcat, tmp / "index", index_scales(nx * scale / 60, ny * scale / 60))
         t_index = time.perf_counter() - t
         write_solver_config(tmp / "solver.cfg", [tmp / "index"])
-        common = [
-            "--config",
-            str(tmp / "solver.cfg"),
-            "--dir",
-            str(tmp),
-            "--overwrite",
-            "--no-plots",
-            "--new-fits",
-            "none",
-            "--use-source-extractor",
-            "--scale-units",
-            "arcsecperpix",
-            "--scale-low",
-            str(0.98 * scale),
-            "--scale-high",
-            str(1.02 * scale),
-            "--crpix-center",
-            "--ra",
-            str(plan.ra_header),
-            "--dec",
-            str(plan.dec_header),
-            "--radius",
-            "1",
-        ]
-        t = time.perf_counter()
-        subprocess.run(
-            [
-                "solve-field",
-                *common,
-                "--out",
-                "p1",
-                "--downsample",
-                "2",
-                "--no-verify",
-                "--tweak-order",
-                "2",
-                "--resort",
-                "--wcs",
-                str(tmp / "p1.wcs"),
-                str(frame),
-            ],
-            check=True,
-            capture_output=True,
+        pass1, pass2 = solve_field_passes(
+            frame, tmp / "solver.cfg", tmp, scale, ra=plan.ra_header, dec=plan.dec_header
         )
+        t = time.perf_counter()
+        subprocess.run(pass1, check=True, capture_output=True)
         t1 = time.perf_counter() - t
         t = time.perf_counter()
-        subprocess.run(
-            [
-                "solve-field",
-                *common,
-                "--out",
-                "p2",
-                "--verify",
-                str(tmp / "p1.wcs"),
-                "--no-verify-uniformize",
-                "--objs",
-                "1000000",
-                "--tweak-order",
-                "3",
-                "--wcs",
-                str(tmp / "p2.wcs"),
-                str(frame),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(pass2, check=True, capture_output=True)
         t2 = time.perf_counter() - t
         solution = read_solution(tmp / "p2.wcs")
         t = time.perf_counter()

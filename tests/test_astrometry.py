@@ -16,6 +16,7 @@ from aifa_steps.astrometry import (
     judge_solution,
     read_solution,
     refine_wcs,
+    solve_field_passes,
     write_solver_config,
 )
 from aifa_steps.centroids import half_max_fwhm, windowed_centroids
@@ -109,68 +110,12 @@ def test_solve_field_and_refinement_match_the_true_wcs(tiny_night, tiny_frames, 
     header = fits.getheader(tiny_night / row["file"])
     frame = tmp_path / "frame.fits"
     fits.PrimaryHDU(((raw - bias - dark) / flat).astype(np.float32), header).writeto(frame)
-    common = [
-        "--config",
-        str(cfg),
-        "--dir",
-        str(tmp_path),
-        "--overwrite",
-        "--no-plots",
-        "--new-fits",
-        "none",
-        "--use-source-extractor",
-        "--scale-units",
-        "arcsecperpix",
-        "--scale-low",
-        "0.595",
-        "--scale-high",
-        "0.619",
-        "--crpix-center",
-        "--ra",
-        str(header["RA"]),
-        "--dec",
-        str(header["DEC"]),
-        "--radius",
-        "1",
-    ]
-    subprocess.run(
-        [
-            solve_field,
-            *common,
-            "--out",
-            "p1",
-            "--downsample",
-            "2",
-            "--no-verify",
-            "--tweak-order",
-            "2",
-            "--wcs",
-            str(tmp_path / "p1.wcs"),
-            str(frame),
-        ],
-        check=True,
-        capture_output=True,
+    pass1, pass2 = solve_field_passes(
+        frame, cfg, tmp_path, 0.607, ra=header["RA"], dec=header["DEC"], cpulimit=30
     )
-    subprocess.run(
-        [
-            solve_field,
-            *common,
-            "--out",
-            "p2",
-            "--verify",
-            str(tmp_path / "p1.wcs"),
-            "--no-verify-uniformize",
-            "--objs",
-            "1000000",
-            "--tweak-order",
-            "3",
-            "--wcs",
-            str(tmp_path / "p2.wcs"),
-            str(frame),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    assert pass1[0] == "solve-field" and "--verify" in pass2
+    subprocess.run([solve_field, *pass1[1:]], check=True, capture_output=True)
+    subprocess.run([solve_field, *pass2[1:]], check=True, capture_output=True)
     solution = read_solution(tmp_path / "p2.wcs")
     assert solution is not None
     stem = row["file"].split("/")[-1].removesuffix(".fits")

@@ -22,11 +22,13 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.nddata import CCDData
+from astropy.stats import mad_std
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, Sip
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from .badpixels import coarse_background
 from .centroids import half_max_fwhm, windowed_centroids
 from .refcat import select_around
 
@@ -42,6 +44,7 @@ __all__ = [
     "attach_wcs",
     "residual_figure",
     "astrometry_report",
+    "solve_field_passes",
 ]
 
 log = logging.getLogger(__name__)
@@ -327,7 +330,6 @@ def refine_wcs(
         ``x``, ``y`` (measured, 0-based), ``ra``, ``dec`` (catalogue), ``dx``, ``dy`` (fit
         residuals in pixels), ``residual_arcsec``.
     """
-    from photutils.background import Background2D
     from scipy.spatial import cKDTree
 
     ny, nx = data.shape
@@ -362,8 +364,10 @@ def refine_wcs(
         )
         stars, x, y = stars[clean], x[clean], y[clean]
     box = max(32, min(nx, ny) // 8)
-    bkg = Background2D(data, (box, box), filter_size=3, mask=mask)
-    residual = data - bkg.background
+    # A coarse background (block medians) is enough for centroids and is fast.
+    clean = np.where(mask, np.nan, data) if mask is not None else data
+    residual = data - coarse_background(np.nan_to_num(clean, nan=float(np.nanmedian(clean))), box)
+    sky_rms = float(mad_std(residual[::2, ::2], ignore_nan=True))
     brightest = np.argsort(np.asarray(stars[mag_column], dtype=float))[:30]
     fwhm = half_max_fwhm(residual, x[brightest], y[brightest])
     if not np.isfinite(fwhm):
@@ -385,7 +389,7 @@ def refine_wcs(
             for xx, yy in zip(*xy, strict=True)
         ]
     ) * (np.pi * fwhm**2 / 25.0)
-    noise = np.median(bkg.background_rms) * np.sqrt(np.pi) * fwhm
+    noise = sky_rms * np.sqrt(np.pi) * fwhm
     snr = np.clip(flux / noise, 1.0, None)
     weights = 1.0 / ((fwhm / 2.355 / snr) ** 2 + 0.005**2)
     refined = _fit_best_order(xy, sky, sip_degree, (ny, nx), weights)
@@ -536,12 +540,23 @@ def residual_figure(
     plt.close(fig)
 
 
+def _shape_of(matched: Table) -> tuple[int, int]:
+    """Image shape recorded with the matched stars (or their extent)."""
+    if "NAXIS1" in matched.meta:
+        return int(matched.meta["NAXIS2"]), int(matched.meta["NAXIS1"])
+    return (
+        int(np.ceil(max(matched["y"].max(), 1))) + 1,
+        int(np.ceil(max(matched["x"].max(), 1))) + 1,
+    )
+
+
 def astrometry_report(
     status: Table,
     match_files: list[str | Path],
     table_path: str | Path,
     figure_path: str | Path,
     residual_dir: str | Path,
+    plot_dir: str | Path | None = None,
 ) -> None:
     """Write the night's status table, the quality figure and a residual plot per target.
 
@@ -555,6 +570,8 @@ def astrometry_report(
         Outputs: ``astrometry/status.ecsv`` and the figure.
     residual_dir : path
         Folder for one residual plot per object (the frame with the median RMS).
+    plot_dir : path, optional
+        Folder for the residual plot of every solved frame (``<stem>.png``).
     """
     import matplotlib
 
@@ -581,17 +598,108 @@ def astrometry_report(
     residual_dir = Path(residual_dir)
     residual_dir.mkdir(parents=True, exist_ok=True)
     files = {Path(p).name.removesuffix(".ecsv"): Path(p) for p in match_files}
-    good = status[solved]
+    if plot_dir is not None:
+        plot_dir = Path(plot_dir)
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        for row in status[solved]:
+            matched = Table.read(files[row["stem"]])
+            residual_figure(
+                matched, _shape_of(matched), plot_dir / f"{row['stem']}.png", title=row["stem"]
+            )
     objects: dict[str, list] = {}
-    for row in good:
-        obj = row["stem"].split("_")[0]
-        objects.setdefault(obj, []).append(row)
+    for row in status[solved]:
+        key = str(row["object"]) if "object" in status.colnames else "frames"
+        objects.setdefault(key, []).append(row)
     for obj, rows in objects.items():
         rows.sort(key=lambda r: r["rms_arcsec"])
         typical = rows[len(rows) // 2]
         matched = Table.read(files[typical["stem"]])
-        shape = (
-            int(np.ceil(max(matched["y"].max(), 1))) + 1,
-            int(np.ceil(max(matched["x"].max(), 1))) + 1,
+        residual_figure(
+            matched, _shape_of(matched), residual_dir / f"{obj}.png", title=typical["stem"]
         )
-        residual_figure(matched, shape, residual_dir / f"{obj}.png", title=typical["stem"])
+
+
+def solve_field_passes(
+    frame: str | Path,
+    config: str | Path,
+    workdir: str | Path,
+    pixel_scale: float,
+    scale_tolerance: float = 0.02,
+    ra: float | None = None,
+    dec: float | None = None,
+    radius: float = 1.0,
+    downsample: int = 2,
+    sip_order: int = 3,
+    cpulimit: float = 60.0,
+) -> tuple[list[str], list[str]]:
+    """Argument lists of the two ``solve-field`` passes (the workflow's shell rule runs the same).
+
+    Pass 1 solves blindly with scale and position hints, downsampled, with Source Extractor;
+    pass 2 verifies pass 1's ``p1.wcs`` with all stars and tweaks a SIP distortion of
+    ``sip_order``. The solutions land in ``workdir`` as ``p1.wcs`` and ``p2.wcs``.
+    """
+    workdir = Path(workdir)
+    common = [
+        "solve-field",
+        "--config",
+        str(config),
+        "--dir",
+        str(workdir),
+        "--overwrite",
+        "--no-plots",
+        "--new-fits",
+        "none",
+        "--temp-axy",
+        "--index-xyls",
+        "none",
+        "--rdls",
+        "none",
+        "--match",
+        "none",
+        "--use-source-extractor",
+        "--scale-units",
+        "arcsecperpix",
+        "--scale-low",
+        f"{pixel_scale * (1 - scale_tolerance):.5f}",
+        "--scale-high",
+        f"{pixel_scale * (1 + scale_tolerance):.5f}",
+        "--crpix-center",
+        "--cpulimit",
+        str(int(cpulimit)),
+    ]
+    if ra is not None and dec is not None and np.isfinite(ra) and np.isfinite(dec):
+        common += ["--ra", f"{ra:.6f}", "--dec", f"{dec:.6f}", "--radius", str(radius)]
+    pass1 = [
+        *common,
+        "--out",
+        "p1",
+        "--downsample",
+        str(downsample),
+        "--no-verify",
+        "--tweak-order",
+        "2",
+        "--resort",
+        "--corr",
+        str(workdir / "p1.corr"),
+        "--wcs",
+        str(workdir / "p1.wcs"),
+        str(frame),
+    ]
+    pass2 = [
+        *common,
+        "--out",
+        "p2",
+        "--verify",
+        str(workdir / "p1.wcs"),
+        "--no-verify-uniformize",
+        "--objs",
+        "1000000",
+        "--tweak-order",
+        str(sip_order),
+        "--corr",
+        str(workdir / "p2.corr"),
+        "--wcs",
+        str(workdir / "p2.wcs"),
+        str(frame),
+    ]
+    return pass1, pass2

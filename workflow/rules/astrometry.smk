@@ -46,9 +46,9 @@ rule solve_field:
         common="--config {input.cfg} --dir $tmp --overwrite --no-plots --new-fits none \
             --temp-axy --index-xyls none --rdls none --match none --use-source-extractor \
             --scale-units arcsecperpix --scale-low {params.low} --scale-high {params.high} \
-            --crpix-center --cpulimit {params.cpulimit} {params.hint}"
+            --crpix-center --cpulimit {params.cpulimit} --no-remove-lines {params.hint}"
         echo "pass 1: blind solve with scale and position hints" >{log}
-        solve-field $common --out pass1 --downsample {params.downsample} --no-verify \
+        solve-field $common --out pass1 --downsample {params.downsample} --no-verify --uniformize 0 \
             --tweak-order 2 --resort --corr $tmp/pass1.corr --wcs $tmp/pass1.wcs \
             {input.frame} >>{log} 2>&1 || true
         if [ -s $tmp/pass1.wcs ]; then
@@ -76,12 +76,15 @@ rule astrometry_frame:
         frame=WORK / "calibrated" / "{stem}.fits",
         wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
-        refcat=lambda wc: WORK / "refcat" / f"{frame_object(wc.stem)}.ecsv",
+        refcat=lambda wc: (
+            WORK / "refcat" / f"{frame_object(wc.stem)}.ecsv"
+            if ASTRO["refine"]
+            else []
+        ),
     output:
         fits=WORK / "astrometry" / "{stem}.fits",
         matches=WORK / "astrometry" / "matches" / "{stem}.ecsv",
         status=WORK / "astrometry" / "status" / "{stem}.ecsv",
-        plot=WORK / "astrometry" / "plots" / "{stem}.png",
     log:
         LOGS / "astrometry_frame" / "{stem}.log",
     conda:
@@ -109,6 +112,7 @@ checkpoint astrometry_status:
             category="3. Astrometry",
             labels={"figure": "astrometric quality through the night"},
         ),
+        plots=directory(WORK / "astrometry" / "plots"),
         residuals=report(
             directory(WORK / "qc" / "astrometry_residuals"),
             patterns=["{name}.png"],

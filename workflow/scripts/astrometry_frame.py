@@ -6,7 +6,6 @@ from aifa_steps.astrometry import (
     judge_solution,
     read_solution,
     refine_wcs,
-    residual_figure,
 )
 from aifa_steps.calibrate import read_ccd, write_ccd
 from aifa_steps.runlog import log_to_file
@@ -59,7 +58,8 @@ if status.solved:
 ccd.meta["ASTSOLVD"] = (status.solved, "astrometric solution found and accepted")
 ccd.meta["ASTREASN"] = (status.reason[:60], "why the astrometry failed")
 write_ccd(ccd, out.fits)
+matched.meta["NAXIS1"], matched.meta["NAXIS2"] = ccd.shape[1], ccd.shape[0]
 matched.write(out.matches, overwrite=True)
-Table(rows=[status.as_dict()]).write(out.status, overwrite=True)
-residual_figure(matched, ccd.shape, out.plot, title=stem)
+row = {**status.as_dict(), "object": str(ccd.meta.get("OBJECT", ""))}
+Table(rows=[row]).write(out.status, overwrite=True)
 log.info("%s", status)

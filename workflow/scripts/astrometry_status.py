@@ -12,4 +12,5 @@ astrometry_report(
     snakemake.output.table,
     snakemake.output.plot,
     snakemake.output.residuals,
+    snakemake.output.plots,
 )
