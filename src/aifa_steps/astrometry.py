@@ -591,7 +591,12 @@ def astrometry_report(
     axes[1].set_xlabel("frame (in order of name)")
     axes[1].legend(fontsize=8)
     axes[0].set_title(f"{solved.sum()} of {len(status)} frames solved")
-    fig.tight_layout()
+    failed = [f"failed: {r['stem']}: {r['reason']}" for r in status[~solved]]
+    if failed:
+        fig.text(0.01, 0.005, "\n".join(failed[:8]), fontsize=7, va="bottom", color="C3")
+        fig.tight_layout(rect=(0, 0.03 * min(len(failed), 8) + 0.02, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(figure_path, dpi=100)
     plt.close(fig)
 
@@ -666,6 +671,7 @@ def solve_field_passes(
         "--crpix-center",
         "--cpulimit",
         str(int(cpulimit)),
+        "--no-remove-lines",
     ]
     if ra is not None and dec is not None and np.isfinite(ra) and np.isfinite(dec):
         common += ["--ra", f"{ra:.6f}", "--dec", f"{dec:.6f}", "--radius", str(radius)]
@@ -676,6 +682,8 @@ def solve_field_passes(
         "--downsample",
         str(downsample),
         "--no-verify",
+        "--uniformize",
+        "0",
         "--tweak-order",
         "2",
         "--resort",
