@@ -325,14 +325,7 @@ def test_pier_flip_rotates_the_field(tiny_frames):
 
 def test_transit_truth_is_consistent(tiny_night):
     truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
-    model = TransitModel(
-        truth["t0_bjd_tdb"],
-        truth["period_days"],
-        truth["rp_rs"],
-        truth["a_rs"],
-        truth["inclination_deg"],
-        tuple(truth["limb_darkening"]),
-    )
+    model = TransitModel.from_truth(truth)
     k2 = truth["rp_rs"] ** 2
     assert k2 < truth["depth"] < 1.35 * k2
     # Duration from the model's own contact points.
@@ -365,14 +358,7 @@ def test_target_follows_the_true_light_curve(tiny_night, tiny_frames, tiny_stars
     from aifa_steps.observing import bjd_tdb
 
     truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
-    model = TransitModel(
-        truth["t0_bjd_tdb"],
-        truth["period_days"],
-        truth["rp_rs"],
-        truth["a_rs"],
-        truth["inclination_deg"],
-        tuple(truth["limb_darkening"]),
-    )
+    model = TransitModel.from_truth(truth)
     preset = get_preset("tiny")
     site = Site("s", preset.site.latitude, preset.site.longitude, preset.site.elevation)
     series = tiny_frames[

@@ -31,6 +31,18 @@ class TransitModel:
     inclination_deg: float
     limb_darkening: tuple[float, float]
 
+    @classmethod
+    def from_truth(cls, truth: dict) -> TransitModel:
+        """The model described by a night's ``truth/transit.json``."""
+        return cls(
+            truth["t0_bjd_tdb"],
+            truth["period_days"],
+            truth["rp_rs"],
+            truth["a_rs"],
+            truth["inclination_deg"],
+            tuple(truth["limb_darkening"]),
+        )
+
     def _params(self) -> batman.TransitParams:
         p = batman.TransitParams()
         p.t0, p.per, p.rp, p.a, p.inc = (
