@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["REFCAT_COLUMNS", "load_reference_catalogue", "select_around"]
+__all__ = [
+    "REFCAT_COLUMNS",
+    "REFCAT2_VIZIER",
+    "load_reference_catalogue",
+    "select_around",
+    "fetch_refcat2",
+]
+
+REFCAT2_VIZIER = "J/ApJ/867/105/refcat2"
 
 REFCAT_COLUMNS = ("RA_ICRS", "DE_ICRS", "gmag", "e_gmag", "rmag", "e_rmag", "imag", "e_imag")
 
@@ -58,3 +66,67 @@ def select_around(
     ddec = np.asarray(table[dec_col]) - dec
     sep = np.hypot(dra * np.cos(np.radians(dec)), ddec)
     return table[sep < radius_deg]
+
+
+def fetch_refcat2(
+    ra: float,
+    dec: float,
+    radius_deg: float,
+    cache_path: str | Path,
+    catalog: str = REFCAT2_VIZIER,
+    timeout: float = 60.0,
+) -> Table:
+    """ATLAS-RefCat2 stars around (ra, dec) from VizieR, cached on disk.
+
+    A cached extract is reused without any network access. Otherwise VizieR is queried with
+    astroquery (all rows, the RefCat2 columns) and the result written to ``cache_path``.
+
+    Parameters
+    ----------
+    ra, dec : float
+        Centre in degrees.
+    radius_deg : float
+        Radius of the cone.
+    cache_path : path
+        ECSV file of the cache.
+    catalog : str
+        VizieR catalogue identifier.
+    timeout : float
+        Seconds to wait for VizieR.
+
+    Raises
+    ------
+    ConnectionError
+        If VizieR cannot be reached and there is no cache.
+    LookupError
+        If VizieR returns no stars.
+    """
+    cache_path = Path(cache_path)
+    if cache_path.exists():
+        return Table.read(cache_path)
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+    from astroquery.vizier import Vizier
+
+    vizier = Vizier(columns=list(REFCAT_COLUMNS), row_limit=-1, timeout=timeout)
+    try:
+        result = vizier.query_region(
+            SkyCoord(ra * u.deg, dec * u.deg), radius=radius_deg * u.deg, catalog=catalog
+        )
+    except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
+        raise ConnectionError(
+            f"cannot query VizieR ({catalog}) for {ra:.4f} {dec:+.4f}: {exc}; there is no cache "
+            f"at {cache_path}. Run once with network, copy a cached extract there, or use "
+            "reference_catalogue.source: file"
+        ) from exc
+    if len(result) == 0 or len(result[0]) == 0:
+        raise LookupError(
+            f"VizieR {catalog} has no stars within {radius_deg} deg of {ra:.4f} {dec:+.4f}"
+        )
+    table = result[0]
+    keep = [c for c in REFCAT_COLUMNS if c in table.colnames]
+    table = Table(table[keep], masked=False)
+    table.meta = {"source": f"VizieR {catalog}", "centre": [ra, dec], "radius_deg": radius_deg}
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    table.write(cache_path, overwrite=True)
+    return table

@@ -19,5 +19,6 @@ rule reference_catalogue:
     params:
         refcat=REFCAT,
         centre=lambda wc: object_centre(wc.object),
+        cache_dir=REFCAT.get("cache_dir") or str(WORK / "refcat" / "cache"),
     script:
         "../scripts/reference_catalogue.py"
