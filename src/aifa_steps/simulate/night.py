@@ -388,21 +388,23 @@ def _star_fluxes(
     return flux
 
 
-def render_light(
+def expected_light(
     plan: FramePlan,
     preset: Preset,
-    det: DetectorTruth,
     catalogue: Table,
     transit: TransitModel,
     host_id: int,
     rng: np.random.Generator,
 ):
-    """Render one science frame.
+    """The noiseless light of a science frame before the flat field (a calibrated frame's mean).
+
+    ``rng`` supplies the scintillation of each star, so the same generator state gives the same
+    star fluxes as the rendered frame.
 
     Returns
     -------
-    data : numpy.ndarray
-        uint16 raw frame.
+    light : numpy.ndarray
+        Sky and stars in ADU per pixel (float32).
     wcs : astropy.wcs.WCS
         The frame's true WCS.
     """
@@ -426,8 +428,30 @@ def render_light(
     gx, gy = plan.sky_gradient
     light = (plan.sky_adu * (1.0 + gx * xx + gy * yy)).astype(np.float32)
     add_moffat_stars(light, x, y, flux, plan.fwhm_arcsec / inst.pixel_scale, inst.psf_beta)
+    return light, w
+
+
+def render_light(
+    plan: FramePlan,
+    preset: Preset,
+    det: DetectorTruth,
+    catalogue: Table,
+    transit: TransitModel,
+    host_id: int,
+    rng: np.random.Generator,
+):
+    """Render one science frame.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        uint16 raw frame.
+    wcs : astropy.wcs.WCS
+        The frame's true WCS.
+    """
+    light, w = expected_light(plan, preset, catalogue, transit, host_id, rng)
     light *= det.flats[plan.filter]
-    return read_out(rng, light, plan.exptime, det, inst), w
+    return read_out(rng, light, plan.exptime, det, preset.instrument), w
 
 
 def render_frame(plan: FramePlan) -> np.ndarray:
