@@ -44,3 +44,15 @@ def require_program(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def truth_calibrated(night: Path, row) -> tuple:
+    """A raw frame calibrated with the true bias, dark and flat: (data, raw, flat), float64."""
+    import numpy as np
+    from astropy.io import fits
+
+    bias = fits.getdata(night / "truth" / "bias.fits").astype(np.float64)
+    rate = fits.getdata(night / "truth" / "dark_rate.fits").astype(np.float64)
+    flat = fits.getdata(night / "truth" / f"flat_{row['filter']}.fits").astype(np.float64)
+    raw = fits.getdata(night / row["file"]).astype(np.float64)
+    return (raw - bias - rate * row["exptime"]) / flat, raw, flat

@@ -29,6 +29,8 @@ from aifa_steps.masters import (
 from aifa_steps.simulate.detector import DetectorTruth, read_out
 from aifa_steps.simulate.presets import Instrument
 
+from .conftest import truth_calibrated
+
 INST = Instrument()
 RN_ADU = INST.read_noise / INST.gain
 PARAMS = CalibrationParameters(gain=INST.gain, read_noise=INST.read_noise)
@@ -214,13 +216,6 @@ def test_sky_noise_of_a_calibrated_frame_is_the_ccd_equation(tiny_night, masters
         assert stats["sky_std"] / stats["predicted_std"] == pytest.approx(1.0, abs=0.05)
 
 
-def _truth_calibrated(night, row):
-    bias = fits.getdata(night / "truth" / "bias.fits").astype(np.float64)
-    rate = fits.getdata(night / "truth" / "dark_rate.fits").astype(np.float64)
-    flat = fits.getdata(night / "truth" / f"flat_{row['filter']}.fits").astype(np.float64)
-    return (fits.getdata(night / row["file"]) - bias - rate * row["exptime"]) / flat
-
-
 def test_calibrated_star_fluxes_agree_with_truth(tiny_night, tiny_frames, tiny_stars, masters):
     """Sky-subtracted star fluxes in pipeline-calibrated frames against true fluxes.
 
@@ -233,7 +228,7 @@ def test_calibrated_star_fluxes_agree_with_truth(tiny_night, tiny_frames, tiny_s
     for row in lights:
         ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], row["filter"], PARAMS)
         assert ccd.data.dtype == np.float32 and ccd.uncertainty.array.dtype == np.float32
-        reference = _truth_calibrated(tiny_night, row)
+        reference = truth_calibrated(tiny_night, row)[0]
         stem = row["file"].split("/")[-1].removesuffix(".fits")
         wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
         ra0, dec0 = wcs.wcs.crval

@@ -14,18 +14,16 @@ from aifa_steps.photometry import (
 )
 from aifa_steps.simulate.presets import Instrument
 
+from .conftest import truth_calibrated
+
 INST = Instrument()
 
 
 def _truth_calibrated(night, row):
     """Frame calibrated with the true masters, its uncertainty plane and flags."""
     bias = fits.getdata(night / "truth" / "bias.fits").astype(np.float64)
-    rate = fits.getdata(night / "truth" / "dark_rate.fits").astype(np.float64)
-    flat = fits.getdata(night / "truth" / f"flat_{row['filter']}.fits").astype(np.float64)
-    raw = fits.getdata(night / row["file"]).astype(np.float64)
-    signal = raw - bias
-    data = (signal - rate * row["exptime"]) / flat
-    var = np.clip(signal, 0, None) / INST.gain + (INST.read_noise / INST.gain) ** 2
+    data, raw, flat = truth_calibrated(night, row)
+    var = np.clip(raw - bias, 0, None) / INST.gain + (INST.read_noise / INST.gain) ** 2
     flags = np.where(raw >= INST.saturation, 8, 0).astype(np.uint8)
     return data, np.sqrt(var) / flat, flags
 

@@ -20,6 +20,8 @@ from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.presets import Instrument
 from aifa_steps.simulate.transit import TransitModel
 
+from .conftest import truth_calibrated
+
 INST = Instrument()
 READ_NOISE_ADU = INST.read_noise / INST.gain
 
@@ -181,11 +183,8 @@ def test_bad_flats_are_there(tiny_night, tiny_frames):
 
 
 def _calibrated(night, row):
-    bias = fits.getdata(night / "truth" / "bias.fits").astype(float)
-    rate = fits.getdata(night / "truth" / "dark_rate.fits").astype(float)
-    flat = fits.getdata(night / "truth" / f"flat_{row['filter']}.fits").astype(float)
-    raw = _raw(night, row["file"])
-    return (raw - bias - rate * row["exptime"]) / flat, raw
+    data, raw, _ = truth_calibrated(night, row)
+    return data, raw
 
 
 def _isolated_stars(stars, wcs, shape, band, m_range, min_sep_px=30, margin=40):

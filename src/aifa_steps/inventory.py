@@ -243,9 +243,6 @@ class InventoryError(RuntimeError):
     """A problem of the whole night that the configuration declares fatal."""
 
 
-PROBLEMS = ("no_bias", "no_dark", "no_flat", "mixed_geometry", "unmatched_dark")
-
-
 def night_problems(rows: list[dict]) -> list[tuple[str, str]]:
     """Problems of the night as a whole, as (category, message) pairs.
 

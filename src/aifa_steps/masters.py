@@ -28,7 +28,6 @@ __all__ = [
     "make_master_dark",
     "make_master_flat",
     "dark_for_exposure",
-    "scaled_dark",
     "exptime_label",
 ]
 
@@ -151,12 +150,6 @@ def dark_for_exposure(darks: dict[float, CCDData], exptime: float) -> tuple[CCDD
             return dark, 1.0
     longest = max(darks)
     return darks[longest], exptime / longest
-
-
-def scaled_dark(darks: dict[float, CCDData], exptime: float) -> tuple[np.ndarray, float, CCDData]:
-    """Dark signal (ADU, float32) for an exposure time, with the scale and master used."""
-    dark, scale = dark_for_exposure(darks, exptime)
-    return np.asarray(dark.data, dtype=np.float32) * np.float32(scale), scale, dark
 
 
 def _flat_level(

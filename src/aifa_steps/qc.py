@@ -19,7 +19,6 @@ from .calibrate import read_ccd  # noqa: E402
 __all__ = [
     "master_statistics",
     "preview_png",
-    "masters_figure",
     "frames_figure",
     "calibration_report",
     "bad_pixel_figure",
@@ -115,27 +114,6 @@ def bad_pixel_figure(mask: np.ndarray, path: str | Path) -> None:
     ax.set_ylabel("y [pixel]")
     ax.set_title("Bad-pixel mask")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def masters_figure(stats: Table, path: str | Path) -> None:
-    """Bar chart of master levels against expectations (bias noise vs read noise / sqrt N)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    kinds = list(stats["master"])
-    axes[0].bar(kinds, stats["level"], color="0.6")
-    axes[0].set_ylabel("median level")
-    axes[0].set_yscale("log")
-    axes[0].tick_params(axis="x", rotation=45)
-    bias = stats[stats["kind"] == "bias"]
-    if len(bias):
-        axes[1].bar(
-            ["measured", "RN / sqrt(N)"],
-            [bias["noise"][0], bias["expected_noise"][0]],
-            color=["C0", "C1"],
-        )
-        axes[1].set_ylabel("master bias noise [ADU]")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -2,6 +2,8 @@
 import os
 
 import numpy as np
+
+from aifa_steps.masters import exptime_label
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
@@ -41,17 +43,13 @@ def used_frames():
 
 
 def raw_frames(kind, filter=None, exptime=None):
-    rows = used_frames()
-    sel = rows["imagetyp"] == kind
+    rows = raw_frames_table(kind)
+    sel = np.ones(len(rows), dtype=bool)
     if filter is not None:
         sel &= rows["filter"] == filter
     if exptime is not None:
         sel &= abs(rows["exptime"] - float(exptime)) < 1e-3
     return sorted(rows["path"][sel])
-
-
-def exptime_label(exptime):
-    return f"{float(exptime):g}"
 
 
 def master_darks(wildcards=None):
