@@ -414,6 +414,7 @@ def refine_wcs(
         }
     )
     matched["residual_arcsec"] = np.hypot(matched["dx"], matched["dy"]) * scale
+    matched.meta["FWHM_ARCSEC"] = float(fwhm * scale)
     return refined, matched
 
 
@@ -428,6 +429,7 @@ class SolveStatus:
     rms_arcsec: float
     pixel_scale: float = float("nan")
     rotation_deg: float = float("nan")
+    fwhm_arcsec: float = float("nan")
 
     def as_dict(self) -> dict:
         """The status as a table row."""
@@ -459,7 +461,8 @@ def judge_solution(
         reason = f"only {n} matched stars (< {min_matches})"
     elif not rms <= max_rms_arcsec:
         reason = f"RMS residual {rms:.3f} arcsec > {max_rms_arcsec}"
-    return SolveStatus(stem, not reason, reason, n, rms, scale, rotation)
+    fwhm = float(matched.meta.get("FWHM_ARCSEC", np.nan)) if matched is not None else np.nan
+    return SolveStatus(stem, not reason, reason, n, rms, scale, rotation, fwhm)
 
 
 def attach_wcs(ccd: CCDData, wcs: WCS, status: SolveStatus) -> CCDData:

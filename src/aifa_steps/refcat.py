@@ -13,6 +13,7 @@ __all__ = [
     "load_reference_catalogue",
     "select_around",
     "fetch_refcat2",
+    "crossmatch",
 ]
 
 REFCAT2_VIZIER = "J/ApJ/867/105/refcat2"
@@ -130,3 +131,50 @@ def fetch_refcat2(
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     table.write(cache_path, overwrite=True)
     return table
+
+
+def crossmatch(
+    sources: Table, refcat: Table, radius_arcsec: float = 2.0, prefix: str = ""
+) -> Table:
+    """Attach the nearest reference star within a radius to each source.
+
+    Parameters
+    ----------
+    sources : astropy.table.Table
+        Table with ``ra`` and ``dec`` (deg).
+    refcat : astropy.table.Table
+        Reference catalogue in RefCat2 columns (``RA_ICRS``, ``DE_ICRS``, ``gmag``, ...).
+    radius_arcsec : float
+        Match radius (the tutorial's 2 arcsec).
+    prefix : str
+        Prefix for the added column names.
+
+    Returns
+    -------
+    astropy.table.Table
+        A copy of ``sources`` with ``refcat_sep_arcsec`` (NaN when unmatched), ``refcat_row``
+        (-1 when unmatched) and the catalogue's magnitude columns (NaN when unmatched).
+    """
+    from astropy.coordinates import SkyCoord
+
+    out = sources.copy()
+    n = len(out)
+    mags = [c for c in REFCAT_COLUMNS[2:] if c in refcat.colnames]
+    row = np.full(n, -1)
+    sep_out = np.full(n, np.nan)
+    if len(refcat) and n:
+        ref = SkyCoord(
+            np.asarray(refcat["RA_ICRS"], float), np.asarray(refcat["DE_ICRS"], float), unit="deg"
+        )
+        src = SkyCoord(np.asarray(out["ra"], float), np.asarray(out["dec"], float), unit="deg")
+        idx, sep, _ = src.match_to_catalog_sky(ref)
+        ok = sep.arcsec < radius_arcsec
+        row[ok] = idx[ok]
+        sep_out[ok] = sep.arcsec[ok]
+    out[f"{prefix}refcat_sep_arcsec"] = sep_out
+    out[f"{prefix}refcat_row"] = row
+    for col in mags:
+        values = np.full(n, np.nan)
+        values[row >= 0] = np.asarray(refcat[col], float)[row[row >= 0]]
+        out[f"{prefix}{col}"] = values
+    return out

@@ -125,3 +125,54 @@ def solved_stems():
 
     table = Table.read(checkpoints.astrometry_status.get().output.table)
     return sorted(table["stem"][table["solved"]])
+
+
+# ---- Photometry: targets with solved frames and their reference frames. --------------------
+def solved_frames_table():
+    """Solved rows of the astrometry status with the inventory's filter and exposure time."""
+    from astropy.table import Table, join
+
+    status = Table.read(checkpoints.astrometry_status.get().output.table)
+    status = status[status["solved"]]
+    lights = raw_frames_table("light")["stem", "filter", "exptime"]
+    return join(status, lights, keys="stem")
+
+
+def photometry_objects():
+    """Targets with at least one solved frame (the others get no photometry)."""
+    return sorted(set(solved_frames_table()["object"]))
+
+
+def photometry_stems(obj):
+    rows = solved_frames_table()
+    return sorted(rows["stem"][rows["object"] == obj])
+
+
+def reference_frame(obj):
+    """The configured reference frame of a target if it was solved, else the automatic one."""
+    from aifa_steps.detection import choose_reference_frame
+
+    rows = solved_frames_table()
+    rows = rows[rows["object"] == obj]
+    requested = config.get("targets", {}).get(obj, {}).get("reference_frame")
+    if requested and requested in rows["stem"]:
+        return requested
+    return choose_reference_frame(rows, config["photometry"]["reference_filter"])
+
+
+def photometry_tables(wildcards=None):
+    """Per-frame photometry tables of every solved frame."""
+    return [
+        WORK / "photometry" / obj / f"{stem}.ecsv"
+        for obj in photometry_objects()
+        for stem in photometry_stems(obj)
+    ]
+
+
+def photometry_products(wildcards=None):
+    """Night-level photometry products of every target with solved frames."""
+    return [
+        WORK / "photometry" / obj / name
+        for obj in photometry_objects()
+        for name in ("magnitudes.ecsv", "calibrated.ecsv")
+    ]

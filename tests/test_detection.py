@@ -1,0 +1,159 @@
+"""Detection on a reference frame, its choice, DS9 regions and the catalogue cross-match."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from aifa_steps.detection import (
+    DetectionParameters,
+    choose_reference_frame,
+    detect_sources,
+    reference_sources,
+    write_ds9_regions,
+)
+from aifa_steps.photometry import estimate_background, frame_seeing, isolated_sources
+from aifa_steps.refcat import crossmatch, select_around
+
+from .conftest import truth_calibrated
+
+
+@pytest.fixture(scope="module")
+def cluster_frame(tiny_night, tiny_frames):
+    """A clear tiny-night r frame of the cluster calibrated with the true masters."""
+    rows = tiny_frames[
+        (tiny_frames["object"] == "NGC7789")
+        & (tiny_frames["filter"] == "r")
+        & (tiny_frames["defect"] == "none")
+    ]
+    row = rows[0]
+    data, raw, _ = truth_calibrated(tiny_night, row)
+    stem = row["file"].split("/")[-1].removesuffix(".fits")
+    wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
+    return data.astype(np.float32), raw >= 65535, wcs, row
+
+
+def test_detections_are_the_true_stars_at_their_positions(cluster_frame, tiny_stars):
+    data, saturated, wcs, row = cluster_frame
+    background, rms = estimate_background(data, saturated)
+    found = detect_sources(data, background, rms, wcs, saturated)
+    ra0, dec0 = wcs.wcs.crval
+    tiny_stars = select_around(tiny_stars, ra0, dec0, 0.2, "ra", "dec")
+    assert list(found["id"][:3]) == [1, 2, 3]
+    assert np.all(np.diff(found["segment_flux"]) <= 0)
+    x, y = wcs.all_world2pix(tiny_stars["ra"], tiny_stars["dec"], 0, quiet=True)
+    ny, nx = data.shape
+    inside = (x > 10) & (x < nx - 11) & (y > 10) & (y < ny - 11)
+    # Stars that stand well above the noise: S/N > 30 within the seeing disc.
+    flux = 10 ** (-0.4 * (tiny_stars["r"] - row["zeropoint"]))
+    noise = np.sqrt(np.pi * (row["fwhm_arcsec"] / 0.607) ** 2 * np.median(rms) ** 2)
+    # Crowded pairs (a brighter star within 8 arcsec) merge at the tutorial's smoothing; the
+    # others must all be found.
+    alone = isolated_sources(tiny_stars["ra"], tiny_stars["dec"], flux, 8.0, max_ratio=0.1)
+    bright = inside & (flux / noise > 30) & alone
+    matched = crossmatch(
+        Table({"ra": tiny_stars["ra"][bright], "dec": tiny_stars["dec"][bright]}),
+        Table({"RA_ICRS": found["ra"], "DE_ICRS": found["dec"]}),
+        radius_arcsec=1.0,
+    )
+    completeness = np.mean(matched["refcat_row"] >= 0)
+    assert bright.sum() > 30
+    assert completeness > 0.95
+    # Isolated, unsaturated detections sit on the true positions (windowed centroids).
+    clean = found[isolated_sources(found["ra"], found["dec"], found["segment_flux"], 6.0)]
+    clean = clean[(clean["peak"] < 20000) & (clean["snr"] > 50)]
+    back = crossmatch(
+        clean, Table({"RA_ICRS": tiny_stars["ra"], "DE_ICRS": tiny_stars["dec"]}), 1.0
+    )
+    assert np.mean(back["refcat_row"] >= 0) > 0.9  # the rest: pairs closer than the seeing
+    assert np.nanmedian(back["refcat_sep_arcsec"]) < 0.05  # 0.08 pixel
+    # The seeing from the half-maximum area of the same stars is the true FWHM.
+    seeing, n = frame_seeing(data - background, wcs, clean["x"], clean["y"])
+    assert n > 10
+    assert seeing == pytest.approx(row["fwhm_arcsec"], rel=0.05)
+
+
+def test_reference_sources_carry_isolation_and_catalogue(cluster_frame, tiny_night):
+    data, saturated, wcs, _ = cluster_frame
+    background, rms = estimate_background(data, saturated)
+    refcat = Table.read(tiny_night / "refcat.ecsv")
+    table = reference_sources(data, background, rms, wcs, refcat, saturated, isolation_arcsec=12)
+    assert {"isolated", "refcat_sep_arcsec", "rmag", "e_gmag"} <= set(table.colnames)
+    matched = table["refcat_row"] >= 0
+    assert matched.mean() > 0.8
+    assert np.all(table["refcat_sep_arcsec"][matched] < 2.0)
+    assert np.all(np.isnan(table["rmag"][~matched]))
+    assert 0 < table["isolated"].sum() < len(table)
+    # A flux cut keeps only the bright sources.
+    cut = DetectionParameters(min_flux=float(np.median(table["segment_flux"])))
+    fewer = detect_sources(data, background, rms, wcs, saturated, cut)
+    assert len(fewer) == pytest.approx(len(table) / 2, rel=0.1)
+
+
+def test_a_blank_frame_has_no_detections():
+    rng = np.random.default_rng(1)
+    data = rng.normal(100, 5, (200, 200)).astype(np.float32)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-0.607 / 3600, 0.607 / 3600]
+    wcs.wcs.crval = [10, 20]
+    with pytest.raises(ValueError, match="no sources"):
+        detect_sources(
+            data,
+            np.full(data.shape, 100.0),
+            np.full(data.shape, 5.0),
+            wcs,
+            params=DetectionParameters(threshold_sigma=10),
+        )
+
+
+def test_reference_frame_is_the_best_seeing_among_the_deepest():
+    frames = Table(
+        {
+            "stem": ["a", "b", "c", "d", "e"],
+            "filter": ["r", "r", "r", "g", "r"],
+            "exptime": [30.0, 60.0, 60.0, 120.0, 60.0],
+            "fwhm_arcsec": [1.5, 2.5, 2.1, 1.0, np.nan],
+        }
+    )
+    assert choose_reference_frame(frames, "r") == "c"
+    assert choose_reference_frame(frames, "g") == "d"
+    assert choose_reference_frame(frames, "i") == "d"  # no i frame: deepest of all
+    assert choose_reference_frame(frames[:1], "r") == "a"
+    with pytest.raises(ValueError, match="no solved frame"):
+        choose_reference_frame(frames[:0], "r")
+
+
+def test_ds9_regions_list_every_source(tmp_path):
+    table = Table({"id": [1, 2], "ra": [10.0, 10.001], "dec": [20.0, -0.5]})
+    path = tmp_path / "ref.reg"
+    write_ds9_regions(table, path, radius_arcsec=4)
+    lines = path.read_text().splitlines()
+    assert lines[2] == "fk5"
+    assert lines[3] == 'circle(10.0000000,20.0000000,4.00") # text={1}'
+    assert lines[4].startswith("circle(10.0010000,-0.5000000,")
+
+
+def test_isolation_depends_on_neighbour_brightness():
+    ra = np.array([10.0, 10.0 + 5 / 3600, 10.0 + 60 / 3600])
+    dec = np.array([20.0, 20.0, 20.0])
+    flux = np.array([1000.0, 5.0, 1000.0])  # the faint neighbour adds 0.5 %
+    assert list(isolated_sources(ra, dec, flux, 10.0)) == [True, False, True]
+    flux = np.array([1000.0, 50.0, 1000.0])  # 5 %: the first star is spoiled
+    assert list(isolated_sources(ra, dec, flux, 10.0)) == [False, False, True]
+
+
+def test_crossmatch_takes_the_nearest_star_within_the_radius():
+    sources = Table({"ra": [10.0, 10.0, 11.0], "dec": [20.0, 20.001, 20.0]})
+    refcat = Table(
+        {
+            "RA_ICRS": [10.0 + 0.5 / 3600 / np.cos(np.radians(20)), 11.0 + 0.01],
+            "DE_ICRS": [20.0, 20.0],
+            "rmag": [12.0, 13.0],
+        }
+    )
+    out = crossmatch(sources, refcat, 2.0)
+    assert list(out["refcat_row"]) == [0, -1, -1]
+    assert out["refcat_sep_arcsec"][0] == pytest.approx(0.5, abs=1e-3)
+    assert out["rmag"][0] == 12.0 and np.isnan(out["rmag"][1])

@@ -1,0 +1,113 @@
+# Photometry: detection on a reference frame per target, forced aperture photometry of every
+# solved frame, zero points against the reference catalogue, calibrated magnitudes.
+PHOT = config["photometry"]
+ZP = config["zeropoints"]
+FRAME_TABLE = r"(?!(reference|calibrated|magnitudes)$)[^/]+"
+
+
+rule photometry_reference:
+    input:
+        frame=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
+        refcat=WORK / "refcat" / "{object}.ecsv",
+        inventory=WORK / "inventory.ecsv",
+    output:
+        table=WORK / "photometry" / "{object}" / "reference.ecsv",
+        regions=WORK / "photometry" / "{object}" / "reference.reg",
+        figure=report(
+            WORK / "qc" / "detections" / "{object}.png",
+            caption="../report/detections.rst",
+            category="4. Photometry",
+            labels={"figure": "detections on the reference frame of {object}"},
+        ),
+    log:
+        LOGS / "photometry_reference" / "{object}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        photometry=PHOT,
+        match_radius=ZP["match_radius_arcsec"],
+        requested=lambda wc: config["targets"].get(wc.object, {}).get("reference_frame", ""),
+    script:
+        "../scripts/photometry_reference.py"
+
+
+rule photometry_frame:
+    input:
+        frame=WORK / "astrometry" / "{stem}.fits",
+        reference=WORK / "photometry" / "{object}" / "reference.ecsv",
+        inventory=WORK / "inventory.ecsv",
+    output:
+        WORK / "photometry" / "{object}" / "{stem}.ecsv",
+    wildcard_constraints:
+        stem=FRAME_TABLE,
+        object=r"[^/]+",
+    log:
+        LOGS / "photometry_frame" / "{object}" / "{stem}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        photometry=PHOT,
+        saturation=config["instrument"]["saturation"],
+        site=config["site"],
+        frame=lambda wc: {
+            k: light_row(wc.stem)[k] for k in ("filter", "exptime", "mjd", "object")
+        },
+        target=lambda wc: object_centre(wc.object),
+    script:
+        "../scripts/photometry_frame.py"
+
+
+rule zeropoints:
+    input:
+        inventory=WORK / "inventory.ecsv",
+        tables=photometry_tables,
+        references=lambda wc: [
+            WORK / "photometry" / obj / "reference.ecsv" for obj in photometry_objects()
+        ],
+    output:
+        table=WORK / "zeropoints.ecsv",
+        extinction=WORK / "photometry" / "extinction.ecsv",
+        stars=WORK / "photometry" / "zeropoint_stars.ecsv",
+        targets=WORK / "qc" / "photometry_targets.ecsv",
+        figure=report(
+            WORK / "qc" / "zeropoints.png",
+            caption="../report/zeropoints.rst",
+            category="4. Photometry",
+            labels={"figure": "zero points, seeing and aperture corrections"},
+        ),
+        residuals=report(
+            WORK / "qc" / "zeropoint_residuals.png",
+            caption="../report/zeropoint_residuals.rst",
+            category="4. Photometry",
+            labels={"figure": "zero-point residuals"},
+        ),
+    log:
+        LOGS / "zeropoints.log",
+    conda:
+        "../../environment.yml"
+    params:
+        zeropoints=ZP,
+        objects=lambda wc: light_objects(),
+    script:
+        "../scripts/zeropoints.py"
+
+
+rule calibrated_magnitudes:
+    input:
+        zeropoints=WORK / "zeropoints.ecsv",
+        reference=WORK / "photometry" / "{object}" / "reference.ecsv",
+        tables=lambda wc: [
+            WORK / "photometry" / wc.object / f"{s}.ecsv"
+            for s in photometry_stems(wc.object)
+        ],
+    output:
+        calibrated=WORK / "photometry" / "{object}" / "calibrated.ecsv",
+        magnitudes=WORK / "photometry" / "{object}" / "magnitudes.ecsv",
+    log:
+        LOGS / "calibrated_magnitudes" / "{object}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        zeropoints=ZP,
+    script:
+        "../scripts/calibrated_magnitudes.py"

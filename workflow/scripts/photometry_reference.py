@@ -1,0 +1,64 @@
+# Snakemake adapter: detect the sources of one target on its reference frame.
+from pathlib import Path
+
+from astropy.table import Table
+
+from aifa_steps.calibrate import read_ccd
+from aifa_steps.detection import (
+    DetectionParameters,
+    reference_sources,
+    write_ds9_regions,
+)
+from aifa_steps.photometry import estimate_background
+from aifa_steps.photometry_plots import detections_figure
+from aifa_steps.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+inp, out, phot = snakemake.input, snakemake.output, snakemake.params.photometry
+stem = Path(inp.frame).name.removesuffix(".fits")
+requested = snakemake.params.requested
+if requested and requested != stem:
+    log.warning(
+        "the configured reference frame %s of %s is not a solved frame; using %s instead",
+        requested,
+        snakemake.wildcards.object,
+        stem,
+    )
+ccd = read_ccd(inp.frame)
+bad = ccd.flags > 0 if ccd.flags is not None else ccd.mask
+background, rms = estimate_background(
+    ccd.data, bad, phot["background_box"], phot["background_filter"]
+)
+params = DetectionParameters.from_config(phot["detection"])
+table = reference_sources(
+    ccd.data,
+    background,
+    rms,
+    ccd.wcs,
+    Table.read(inp.refcat),
+    mask=bad,
+    uncertainty=ccd.uncertainty.array,
+    params=params,
+    isolation_arcsec=phot["isolation_arcsec"],
+    match_radius_arcsec=snakemake.params.match_radius,
+    band=str(ccd.meta.get("FILTNAME", ccd.meta.get("FILTER", "r"))),
+)
+table.meta.update(params.as_header())
+table.meta["REFFRAME"] = (stem, "frame the sources were detected on")
+table.meta["OBJECT"] = snakemake.wildcards.object
+table.write(out.table, overwrite=True)
+write_ds9_regions(table, out.regions, radius_arcsec=min(phot["apertures_arcsec"]))
+detections_figure(
+    ccd.data - background,
+    table,
+    out.figure,
+    f"{snakemake.wildcards.object}: {len(table)} sources on {stem}",
+)
+log.info(
+    "%s: %d sources on %s, %d isolated, %d in the reference catalogue",
+    snakemake.wildcards.object,
+    len(table),
+    stem,
+    int(table["isolated"].sum()),
+    int((table["refcat_row"] >= 0).sum()),
+)
