@@ -57,3 +57,14 @@ def test_bjd_tdb_equals_tdb_plus_light_travel_time_along_line_of_sight():
     expected = t.tdb.jd + ltt_days
     assert bjd_tdb(mjd, ra, dec, BONN) == pytest.approx(expected, abs=0.1 / 86400.0)
     assert abs(bjd_tdb(mjd, ra, dec, BONN) - t.jd) < 8.5 / 1440.0 + 70.0 / 86400.0
+
+
+def test_geocentric_barycentric_time_is_within_the_earth_light_time():
+    from aifa_steps.observing import Site, bjd_tdb
+
+    site = Site("test", 50.7275, 7.0863, 60.0)
+    mjd = np.array([60962.8, 60963.1, 61100.5])
+    topo = bjd_tdb(mjd, 303.38, 65.16, site)
+    geo = bjd_tdb(mjd, 303.38, 65.16, site, topocentric=False)
+    assert np.all(np.abs(topo - geo) * 86400 < 0.0213)
+    assert np.any(np.abs(topo - geo) * 86400 > 0.001)

@@ -91,3 +91,36 @@ def test_local_file_with_column_mapping_and_cone(tmp_path):
         load_reference_catalogue(path)
     with pytest.raises(FileNotFoundError):
         load_reference_catalogue(tmp_path / "none.ecsv")
+
+
+def test_reference_extract_falls_back_and_never_stops_the_night(tmp_path, monkeypatch):
+    from aifa_steps.refcat import reference_extract
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("astroquery.vizier.VizierClass.query_region", no_network)
+    local = Table(
+        {
+            "RA_ICRS": [303.38, 303.39, 310.0],
+            "DE_ICRS": [65.16, 65.17, 65.16],
+            "rmag": [12.0, 13.0, 14.0],
+        }
+    )
+    local.write(tmp_path / "local.ecsv")
+    cfg = {"source": "vizier", "radius_deg": 0.2, "path": str(tmp_path / "local.ecsv")}
+    table, source, problem = reference_extract(cfg, 303.38, 65.16, tmp_path / "cache.ecsv")
+    assert len(table) == 2 and source.endswith("local.ecsv")
+    assert "cannot query VizieR" in problem and "local catalogue" in problem
+    table, source, problem = reference_extract(
+        {"source": "vizier", "radius_deg": 0.2}, 303.38, 65.16, tmp_path / "cache.ecsv"
+    )
+    assert len(table) == 0 and "RA_ICRS" in table.colnames
+    assert "no cache" in problem
+    table, source, problem = reference_extract(
+        {"source": "file", "radius_deg": 0.2, "path": str(tmp_path / "local.ecsv")},
+        303.38,
+        65.16,
+        tmp_path / "unused.ecsv",
+    )
+    assert len(table) == 2 and problem == ""

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
@@ -122,12 +123,19 @@ def test_a_nights_configfile_replaces_the_default_night(tiny_night, tmp_path):
 def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     require_program("solve-field")
     raw, work = tmp_path / "raw", tmp_path / "work"
+    # Ask for the frame lost to clouds as Qatar-1's reference frame: it cannot be solved, so
+    # the workflow must warn and choose one itself.
+    plans, _ = plan_night(get_preset("tiny"), 3)
+    cloudy = next(p for p in plans if p.cloudy).file.split("/")[-1].removesuffix(".fits")
+    targets = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["targets"]
+    targets["Qatar-1"]["reference_frame"] = cloudy
     cfg = write_config(
         tmp_path / "tiny.yaml",
         raw_dir=str(raw),
         work_dir=str(work),
         simulate={"preset": "tiny", "seed": 3},
         reference_catalogue={"source": "file", "path": str(raw / "refcat.ecsv")},
+        targets=targets,
     )
     run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
     assert (raw / "truth" / "frames.ecsv").exists()
@@ -178,6 +186,47 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
         assert rms < 0.1, (row["stem"], rms)
     assert (~status["solved"]).sum() == frames["cloudy"].sum()
     assert (work / "logs" / "simulate_night.log").exists()
+    # Photometry: a reference table and region file per target, a table per solved frame
+    # with its time and aperture corrections, zero points close to the truth.
+    solved = status[status["solved"]]
+    for obj in ("NGC7789", "Qatar-1"):
+        reference = Table.read(work / "photometry" / obj / "reference.ecsv")
+        assert {"id", "ra", "dec", "isolated", "rmag"} <= set(reference.colnames)
+        assert (work / "photometry" / obj / "reference.reg").exists()
+        assert (work / "qc" / "detections" / f"{obj}.png").exists()
+        magnitudes = Table.read(work / "photometry" / obj / "magnitudes.ecsv")
+        assert len(magnitudes) == len(reference) and "r_err" in magnitudes.colnames
+        for stem in solved["stem"][solved["object"] == obj]:
+            table = Table.read(work / "photometry" / obj / f"{stem}.ecsv")
+            assert len(table) == len(reference)
+            assert {"BJD_TDB", "MJD", "AIRMASS", "SEEING", "APFRAC_4"} <= set(table.meta)
+            assert {"flux_4", "flux_err_4", "peak", "bkg_4", "flag_4"} <= set(table.colnames)
+    zeropoints = Table.read(work / "zeropoints.ecsv")
+    assert set(zeropoints["stem"]) == set(solved["stem"])
+    assert set(zeropoints.colnames) >= {
+        "stem",
+        "object",
+        "filter",
+        "aperture_arcsec",
+        "zeropoint",
+        "zeropoint_err",
+        "n_stars",
+        "airmass",
+        "mjd",
+    }
+    small = zeropoints[zeropoints["aperture_arcsec"] == 4]
+    error = small["zeropoint"] - [truth[s]["zeropoint"] for s in small["stem"]]
+    # The tiny frames hold a dozen or two reference stars: a few hundredths per frame (the
+    # 0.01 mag criterion is tested on demo-size frames in test_zeropoints).
+    assert np.all(np.abs(error) < 0.05), error
+    assert abs(np.median(error)) < 0.01
+    assert (work / "qc" / "zeropoints.png").exists()
+    assert (work / "photometry" / "extinction.ecsv").exists()
+    targets = Table.read(work / "qc" / "photometry_targets.ecsv")
+    chosen = targets["reference_frame"][targets["object"] == "Qatar-1"][0]
+    assert chosen != cloudy and chosen in solved["stem"]
+    log = (work / "logs" / "photometry_reference" / "Qatar-1.log").read_text()
+    assert cloudy in log and "not a solved frame" in log
     # Nothing left to do on a second run, and the report renders.
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -127,8 +127,9 @@ def measure_frame(
     astropy.table.Table
         `aifa_steps.photometry.forced_photometry` columns plus ``snr_<r>`` and, with
         ``fit_fwhm``, ``fwhm_arcsec``. Metadata: ``STEM``, ``OBJECT``, ``FILTER``,
-        ``EXPTIME``, ``MJD`` (start), ``MJD_MID``, ``BJD_TDB`` (mid-exposure, for the target),
-        ``AIRMASS`` (mid-exposure), ``SEEING`` (arcsec), ``NSEEING``, ``APFRAC_<r>`` and
+        ``EXPTIME``, ``MJD`` (start), ``MJD_MID``, ``BJD_TDB`` (mid-exposure, for the target;
+        geocentric light time, within 0.02 s of the topocentric), ``AIRMASS``
+        (mid-exposure), ``SEEING`` (arcsec), ``NSEEING``, ``APFRAC_<r>`` and
         ``APFERR_<r>`` (fraction of the total flux in each aperture and its error),
         ``MOFALPHA``, ``MOFBETA``, ``NGROWTH``, ``SKY`` and ``SKYRMS`` (median ADU),
         ``GROWTH_R``, ``GROWTH_F`` (the curve of growth).
@@ -164,7 +165,7 @@ def measure_frame(
     sky = float(np.median(background))
     clean = np.all([table[f"flag_{k}"] == 0 for k in keys], axis=0)
     isolated = np.asarray(reference["isolated"], bool) if "isolated" in reference.colnames else 1
-    linear = table[f"peak_{keys[0]}"] < 0.5 * params.saturation - sky
+    linear = table["peak"] < 0.5 * params.saturation - sky
     strong = table[f"snr_{keys[0]}"] >= params.min_growth_snr
     good = np.flatnonzero(clean & isolated & linear & strong)
     good = good[np.argsort(-np.asarray(table[f"flux_{keys[-1]}"])[good])]
@@ -190,7 +191,7 @@ def measure_frame(
         "EXPTIME": float(info.exptime),
         "MJD": float(info.mjd),
         "MJD_MID": float(exposure_mid),
-        "BJD_TDB": float(bjd_tdb(exposure_mid, ra0, dec0, site)),
+        "BJD_TDB": float(bjd_tdb(exposure_mid, ra0, dec0, site, topocentric=False)),
         "AIRMASS": float(airmass(exposure_mid, ra0, dec0, site)),
         "SEEING": seeing,
         "NSEEING": n_seeing,

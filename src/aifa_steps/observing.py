@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from astropy import constants as const
 from astropy import units as u
-from astropy.coordinates import EarthLocation, SkyCoord
-from astropy.time import Time
+from astropy.coordinates import EarthLocation, SkyCoord, get_body_barycentric
+from astropy.time import Time, TimeDelta
 
 __all__ = [
     "Site",
@@ -113,10 +114,29 @@ def airmass(mjd_utc: np.ndarray | float, ra_deg: float, dec_deg: float, site: Si
     return airmass_pickering(altitude(mjd_utc, ra_deg, dec_deg, site))
 
 
-def bjd_tdb(mjd_utc: np.ndarray | float, ra_deg: float, dec_deg: float, site: Site) -> np.ndarray:
+def bjd_tdb(
+    mjd_utc: np.ndarray | float,
+    ra_deg: float,
+    dec_deg: float,
+    site: Site,
+    topocentric: bool = True,
+) -> np.ndarray:
     """Barycentric Julian date in TDB of UTC times, for a target at (ra, dec).
 
     Uses astropy's built-in (ERFA) ephemeris, so no download is needed.
+
+    Parameters
+    ----------
+    mjd_utc : float or numpy.ndarray
+        Times (MJD, UTC).
+    ra_deg, dec_deg : float
+        Target position (deg).
+    site : Site
+        Observatory.
+    topocentric : bool
+        Light travel time from the observatory (needs the Earth orientation tables, whose
+        first reading costs a process about 4 s) or from the geocentre (differs by at most
+        0.021 s, the light travel time across the Earth's radius).
 
     Returns
     -------
@@ -127,9 +147,13 @@ def bjd_tdb(mjd_utc: np.ndarray | float, ra_deg: float, dec_deg: float, site: Si
         np.atleast_1d(np.asarray(mjd_utc, dtype=float)),
         format="mjd",
         scale="utc",
-        location=site.location,
+        location=site.location if topocentric else None,
     )
     target = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
-    ltt = times.light_travel_time(target, kind="barycentric", ephemeris="builtin")
+    if topocentric:
+        ltt = times.light_travel_time(target, kind="barycentric", ephemeris="builtin")
+    else:
+        earth = get_body_barycentric("earth", times.tdb, ephemeris="builtin")
+        ltt = TimeDelta((earth.dot(target.cartesian) / const.c).to(u.s))
     result = (times.tdb + ltt).jd
     return result if np.ndim(mjd_utc) else result[0]

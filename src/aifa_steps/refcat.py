@@ -14,6 +14,7 @@ __all__ = [
     "select_around",
     "fetch_refcat2",
     "crossmatch",
+    "reference_extract",
 ]
 
 REFCAT2_VIZIER = "J/ApJ/867/105/refcat2"
@@ -178,3 +179,48 @@ def crossmatch(
         values[row >= 0] = np.asarray(refcat[col], float)[row[row >= 0]]
         out[f"{prefix}{col}"] = values
     return out
+
+
+def reference_extract(
+    config: dict, ra: float, dec: float, cache_path: str | Path
+) -> tuple[Table, str, str]:
+    """The reference catalogue around a target as the configuration asks for it.
+
+    ``source: file`` reads the local catalogue; ``source: vizier`` queries ATLAS-RefCat2 (or
+    reuses the cache) and falls back to the local ``path`` when VizieR cannot be reached.
+    Without network, cache and local file the extract is empty and ``problem`` says why: the
+    target then gets no astrometric refinement and no zero points, the rest of the night is
+    reduced.
+
+    Parameters
+    ----------
+    config : dict
+        The ``reference_catalogue`` section (``source``, ``path``, ``columns``,
+        ``radius_deg``).
+    ra, dec : float
+        Target position (deg).
+    cache_path : path
+        Cache file of the VizieR extract.
+
+    Returns
+    -------
+    table : astropy.table.Table
+        Stars within ``radius_deg`` in RefCat2 columns.
+    source : str
+        Where they came from.
+    problem : str
+        Empty, or what went wrong.
+    """
+    radius = float(config["radius_deg"])
+    if config.get("source", "vizier") == "file":
+        table = load_reference_catalogue(config["path"], config.get("columns"))
+        return select_around(table, ra, dec, radius), str(config["path"]), ""
+    try:
+        return fetch_refcat2(ra, dec, radius, cache_path), f"VizieR {REFCAT2_VIZIER}", ""
+    except ConnectionError as exc:
+        if config.get("path"):
+            local = load_reference_catalogue(config["path"], config.get("columns"))
+            extract = select_around(local, ra, dec, radius)
+            return extract, str(config["path"]), f"{exc}; used the local catalogue instead"
+        empty = Table({c: np.zeros(0) for c in REFCAT_COLUMNS})
+        return empty, "none", str(exc)
