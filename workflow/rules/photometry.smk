@@ -26,7 +26,9 @@ rule photometry_reference:
     params:
         photometry=PHOT,
         match_radius=ZP["match_radius_arcsec"],
-        requested=lambda wc: config["targets"].get(wc.object, {}).get("reference_frame", ""),
+        requested=lambda wc: config["targets"]
+        .get(wc.object, {})
+        .get("reference_frame", ""),
     script:
         "../scripts/photometry_reference.py"
 
@@ -38,11 +40,11 @@ rule photometry_frame:
         inventory=WORK / "inventory.ecsv",
     output:
         WORK / "photometry" / "{object}" / "{stem}.ecsv",
+    log:
+        LOGS / "photometry_frame" / "{object}" / "{stem}.log",
     wildcard_constraints:
         stem=FRAME_TABLE,
         object=r"[^/]+",
-    log:
-        LOGS / "photometry_frame" / "{object}" / "{stem}.log",
     conda:
         "../../environment.yml"
     params:
@@ -62,7 +64,8 @@ rule zeropoints:
         inventory=WORK / "inventory.ecsv",
         tables=photometry_tables,
         references=lambda wc: [
-            WORK / "photometry" / obj / "reference.ecsv" for obj in photometry_objects()
+            WORK / "photometry" / obj / "reference.ecsv"
+            for obj in photometry_objects()
         ],
     output:
         table=WORK / "zeropoints.ecsv",
