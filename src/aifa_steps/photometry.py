@@ -359,12 +359,20 @@ def aperture_corrections(
     # rejected; the curve is then the flux-weighted mean: the brightest stars, whose light the
     # faint unresolved stars and the background's errors spoil least, count most.
     normalised = curves / curves[:, -1:]
-    _, centre, spread = sigma_clipped_stats(normalised, sigma=3.0, axis=0)
-    deviation = np.abs(normalised - centre) / np.maximum(spread, 1e-4)
-    keep = np.all(deviation < 3.0, axis=1)
-    if keep.sum() >= 3:
-        curves, normalised, n = curves[keep], normalised[keep], int(keep.sum())
-    median = curves.sum(axis=0) / curves[:, -1].sum()
+    _, centre, spread = sigma_clipped_stats(normalised, sigma=3.0, axis=0, stdfunc="mad_std")
+    # Largest departure of each star in units of the scatter (at least 0.5 % of the flux:
+    # pixel phase and noise make the cores differ that much).
+    deviation = np.max(np.abs(normalised - centre) / np.maximum(spread, 0.005), axis=1)
+    keep = deviation < 3.0
+    if keep.sum() < min(3, n):
+        keep = deviation <= np.sort(deviation)[min(3, n) - 1]
+    curves, normalised, n = curves[keep], normalised[keep], int(keep.sum())
+    # Flux weights, capped at the third brightest star's flux: the bright stars, whose light
+    # faint neighbours and background errors spoil least, count most, and no single one
+    # decides.
+    total_flux = curves[:, -1]
+    weight = np.minimum(total_flux, np.sort(total_flux)[-min(3, n)])
+    median = (weight[:, None] * normalised).sum(axis=0) / weight.sum()
     std = normalised.std(axis=0) if n > 1 else np.full(len(grid), 0.01)
     sigma = np.maximum(std, 1e-3)
 
@@ -378,11 +386,13 @@ def aperture_corrections(
         alpha, beta, excess = p
         grow = moffat_growth(grid, alpha, beta)
         model = (grow + excess * area) / (moffat_growth(fit_radius, alpha, beta) + excess)
-        return (model - median) / sigma
+        # A weak prior keeps the excess near zero unless the curve asks for it (with few
+        # stars it would otherwise trade off against beta).
+        return np.append((model - median) / sigma, excess / 0.02)
 
     half = grid[int(np.argmin(np.abs(median - 0.5)))]
     fit = least_squares(
-        residuals, x0=[max(half, 0.3), 3.0, 0.0], bounds=([0.05, 1.2, -0.5], [50.0, 20.0, 0.5])
+        residuals, x0=[max(half, 0.3), 3.0, 0.0], bounds=([0.05, 1.5, -0.2], [50.0, 10.0, 0.2])
     )
     alpha, beta, excess = (float(v) for v in fit.x)
     total = moffat_growth(fit_radius, alpha, beta) + excess
