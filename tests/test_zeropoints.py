@@ -322,3 +322,16 @@ def test_extinction_from_zero_points_against_airmass():
     assert fit["zeropoint_1s_airmass0"][0] == pytest.approx(25.0, abs=0.02)
     short = fit_extinction(table[:3], 4.0)
     assert "only 3 frames" in short["reason"][0]
+
+
+def test_star_fwhm_of_near_gaussian_stars():
+    from aifa_steps.photometry import star_fwhm
+
+    rng = np.random.default_rng(5)
+    image = np.zeros((200, 200), np.float32)
+    x, y = np.meshgrid(np.arange(30, 180, 40.0), np.arange(30, 180, 40.0))
+    x, y = x.ravel() + rng.uniform(-0.5, 0.5, x.size), y.ravel() + rng.uniform(-0.5, 0.5, x.size)
+    add_moffat_stars(image, x, y, np.full(x.size, 5e4), 4.0, 30.0)  # beta 30: nearly Gaussian
+    image += rng.normal(0, 2.0, image.shape).astype(np.float32)
+    fwhm = star_fwhm(image, x, y)
+    assert np.all(np.abs(fwhm / 4.0 - 1) < 0.05)
