@@ -227,6 +227,11 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     assert chosen != cloudy and chosen in solved["stem"]
     log = (work / "logs" / "photometry_reference" / "Qatar-1.log").read_text()
     assert cloudy in log and "not a solved frame" in log
+    # Science products: the cluster's catalogue and CMD (not for the transit target).
+    catalogue = Table.read(work / "products" / "NGC7789" / "catalogue.ecsv")
+    assert catalogue.colnames[:9] == ["id", "ra", "dec", "g", "g_err", "r", "r_err", "i", "i_err"]
+    assert (work / "products" / "NGC7789" / "cmd.png").exists()
+    assert not (work / "products" / "Qatar-1" / "catalogue.ecsv").exists()
     # Nothing left to do on a second run, and the report renders.
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr

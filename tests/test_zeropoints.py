@@ -2,17 +2,11 @@
 
 import numpy as np
 import pytest
-from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
-from aifa_steps.detection import reference_sources
-from aifa_steps.frame_photometry import FrameInfo, measure_frame
-from aifa_steps.observing import Site
 from aifa_steps.photometry import (
     aperture_corrections,
-    estimate_background,
-    forced_photometry,
     moffat_growth,
 )
 from aifa_steps.refcat import crossmatch
@@ -25,8 +19,6 @@ from aifa_steps.zeropoints import (
     night_magnitudes,
     photometry_targets,
 )
-
-SITE = Site("test", 50.7275, 7.0863, 60.0)
 
 
 def _wcs(shape, scale=0.607):
@@ -64,78 +56,6 @@ def test_aperture_corrections_follow_the_true_curve_of_growth():
     # Without stars: NaN, not an exception.
     nan, _, _, _ = aperture_corrections(image, wcs, [], [], radii, 3 * fwhm)
     assert np.all(np.isnan(nan))
-
-
-@pytest.fixture(scope="module")
-def demo_photometry():
-    """Demo-night frames (1596 x 1064) as a perfect calibration leaves them: the noiseless
-    light of the simulator plus photon and read noise, saturation flagged, the true WCS.
-    Reference detection on one r frame per target, forced photometry of each frame.
-
-    Returns ``{object: (reference, [(plan, table), ...])}`` and the true star catalogue.
-    """
-    from aifa_steps.simulate import get_preset, plan_night
-    from aifa_steps.simulate.night import expected_light
-    from aifa_steps.simulate.sky import make_catalogue, make_refcat
-
-    seed = 2025
-    preset = get_preset("demo")
-    inst = preset.instrument
-    plans, transit = plan_night(preset, seed)
-    catalogue = make_catalogue(np.random.default_rng([seed, 3]), preset)
-    refcat = make_refcat(np.random.default_rng([seed, 4]), catalogue, preset.refcat_limit_r)
-    refcat = refcat[np.isfinite(np.asarray(refcat["rmag"], float))]
-    host = int(catalogue["id"][catalogue["role"] == "target"][0])
-    lights = [p for p in plans if p.imagetyp == "LIGHT" and not p.cloudy and p.defect == "none"]
-    chosen = [p for p in lights if p.object == "NGC7789"][:6]
-    series = [p for p in lights if p.object == "Qatar-1"]
-    chosen += series[:: max(1, len(series) // 6)]
-    rng = np.random.default_rng(11)
-    frames = {}
-    for plan in chosen:
-        light, wcs = expected_light(
-            plan, preset, catalogue, transit, host, np.random.default_rng(plan.seed)
-        )
-        variance = light / inst.gain + (inst.read_noise / inst.gain) ** 2
-        data = light + rng.normal(0.0, 1.0, light.shape) * np.sqrt(variance)
-        saturated = data >= inst.saturation - 1000.0  # the bias eats into the range
-        ccd = CCDData(
-            np.minimum(data, inst.saturation - 1000.0).astype(np.float32),
-            unit="adu",
-            uncertainty=StdDevUncertainty(np.sqrt(variance).astype(np.float32)),
-            wcs=wcs,
-        )
-        ccd.flags = np.where(saturated, 8, 0).astype(np.uint8)
-        frames.setdefault(plan.object, []).append((plan, ccd, light))
-    results = {}
-    for obj, items in frames.items():
-        plan, ccd, _ = next(item for item in items if item[0].filter == "r")
-        bad = ccd.flags > 0
-        background, rms = estimate_background(ccd.data, bad)
-        reference = reference_sources(
-            ccd.data, background, rms, ccd.wcs, refcat, bad, ccd.uncertainty.array
-        )
-        measured = []
-        for plan, ccd, light in items:
-            stem = plan.file.split("/")[-1].removesuffix(".fits")
-            info = FrameInfo(stem, obj, plan.filter, plan.exptime, plan.mjd)
-            table = measure_frame(ccd, reference, info, SITE, tuple(ccd.wcs.wcs.crval))
-            # The same apertures on the noiseless frame minus the true sky: what the
-            # measurement would give without noise (neighbours' light included).
-            noiseless = forced_photometry(
-                light,
-                ccd.uncertainty.array,
-                ccd.wcs,
-                reference["ra"],
-                reference["dec"],
-                (4.0,),
-                background=np.full(light.shape, plan.sky_adu, np.float32),
-                background_rms=np.ones(light.shape, np.float32),
-            )
-            table["noiseless_flux_4"] = noiseless["flux_4"]
-            measured.append((plan, table))
-        results[obj] = (reference, measured)
-    return results, catalogue
 
 
 def _true_flux(reference, stars, band, zeropoint):

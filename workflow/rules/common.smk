@@ -176,3 +176,14 @@ def photometry_products(wildcards=None):
         for obj in photometry_objects()
         for name in ("magnitudes.ecsv", "calibrated.ecsv")
     ]
+
+
+def cluster_products(wildcards=None):
+    """Catalogue and CMD of every cluster target with photometry."""
+    targets = config.get("targets", {})
+    return [
+        WORK / "products" / obj / name
+        for obj in photometry_objects()
+        if targets.get(obj, {}).get("kind") == "cluster"
+        for name in ("catalogue.ecsv", "cmd.png")
+    ]

@@ -2,7 +2,7 @@
 # solved frame, zero points against the reference catalogue, calibrated magnitudes.
 PHOT = config["photometry"]
 ZP = config["zeropoints"]
-FRAME_TABLE = r"(?!(reference|calibrated|magnitudes)$)[^/]+"
+FRAME_TABLE = r"(?!(?:reference|calibrated|magnitudes)\.ecsv$)[^/]+"
 
 
 rule photometry_reference:
