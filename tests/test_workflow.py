@@ -1,5 +1,6 @@
 """The Snakemake workflow: configuration checks and a run on the tiny night."""
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -232,6 +233,14 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     assert catalogue.colnames[:9] == ["id", "ra", "dec", "g", "g_err", "r", "r_err", "i", "i_err"]
     assert (work / "products" / "NGC7789" / "cmd.png").exists()
     assert not (work / "products" / "Qatar-1" / "catalogue.ecsv").exists()
+    # ... and the transit target's light curve and fit (the tiny night is too short and noisy
+    # for the fit's accuracy, which tests/test_lightcurve.py and the demo night check).
+    curve = Table.read(work / "products" / "Qatar-1" / "lightcurve.ecsv")
+    assert len(curve) == (solved["object"] == "Qatar-1").sum()
+    assert curve.colnames[:5] == ["bjd_tdb", "flux", "flux_err", "flux_detrended", "model"]
+    fit = json.loads((work / "products" / "Qatar-1" / "transit_fit.json").read_text())
+    assert {"t0_bjd_tdb", "t0_bjd_tdb_err", "depth", "depth_err", "duration_hours"} <= set(fit)
+    assert (work / "products" / "Qatar-1" / "lightcurve.png").exists()
     # Nothing left to do on a second run, and the report renders.
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -178,12 +178,15 @@ def photometry_products(wildcards=None):
     ]
 
 
-def cluster_products(wildcards=None):
-    """Catalogue and CMD of every cluster target with photometry."""
+def science_products(wildcards=None):
+    """Catalogue and CMD of every cluster, light curve and fit of every transit target."""
     targets = config.get("targets", {})
+    names = {
+        "cluster": ("catalogue.ecsv", "cmd.png"),
+        "transit": ("lightcurve.ecsv", "transit_fit.json", "lightcurve.png"),
+    }
     return [
         WORK / "products" / obj / name
         for obj in photometry_objects()
-        if targets.get(obj, {}).get("kind") == "cluster"
-        for name in ("catalogue.ecsv", "cmd.png")
+        for name in names.get(targets.get(obj, {}).get("kind"), ())
     ]

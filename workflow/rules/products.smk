@@ -21,3 +21,30 @@ rule cluster_products:
         target=lambda wc: config["targets"][wc.object],
     script:
         "../scripts/cluster_products.py"
+
+
+rule transit_products:
+    input:
+        reference=WORK / "photometry" / "{object}" / "reference.ecsv",
+        tables=lambda wc: [
+            WORK / "photometry" / wc.object / f"{s}.ecsv"
+            for s in photometry_stems(wc.object)
+        ],
+    output:
+        table=WORK / "products" / "{object}" / "lightcurve.ecsv",
+        fit=WORK / "products" / "{object}" / "transit_fit.json",
+        comparisons=WORK / "products" / "{object}" / "comparisons.ecsv",
+        figure=report(
+            WORK / "products" / "{object}" / "lightcurve.png",
+            caption="../report/lightcurve.rst",
+            category="5. Science products",
+            labels={"figure": "transit light curve of {object}"},
+        ),
+    log:
+        LOGS / "transit_products" / "{object}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        target=lambda wc: config["targets"][wc.object],
+    script:
+        "../scripts/transit_products.py"

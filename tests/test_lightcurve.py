@@ -1,0 +1,109 @@
+"""Differential light curves and the transit fit on a synthetic night with known answers."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from aifa_steps.lightcurve import (
+    ComparisonParameters,
+    bin_light_curve,
+    flux_matrix,
+    lightcurve_figure,
+    select_comparisons,
+    transit_light_curve,
+)
+from aifa_steps.simulate.transit import TransitModel
+
+TRUTH = TransitModel(2460963.391, 1.4200242, 0.1455, 6.25, 84.26, (0.45, 0.2))
+EPHEMERIS = {"t0_bjd_tdb": 2460963.391 + 3 * 1.4200242, "period_days": 1.4200242}
+
+
+def _night(seed=3, n_frames=100, variable_id=4):
+    """Frames of a target (id 1) with a transit, 10 comparison stars, one of them (id
+    ``variable_id``) a 3 % sinusoidal variable; all dimmed by extinction and clouds alike."""
+    rng = np.random.default_rng(seed)
+    t = TRUTH.t0 + np.linspace(-0.07, 0.075, n_frames)
+    airmass = 1.05 + 0.25 * np.linspace(0, 1, n_frames) ** 2
+    common = 10 ** (-0.4 * 0.13 * airmass) * (1 - 0.01 * rng.random(n_frames))
+    n_stars = 11
+    base = np.concatenate([[1e6], rng.uniform(0.8e6, 3e6, n_stars - 1)])
+    signal = np.ones((n_frames, n_stars))
+    signal[:, 0] = TRUTH.flux(t)
+    signal[:, variable_id - 1] = 1 + 0.03 * np.sin(2 * np.pi * (t - t[0]) / 0.2)
+    expected = base * signal * common[:, None]
+    error = np.sqrt(expected / 0.376)  # photon noise (ADU)
+    measured = expected + rng.normal(0, 1, expected.shape) * error
+    tables = []
+    for k in range(n_frames):
+        table = Table(
+            {
+                "id": np.arange(1, n_stars + 1),
+                "flux_4": measured[k],
+                "flux_err_4": error[k],
+                "flag_4": np.zeros(n_stars, np.int16),
+            }
+        )
+        table.meta.update(
+            BJD_TDB=float(t[k]),
+            AIRMASS=float(airmass[k]),
+            SEEING=2.0,
+            SKY=1500.0,
+            EXPTIME=30.0,
+            APERTURES=[4.0],
+        )
+        tables.append(table)
+    reference = Table(
+        {
+            "id": np.arange(1, n_stars + 1),
+            "ra": 303.38 + np.arange(n_stars) * 0.01,
+            "dec": np.full(n_stars, 65.16),
+            "gmag": np.full(n_stars, 13.0),
+            "imag": np.full(n_stars, 12.3),
+        }
+    )
+    return tables, reference, error[:, 0] / expected[:, 0]
+
+
+def test_variable_comparison_star_is_rejected():
+    tables, reference, _ = _night()
+    matrix = flux_matrix(tables, "4")
+    columns, weights, notes = select_comparisons(matrix, 0, None)
+    assert 3 not in columns  # id 4, the variable
+    assert len(columns) == 9 and weights.sum() == pytest.approx(1.0)
+    assert any("comparison 4 dropped" in note for note in notes)
+    # Forbidding and pinning stars.
+    params = ComparisonParameters(excluded=[2, 3], pinned=[4])
+    columns, _, _ = select_comparisons(matrix, 0, None, params)
+    assert 3 in columns and 1 not in columns and 2 not in columns
+
+
+def test_transit_depth_time_and_noise_are_recovered(tmp_path):
+    tables, reference, relative_noise = _night()
+    result = transit_light_curve(tables, reference, (303.38, 65.16), EPHEMERIS, depth_guess=0.02)
+    fit = result["fit"]
+    assert fit.depth == pytest.approx(TRUTH.depth, rel=0.05)
+    assert abs(fit.t0_bjd_tdb - TRUTH.t0) * 1440 < 2.0
+    assert fit.duration_hours == pytest.approx(TRUTH.duration_hours, rel=0.05)
+    assert 0 < fit.depth_err < 0.002 and 0 < fit.t0_bjd_tdb_err * 1440 < 2.0
+    table = result["table"]
+    assert table.colnames[:5] == ["bjd_tdb", "flux", "flux_err", "flux_detrended", "model"]
+    outside = table["transit"] > 0.99999
+    scatter = np.std((table["flux_detrended"] - table["transit"])[outside])
+    # The ensemble adds a little noise to the target's own photon noise.
+    assert scatter < 1.3 * np.median(relative_noise)
+    assert np.median(table["flux_err"]) == pytest.approx(np.median(relative_noise), rel=0.2)
+    assert 4 not in result["comparisons"]["id"]
+    lightcurve_figure(result, tmp_path / "lc.png", "test", {"duration_hours": 1.68})
+    assert (tmp_path / "lc.png").stat().st_size > 30_000
+
+
+def test_target_must_be_detected():
+    tables, reference, _ = _night(n_frames=20)
+    with pytest.raises(ValueError, match="no detected source within 3 arcsec"):
+        transit_light_curve(tables, reference, (10.0, 20.0), EPHEMERIS)
+
+
+def test_binning():
+    t = np.linspace(0, 1 / 24, 13)
+    centres, means, errors = bin_light_curve(t, np.ones(13), 10.0)
+    assert len(centres) >= 3 and np.allclose(means, 1) and np.allclose(errors, 0)

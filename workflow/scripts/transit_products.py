@@ -1,0 +1,40 @@
+# Snakemake adapter: differential light curve and transit fit of one time-series target.
+import json
+
+from astropy.table import Table
+
+from aifa_steps.lightcurve import ComparisonParameters, lightcurve_figure, transit_light_curve
+from aifa_steps.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+target = snakemake.params.target
+name = snakemake.wildcards.object
+ephemeris = target.get("ephemeris")
+if not ephemeris or "t0_bjd_tdb" not in ephemeris or "period_days" not in ephemeris:
+    raise ValueError(
+        f"targets.{name}.ephemeris needs t0_bjd_tdb and period_days for the transit fit"
+    )
+params = ComparisonParameters(
+    pinned=list(target.get("comparison_stars", [])),
+    excluded=list(target.get("exclude_stars", [])),
+)
+result = transit_light_curve(
+    [Table.read(p) for p in snakemake.input.tables],
+    Table.read(snakemake.input.reference),
+    (float(target["ra"]), float(target["dec"])),
+    ephemeris,
+    params,
+    limb_darkening=tuple(target.get("limb_darkening", (0.45, 0.2))),
+    depth_guess=float(target.get("depth_guess", 0.01)),
+)
+for note in result["notes"]:
+    log.info("%s", note)
+result["table"].meta["OBJECT"] = name
+result["table"].write(snakemake.output.table, overwrite=True)
+result["comparisons"].write(snakemake.output.comparisons, overwrite=True)
+fit = result["fit"].as_dict()
+fit.update(aperture_arcsec=result["aperture"], aperture_rms=result["apertures"])
+with open(snakemake.output.fit, "w") as handle:
+    json.dump(fit, handle, indent=2)
+lightcurve_figure(result, snakemake.output.figure, f"{name}: transit light curve", ephemeris)
+log.info("%s: %s", name, fit)
