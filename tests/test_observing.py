@@ -68,3 +68,11 @@ def test_geocentric_barycentric_time_is_within_the_earth_light_time():
     geo = bjd_tdb(mjd, 303.38, 65.16, site, topocentric=False)
     assert np.all(np.abs(topo - geo) * 86400 < 0.0213)
     assert np.any(np.abs(topo - geo) * 86400 > 0.001)
+
+
+def test_scintillation_follows_youngs_formula():
+    from aifa_steps.observing import scintillation_noise
+
+    # 35 cm at sea level, airmass 1, 30 s: 0.09 * 35^(-2/3) / sqrt(60) = 1.09e-3
+    assert scintillation_noise(0.35, 0.0, 1.0, 30.0) == pytest.approx(1.086e-3, rel=1e-3)
+    assert scintillation_noise(0.35, 0.0, 2.0, 30.0) == pytest.approx(1.086e-3 * 2**1.75, rel=1e-3)

@@ -46,6 +46,9 @@ class ComparisonParameters:
         (normalised by its photon noise) is dropped as variable.
     pinned, excluded : list of int
         Reference ids always used / never used.
+    aperture_m, elevation_m : float
+        Telescope aperture and site elevation: every star's error then includes its
+        scintillation noise (Young 1967); 0 leaves it out.
     """
 
     max_stars: int = 12
@@ -55,6 +58,8 @@ class ComparisonParameters:
     clip: float = 3.0
     pinned: list[int] = field(default_factory=list)
     excluded: list[int] = field(default_factory=list)
+    aperture_m: float = 0.0
+    elevation_m: float = 0.0
 
 
 def flux_matrix(tables: list[Table], aperture: str) -> dict[str, np.ndarray]:
@@ -171,9 +176,25 @@ def select_comparisons(
 
 
 def differential_flux(
-    matrix: dict[str, np.ndarray], target: int, columns: np.ndarray, weights: np.ndarray
+    matrix: dict[str, np.ndarray],
+    target: int,
+    columns: np.ndarray,
+    weights: np.ndarray,
+    scintillation: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The target's flux relative to the weighted ensemble, normalised to its median.
+
+    Parameters
+    ----------
+    matrix : dict
+        `flux_matrix` output.
+    target : int
+        Column of the target.
+    columns, weights : numpy.ndarray
+        Comparison stars and their weights (`select_comparisons`).
+    scintillation : numpy.ndarray, optional
+        Relative scintillation noise per frame, added to every star's error (independent
+        from star to star).
 
     Returns
     -------
@@ -181,6 +202,8 @@ def differential_flux(
         Per frame; the error combines the target's and the ensemble's noise.
     """
     flux, err = matrix["flux"], matrix["err"]
+    if scintillation is not None:
+        err = np.hypot(err, np.abs(flux) * np.asarray(scintillation, float)[:, None])
     norm = np.nanmedian(flux[:, columns], axis=0)
     ensemble = np.nansum(weights * flux[:, columns] / norm, axis=1)
     ensemble_err = np.sqrt(np.nansum((weights * err[:, columns] / norm) ** 2, axis=1))
@@ -264,7 +287,14 @@ def transit_light_curve(
             columns, weights, notes = select_comparisons(matrix, target, colours, params)
         except ValueError:
             continue
-        flux, flux_err = differential_flux(matrix, target, columns, weights)
+        scintillation = None
+        if params is not None and params.aperture_m > 0:
+            from .observing import scintillation_noise
+
+            scintillation = scintillation_noise(
+                params.aperture_m, params.elevation_m, matrix["airmass"], matrix["exptime"]
+            )
+        flux, flux_err = differential_flux(matrix, target, columns, weights, scintillation)
         regressors = (matrix["airmass"] - np.nanmean(matrix["airmass"]))[:, None]
         fit, transit, baseline = fit_transit(
             matrix["bjd_tdb"],

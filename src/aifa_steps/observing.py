@@ -24,6 +24,7 @@ __all__ = [
     "airmass_pickering",
     "airmass",
     "bjd_tdb",
+    "scintillation_noise",
 ]
 
 
@@ -157,3 +158,20 @@ def bjd_tdb(
         ltt = TimeDelta((earth.dot(target.cartesian) / const.c).to(u.s))
     result = (times.tdb + ltt).jd
     return result if np.ndim(mjd_utc) else result[0]
+
+
+def scintillation_noise(
+    aperture_m: float, elevation_m: float, airmass: np.ndarray | float, exptime: np.ndarray | float
+) -> np.ndarray:
+    """Young's (1967) scintillation noise: the relative flux RMS of a star.
+
+    sigma = 0.09 D^(-2/3) X^(7/4) exp(-h / 8000 m) / sqrt(2 t), D in cm, t in s.
+    """
+    d_cm = aperture_m * 100.0
+    return (
+        0.09
+        * d_cm ** (-2.0 / 3.0)
+        * np.asarray(airmass, float) ** 1.75
+        * np.exp(-elevation_m / 8000.0)
+        / np.sqrt(2.0 * np.asarray(exptime, float))
+    )

@@ -46,5 +46,7 @@ rule transit_products:
         "../../environment.yml"
     params:
         target=lambda wc: config["targets"][wc.object],
+        aperture_m=config["instrument"].get("aperture_m", 0.0),
+        elevation_m=config["site"].get("elevation", 0.0),
     script:
         "../scripts/transit_products.py"

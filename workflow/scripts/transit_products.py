@@ -17,6 +17,8 @@ if not ephemeris or "t0_bjd_tdb" not in ephemeris or "period_days" not in epheme
 params = ComparisonParameters(
     pinned=list(target.get("comparison_stars", [])),
     excluded=list(target.get("exclude_stars", [])),
+    aperture_m=float(snakemake.params.aperture_m),
+    elevation_m=float(snakemake.params.elevation_m),
 )
 result = transit_light_curve(
     [Table.read(p) for p in snakemake.input.tables],
