@@ -136,3 +136,16 @@ def demo_photometry():
             measured.append((plan, table))
         results[obj] = (reference, measured)
     return results, catalogue
+
+
+def night_of(reference, measured):
+    """Night mean magnitudes (4 arcsec) of a target of the demo_photometry fixture."""
+    from astropy.table import vstack
+
+    from aifa_steps.zeropoints import calibrated_magnitudes, frame_zeropoints, night_magnitudes
+
+    frames = []
+    for _, table in measured:
+        zeropoints, _ = frame_zeropoints(table, reference)
+        frames.append(calibrated_magnitudes(table, zeropoints, reference))
+    return night_magnitudes(vstack(frames), reference, 4.0)

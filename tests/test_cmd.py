@@ -2,23 +2,18 @@
 
 import numpy as np
 import pytest
-from astropy.table import Table, vstack
+from astropy.table import Table
 
 from aifa_steps.cmd import cluster_catalogue, cmd_figure, read_isochrone
 from aifa_steps.refcat import crossmatch
-from aifa_steps.zeropoints import calibrated_magnitudes, frame_zeropoints, night_magnitudes
+
+from .conftest import night_of
 
 
 @pytest.fixture(scope="module")
 def cluster(demo_photometry):
     results, stars = demo_photometry
-    reference, measured = results["NGC7789"]
-    frames = []
-    for _, table in measured:
-        zeropoints, _ = frame_zeropoints(table, reference)
-        frames.append(calibrated_magnitudes(table, zeropoints, reference))
-    magnitudes = night_magnitudes(vstack(frames), reference, 4.0)
-    return cluster_catalogue(magnitudes, 359.35, 56.7083), stars
+    return cluster_catalogue(night_of(*results["NGC7789"]), 359.35, 56.7083), stars
 
 
 def test_catalogue_magnitudes_match_the_truth(cluster):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from astropy.table import Table, vstack
+from astropy.table import Table
 from astropy.wcs import WCS
 
 from aifa_steps.photometry import (
@@ -16,9 +16,10 @@ from aifa_steps.zeropoints import (
     calibrated_magnitudes,
     fit_extinction,
     frame_zeropoints,
-    night_magnitudes,
     photometry_targets,
 )
+
+from .conftest import night_of
 
 
 def _wcs(shape, scale=0.607):
@@ -112,12 +113,8 @@ def test_zero_points_and_magnitudes_match_the_truth(demo_photometry):
 
 def test_night_magnitudes_average_the_frames(demo_photometry):
     results, stars = demo_photometry
-    reference, measured = results["NGC7789"]
-    frames = []
-    for _, table in measured:
-        zeropoints, _ = frame_zeropoints(table, reference)
-        frames.append(calibrated_magnitudes(table, zeropoints, reference))
-    night = night_magnitudes(vstack(frames), reference, 4.0)
+    reference, _ = results["NGC7789"]
+    night = night_of(*results["NGC7789"])
     assert {"g", "g_err", "g_n", "r", "i_scatter", "refcat_rmag"} <= set(night.colnames)
     for band in ("g", "r", "i"):
         true_mag, _ = _true_flux(reference, stars, band, 0.0)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
+from .observing import scintillation_noise
+
 __all__ = [
     "ComparisonParameters",
     "flux_matrix",
@@ -289,8 +291,6 @@ def transit_light_curve(
             continue
         scintillation = None
         if params is not None and params.aperture_m > 0:
-            from .observing import scintillation_noise
-
             scintillation = scintillation_noise(
                 params.aperture_m, params.elevation_m, matrix["airmass"], matrix["exptime"]
             )

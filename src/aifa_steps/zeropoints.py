@@ -17,6 +17,7 @@ from astropy.stats import sigma_clip
 from astropy.table import Table, vstack
 
 from .frame_photometry import aperture_keys
+from .refcat import REFCAT_COLUMNS
 
 __all__ = [
     "ZeropointParameters",
@@ -371,36 +372,10 @@ def night_magnitudes(
         (standard deviation of the frames) and ``f_n`` (frames used).
     """
     key = f"{aperture_arcsec:g}"
-    keep = [
-        c
-        for c in reference.colnames
-        if c
-        in (
-            "id",
-            "ra",
-            "dec",
-            "x",
-            "y",
-            "segment_flux",
-            "isolated",
-            "refcat_sep_arcsec",
-            "gmag",
-            "e_gmag",
-            "rmag",
-            "e_rmag",
-            "imag",
-            "e_imag",
-        )
-    ]
-    out = reference[keep].copy()
-    out.rename_columns(
-        [c for c in ("gmag", "e_gmag", "rmag", "e_rmag", "imag", "e_imag") if c in keep],
-        [
-            f"refcat_{c}"
-            for c in ("gmag", "e_gmag", "rmag", "e_rmag", "imag", "e_imag")
-            if c in keep
-        ],
-    )
+    catalogue = [c for c in REFCAT_COLUMNS[2:] if c in reference.colnames]
+    wanted = ("id", "ra", "dec", "x", "y", "segment_flux", "isolated", "refcat_sep_arcsec")
+    out = reference[[c for c in wanted if c in reference.colnames] + catalogue].copy()
+    out.rename_columns(catalogue, [f"refcat_{c}" for c in catalogue])
     index = {int(i): k for k, i in enumerate(np.asarray(reference["id"]))}
     for band in sorted(set(calibrated["filter"])):
         part = calibrated[(calibrated["filter"] == band) & (calibrated[f"flag_{key}"] == 0)]

@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.time import Time
 
-from ..observing import Site, airmass, altitude, bjd_tdb, hour_angle
+from ..observing import Site, airmass, altitude, bjd_tdb, hour_angle, scintillation_noise
 from .detector import DetectorTruth, make_detector, read_out
 from .headers import nina_header
 from .optics import make_wcs, wcs_header
@@ -87,14 +87,7 @@ def _stamp(mjd: float) -> str:
 
 def _scintillation(inst, site, x: float, exptime: float) -> float:
     """Young's (1967) scintillation noise, relative flux rms."""
-    d_cm = inst.aperture_m * 100.0
-    return (
-        0.09
-        * d_cm ** (-2.0 / 3.0)
-        * x**1.75
-        * np.exp(-site.elevation / 8000.0)
-        / np.sqrt(2.0 * exptime)
-    )
+    return float(scintillation_noise(inst.aperture_m, site.elevation, x, exptime))
 
 
 def _light_plan(
