@@ -59,25 +59,20 @@ def truth_calibrated(night: Path, row) -> tuple:
 
 
 @pytest.fixture(scope="session")
-def demo_photometry():
+def demo_frames():
     """Demo-night frames (1596 x 1064) as a perfect calibration leaves them: the noiseless
     light of the simulator plus photon and read noise, saturation flagged, the true WCS.
-    Reference detection on one r frame per target, forced photometry of each frame.
+    Six NGC 7789 frames (g, r, i) and six Qatar-1 frames spread over the series.
 
-    Returns ``{object: (reference, [(plan, table), ...])}`` and the true star catalogue.
+    Returns ``({object: [(plan, ccd, light), ...]}, catalogue, refcat)``.
     """
     import numpy as np
     from astropy.nddata import CCDData, StdDevUncertainty
 
-    from aifa_steps.detection import reference_sources
-    from aifa_steps.frame_photometry import FrameInfo, measure_frame
-    from aifa_steps.observing import Site
-    from aifa_steps.photometry import estimate_background, forced_photometry
     from aifa_steps.simulate import get_preset, plan_night
     from aifa_steps.simulate.night import expected_light
     from aifa_steps.simulate.sky import make_catalogue, make_refcat
 
-    site = Site("test", 50.7275, 7.0863, 60.0)
     seed = 2025
     preset = get_preset("demo")
     inst = preset.instrument
@@ -107,6 +102,25 @@ def demo_photometry():
         )
         ccd.flags = np.where(saturated, 8, 0).astype(np.uint8)
         frames.setdefault(plan.object, []).append((plan, ccd, light))
+    return frames, catalogue, refcat
+
+
+@pytest.fixture(scope="session")
+def demo_photometry(demo_frames):
+    """Reference detection on one r frame per target of `demo_frames`, forced photometry of
+    each frame.
+
+    Returns ``{object: (reference, [(plan, table), ...])}`` and the true star catalogue.
+    """
+    import numpy as np
+
+    from aifa_steps.detection import reference_sources
+    from aifa_steps.frame_photometry import FrameInfo, measure_frame
+    from aifa_steps.observing import Site
+    from aifa_steps.photometry import estimate_background, forced_photometry
+
+    site = Site("test", 50.7275, 7.0863, 60.0)
+    frames, catalogue, refcat = demo_frames
     results = {}
     for obj, items in frames.items():
         plan, ccd, _ = next(item for item in items if item[0].filter == "r")

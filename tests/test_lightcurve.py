@@ -107,3 +107,31 @@ def test_binning():
     t = np.linspace(0, 1 / 24, 13)
     centres, means, errors = bin_light_curve(t, np.ones(13), 10.0)
     assert len(centres) >= 3 and np.allclose(means, 1) and np.allclose(errors, 0)
+
+
+def test_detrending_against_seeing_removes_a_seeing_trend():
+    """A target whose flux follows the seeing (aperture losses): fitting only airmass biases
+    the depth; adding seeing to the baseline recovers it."""
+    tables, reference, _ = _night(seed=5)
+    rng = np.random.default_rng(8)
+    seeing = 2.0 + np.cumsum(rng.normal(0, 0.08, len(tables)))
+    for table, fwhm in zip(tables, seeing, strict=True):
+        table.meta["SEEING"] = float(fwhm)
+        table["flux_4"][0] *= 1.0 - 0.01 * (fwhm - 2.0)  # the target only
+        table["x"] = np.full(len(table), 100.0)
+        table["y"] = np.full(len(table), 200.0)
+    args = ((303.38, 65.16), EPHEMERIS)
+    plain = transit_light_curve(tables, reference, *args, depth_guess=0.02)
+    both = transit_light_curve(
+        tables, reference, *args, depth_guess=0.02, detrend=["airmass", "seeing"]
+    )
+    assert both["fit"].depth == pytest.approx(TRUTH.depth, rel=0.05)
+    assert abs(both["fit"].depth - TRUTH.depth) < abs(plain["fit"].depth - TRUTH.depth)
+    assert both["fit"].rms < 0.8 * plain["fit"].rms
+    assert both["table"].meta["DETREND"] == ["airmass", "seeing"]
+    assert np.all(both["table"]["x"] == 100.0)
+    # A position that never changes is a harmless constant column; unknown terms are errors.
+    fixed = transit_light_curve(tables, reference, *args, depth_guess=0.02, detrend=["seeing", "x"])
+    assert fixed["fit"].depth == pytest.approx(both["fit"].depth, rel=0.02)
+    with pytest.raises(ValueError, match="unknown detrending term 'focus'"):
+        transit_light_curve(tables, reference, *args, detrend=["focus"])

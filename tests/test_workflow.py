@@ -11,6 +11,7 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from photutils.centroids import centroid_2dg, centroid_sources
 from snakemake.utils import validate
 
 from aifa_steps.simulate import get_preset, plan_night
@@ -241,8 +242,35 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     fit = json.loads((work / "products" / "Qatar-1" / "transit_fit.json").read_text())
     assert {"t0_bjd_tdb", "t0_bjd_tdb_err", "depth", "depth_err", "duration_hours"} <= set(fit)
     assert (work / "products" / "Qatar-1" / "lightcurve.png").exists()
+    # Stacks of every target and filter on the reference frame's grid, and colour images.
+    for obj, bands in (("NGC7789", "gri"), ("Qatar-1", "r")):
+        for band in bands:
+            with fits.open(work / "products" / obj / f"stack_{band}.fits") as hdul:
+                assert hdul[0].header["FILTER"] == band and "EXPOSURE" in hdul
+                assert hdul[0].header["NCOMBINE"] >= 1 and "MAGZPT" in hdul[0].header
+        assert (work / "products" / obj / "color.png").stat().st_size > 1000
+    with fits.open(work / "products" / "NGC7789" / "stack_r.fits") as hdul:
+        image, grid = hdul[0].data, WCS(hdul[0].header)
+    stars = Table.read(raw / "truth" / "stars.ecsv")
+    x, y = grid.world_to_pixel_values(stars["ra"], stars["dec"])
+    bright = (stars["r"] > 12.0) & (stars["r"] < 15.0)
+    bright &= (x > 20) & (x < image.shape[1] - 20) & (y > 20) & (y < image.shape[0] - 20)
+    alone = [
+        k
+        for k in np.flatnonzero(bright)
+        if np.count_nonzero((np.hypot(x - x[k], y - y[k]) < 15) & (stars["r"] < stars["r"][k] + 4))
+        == 1
+    ]
+    cx, cy = centroid_sources(
+        np.nan_to_num(image), x[alone], y[alone], box_size=11, centroid_func=centroid_2dg
+    )
+    offsets = np.hypot(cx - x[alone], cy - y[alone])
+    assert len(alone) >= 5 and np.median(offsets) < 0.1, offsets
     # Nothing left to do on a second run, and the report renders.
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr
     run_snakemake(tmp_path, "--configfile", str(cfg), "--report", str(work / "report.html"))
+    report_html = (work / "report.html").read_text(errors="replace")
     assert (work / "report.html").stat().st_size > 10_000
+    for label in ("colour image of NGC7789", "transit light curve of Qatar-1"):
+        assert label in report_html, label

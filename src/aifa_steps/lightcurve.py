@@ -10,6 +10,7 @@ configuration may pin or forbid stars.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,8 @@ from .observing import scintillation_noise
 
 __all__ = [
     "ComparisonParameters",
+    "DETREND_TERMS",
+    "detrend_regressors",
     "flux_matrix",
     "select_comparisons",
     "differential_flux",
@@ -64,14 +67,62 @@ class ComparisonParameters:
     elevation_m: float = 0.0
 
 
+def _column(table: Table, name: str) -> np.ndarray:
+    if name in table.colnames:
+        return np.asarray(table[name], float)
+    return np.full(len(table), np.nan)
+
+
+DETREND_TERMS = ("airmass", "seeing", "sky", "x", "y")
+
+
+def detrend_regressors(
+    matrix: dict[str, np.ndarray], target: int, terms: Sequence[str] = ("airmass",)
+) -> np.ndarray:
+    """Baseline regressors of the transit fit, each centred and scaled to unit spread.
+
+    Parameters
+    ----------
+    matrix : dict
+        From `flux_matrix`.
+    target : int
+        Column of the target.
+    terms : sequence of str
+        Any of `DETREND_TERMS`: ``airmass``, ``seeing`` (FWHM), ``sky`` (level), ``x``,
+        ``y`` (the target's position on the detector).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(frames, len(terms))``; a term that does not vary gives a column of zeros.
+
+    Raises
+    ------
+    ValueError
+        For an unknown term or one without values.
+    """
+    columns = []
+    for term in terms:
+        if term not in DETREND_TERMS:
+            raise ValueError(f"unknown detrending term {term!r}: use any of {DETREND_TERMS}")
+        values = matrix[term][:, target] if term in ("x", "y") else matrix[term]
+        values = np.asarray(values, float)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"detrending term {term!r} has no value in some frames")
+        spread = np.std(values)
+        columns.append((values - values.mean()) / spread if spread > 0 else 0.0 * values)
+    return np.column_stack(columns) if columns else np.zeros((len(matrix["bjd_tdb"]), 0))
+
+
 def flux_matrix(tables: list[Table], aperture: str) -> dict[str, np.ndarray]:
     """Stack per-frame photometry tables (same reference sources, same order).
 
     Returns
     -------
     dict
-        ``flux``, ``err``, ``flag`` (frames x sources), ``ids``, ``bjd_tdb``, ``airmass``,
-        ``seeing``, ``sky``, ``exptime`` per frame.
+        ``flux``, ``err``, ``flag``, ``x``, ``y`` (frames x sources; positions NaN when the
+        tables have none), ``ids``, ``bjd_tdb``, ``airmass``, ``seeing``, ``sky``,
+        ``exptime`` per frame.
     """
     order = np.argsort([float(t.meta["BJD_TDB"]) for t in tables])
     tables = [tables[k] for k in order]
@@ -79,6 +130,8 @@ def flux_matrix(tables: list[Table], aperture: str) -> dict[str, np.ndarray]:
         "flux": np.array([np.asarray(t[f"flux_{aperture}"], float) for t in tables]),
         "err": np.array([np.asarray(t[f"flux_err_{aperture}"], float) for t in tables]),
         "flag": np.array([np.asarray(t[f"flag_{aperture}"]) for t in tables]),
+        "x": np.array([_column(t, "x") for t in tables]),
+        "y": np.array([_column(t, "y") for t in tables]),
         "ids": np.asarray(tables[0]["id"]),
         "bjd_tdb": np.array([float(t.meta["BJD_TDB"]) for t in tables]),
         "airmass": np.array([float(t.meta["AIRMASS"]) for t in tables]),
@@ -229,6 +282,7 @@ def transit_light_curve(
     params: ComparisonParameters | None = None,
     limb_darkening: tuple[float, float] = (0.45, 0.2),
     depth_guess: float = 0.01,
+    detrend: Sequence[str] = ("airmass",),
 ) -> dict:
     """Light curve and transit fit of a time-series target, best aperture chosen.
 
@@ -249,15 +303,17 @@ def transit_light_curve(
         Quadratic limb darkening of the band.
     depth_guess : float
         Starting depth.
+    detrend : sequence of str
+        Baseline terms fitted together with the transit (see `detrend_regressors`).
 
     Returns
     -------
     dict
         ``table`` (`astropy.table.Table`: ``bjd_tdb``, ``flux``, ``flux_err``,
         ``flux_detrended``, ``model`` (transit times baseline), ``transit``, ``airmass``,
-        ``seeing``, ``sky``), ``fit`` (`aifa_steps.transit_fit.TransitFit`), ``aperture``,
-        ``comparisons`` (table of ``id``, ``ra``, ``dec``, ``weight``), ``apertures`` (RMS of
-        each aperture's residuals), ``notes``, ``predicted_t0``.
+        ``seeing``, ``sky``, ``x``, ``y``), ``fit`` (`aifa_steps.transit_fit.TransitFit`),
+        ``aperture``, ``comparisons`` (table of ``id``, ``ra``, ``dec``, ``weight``),
+        ``apertures`` (RMS of each aperture's residuals), ``notes``, ``predicted_t0``.
     """
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -295,7 +351,7 @@ def transit_light_curve(
                 params.aperture_m, params.elevation_m, matrix["airmass"], matrix["exptime"]
             )
         flux, flux_err = differential_flux(matrix, target, columns, weights, scintillation)
-        regressors = (matrix["airmass"] - np.nanmean(matrix["airmass"]))[:, None]
+        regressors = detrend_regressors(matrix, target, detrend)
         fit, transit, baseline = fit_transit(
             matrix["bjd_tdb"],
             flux,
@@ -339,8 +395,11 @@ def transit_light_curve(
             "airmass": matrix["airmass"],
             "seeing": matrix["seeing"],
             "sky": matrix["sky"],
+            "x": matrix["x"][:, target],
+            "y": matrix["y"][:, target],
         }
     )
+    table.meta["DETREND"] = list(detrend)
     table.meta["APERTURE"] = float(aperture)
     table.meta["TARGETID"] = int(matrix["ids"][target])
     comparisons = Table(

@@ -11,7 +11,9 @@ __all__ = ["log_to_file"]
 
 
 def log_to_file(path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
-    """Send log records and Python warnings to ``path`` (and to stderr when no path is given).
+    """Send log records, Python warnings and an uncaught error to ``path``.
+
+    Without a path the records go to stderr.
 
     Parameters
     ----------
@@ -39,4 +41,13 @@ def log_to_file(path: str | Path | None, level: int = logging.INFO) -> logging.L
     )
     logging.captureWarnings(True)
     warnings.simplefilter("default")
-    return logging.getLogger("aifa_steps")
+    logger = logging.getLogger("aifa_steps")
+    previous_hook = sys.excepthook
+
+    def log_uncaught(kind, value, traceback) -> None:
+        # The error that ends a job belongs in its log, not only on Snakemake's console.
+        logger.critical("job failed: %s", value, exc_info=(kind, value, traceback))
+        previous_hook(kind, value, traceback)
+
+    sys.excepthook = log_uncaught
+    return logger

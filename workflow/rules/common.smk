@@ -178,15 +178,50 @@ def photometry_products(wildcards=None):
     ]
 
 
+def object_filters(obj):
+    """Filters with solved frames of a target."""
+    rows = solved_frames_table()
+    return sorted(set(rows["filter"][rows["object"] == obj]))
+
+
+def _stack_rows(obj, filter):
+    from aifa_steps.stacking import select_stack_frames
+
+    rows = solved_frames_table()
+    rows = rows[rows["object"] == obj]
+    return select_stack_frames(rows, filter, config["stacks"]["max_frames"])
+
+
+def stack_stems(obj, filter):
+    """The best-seeing solved frames of a target in one filter (at most stacks.max_frames)."""
+    return list(_stack_rows(obj, filter)["stem"])
+
+
+def stack_frame_rows(obj, filter):
+    """``[stem, exptime]`` of the frames of `stack_stems` (a rule parameter)."""
+    return [[str(r["stem"]), float(r["exptime"])] for r in _stack_rows(obj, filter)]
+
+
+def colour_filters(obj):
+    """Filters of a target's colour image in red, green, blue order; the first filter alone
+    (a grey picture) when the target has none of stacks.colour_filters."""
+    available = object_filters(obj)
+    chosen = [f for f in config["stacks"]["colour_filters"] if f in available]
+    return chosen or available[:1]
+
+
 def science_products(wildcards=None):
-    """Catalogue and CMD of every cluster, light curve and fit of every transit target."""
+    """Catalogue and CMD of every cluster, light curve and fit of every transit target, stacks
+    and the colour image of every target with solved frames."""
     targets = config.get("targets", {})
     names = {
         "cluster": ("catalogue.ecsv", "cmd.png"),
         "transit": ("lightcurve.ecsv", "transit_fit.json", "lightcurve.png"),
     }
-    return [
-        WORK / "products" / obj / name
-        for obj in photometry_objects()
-        for name in names.get(targets.get(obj, {}).get("kind"), ())
-    ]
+    products = []
+    for obj in photometry_objects():
+        kind_products = names.get(targets.get(obj, {}).get("kind"), ())
+        stacks = [f"stack_{f}.fits" for f in object_filters(obj)]
+        for name in (*kind_products, *stacks, "color.png"):
+            products.append(WORK / "products" / obj / name)
+    return products

@@ -1,4 +1,4 @@
-# Science products: the calibrated catalogue and colour-magnitude diagram of each cluster.
+# Science products: cluster catalogues and CMDs, transit light curves, stacks and colour images.
 
 
 rule cluster_products:
@@ -50,3 +50,54 @@ rule transit_products:
         elevation_m=config["site"].get("elevation", 0.0),
     script:
         "../scripts/transit_products.py"
+
+
+rule stack:
+    input:
+        frames=lambda wc: [
+            WORK / "astrometry" / f"{s}.fits"
+            for s in stack_stems(wc.object, wc.filter)
+        ],
+        grid=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
+        zeropoints=WORK / "zeropoints.ecsv",
+        inventory=WORK / "inventory.ecsv",
+    output:
+        WORK / "products" / "{object}" / "stack_{filter}.fits",
+    log:
+        LOGS / "stack" / "{object}_{filter}.log",
+    wildcard_constraints:
+        object=r"[^/]+",
+        filter=r"[^/.]+",
+    conda:
+        "../../environment.yml"
+    params:
+        stacks=config["stacks"],
+        photometry=config["photometry"],
+        frames=lambda wc: stack_frame_rows(wc.object, wc.filter),
+    script:
+        "../scripts/stack.py"
+
+
+rule colour_image:
+    input:
+        stacks=lambda wc: [
+            WORK / "products" / wc.object / f"stack_{f}.fits"
+            for f in colour_filters(wc.object)
+        ],
+    output:
+        report(
+            WORK / "products" / "{object}" / "color.png",
+            caption="../report/colour_image.rst",
+            category="5. Science products",
+            labels={"figure": "colour image of {object}"},
+        ),
+    log:
+        LOGS / "colour_image" / "{object}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        order=lambda wc: colour_filters(wc.object),
+        stretch_sigma=config["stacks"]["colour_stretch_sigma"],
+        q=config["stacks"]["colour_q"],
+    script:
+        "../scripts/colour_image.py"

@@ -28,6 +28,7 @@ result = transit_light_curve(
     params,
     limb_darkening=tuple(target.get("limb_darkening", (0.45, 0.2))),
     depth_guess=float(target.get("depth_guess", 0.01)),
+    detrend=list(target.get("detrend", ["airmass"])),
 )
 for note in result["notes"]:
     log.info("%s", note)
@@ -35,7 +36,11 @@ result["table"].meta["OBJECT"] = name
 result["table"].write(snakemake.output.table, overwrite=True)
 result["comparisons"].write(snakemake.output.comparisons, overwrite=True)
 fit = result["fit"].as_dict()
-fit.update(aperture_arcsec=result["aperture"], aperture_rms=result["apertures"])
+fit.update(
+    aperture_arcsec=result["aperture"],
+    aperture_rms=result["apertures"],
+    baseline_terms=["constant", *result["table"].meta["DETREND"]],
+)
 with open(snakemake.output.fit, "w") as handle:
     json.dump(fit, handle, indent=2)
 lightcurve_figure(result, snakemake.output.figure, f"{name}: transit light curve", ephemeris)
