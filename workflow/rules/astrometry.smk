@@ -12,6 +12,8 @@ rule astrometry_index:
         WORK / "astrometry" / "index" / "solver.cfg",
     log:
         LOGS / "astrometry_index.log",
+    benchmark:
+        BENCHMARKS / "astrometry_index.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -30,6 +32,8 @@ rule solve_field:
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
     log:
         LOGS / "solve_field" / "{stem}.log",
+    benchmark:
+        BENCHMARKS / "solve_field" / "{stem}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -87,6 +91,8 @@ rule astrometry_frame:
         status=WORK / "astrometry" / "status" / "{stem}.ecsv",
     log:
         LOGS / "astrometry_frame" / "{stem}.log",
+    benchmark:
+        BENCHMARKS / "astrometry_frame" / "{stem}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -122,6 +128,8 @@ checkpoint astrometry_status:
         ),
     log:
         LOGS / "astrometry_status.log",
+    benchmark:
+        BENCHMARKS / "astrometry_status.tsv"
     conda:
         "../../environment.yml"
     script:

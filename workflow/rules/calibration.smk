@@ -9,6 +9,8 @@ rule master_bias:
         WORK / "masters" / "bias.fits",
     log:
         LOGS / "master_bias.log",
+    benchmark:
+        BENCHMARKS / "master_bias.tsv"
     conda:
         "../../environment.yml"
     threads: 2
@@ -26,6 +28,8 @@ rule master_dark:
         WORK / "masters" / "dark_{exptime}s.fits",
     log:
         LOGS / "master_dark_{exptime}s.log",
+    benchmark:
+        BENCHMARKS / "master_dark_{exptime}s.tsv"
     wildcard_constraints:
         exptime=r"[0-9.]+",
     conda:
@@ -47,6 +51,8 @@ rule master_flat:
         frames=WORK / "qc" / "flat_frames_{filter}.ecsv",
     log:
         LOGS / "master_flat_{filter}.log",
+    benchmark:
+        BENCHMARKS / "master_flat_{filter}.tsv"
     conda:
         "../../environment.yml"
     threads: 2
@@ -65,6 +71,8 @@ rule bad_pixel_mask:
         WORK / "masters" / "bad_pixels.fits",
     log:
         LOGS / "bad_pixel_mask.log",
+    benchmark:
+        BENCHMARKS / "bad_pixel_mask.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -84,6 +92,8 @@ rule calibrate_frame:
         WORK / "calibrated" / "{stem}.fits",
     log:
         LOGS / "calibrate" / "{stem}.log",
+    benchmark:
+        BENCHMARKS / "calibrate" / "{stem}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -111,6 +121,8 @@ rule camera_characterisation:
         ),
     log:
         LOGS / "camera_characterisation.log",
+    benchmark:
+        BENCHMARKS / "camera_characterisation.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -145,6 +157,8 @@ rule calibration_qc:
         ),
     log:
         LOGS / "calibration_qc.log",
+    benchmark:
+        BENCHMARKS / "calibration_qc.tsv"
     conda:
         "../../environment.yml"
     params:

@@ -9,6 +9,7 @@ from pathlib import Path
 RAW = Path(config["raw_dir"])
 WORK = Path(config["work_dir"])
 LOGS = WORK / "logs"
+BENCHMARKS = WORK / "benchmarks"  # per job: wall and CPU time, peak memory
 SIMULATE = config.get("simulate")
 
 

@@ -15,6 +15,8 @@ checkpoint inventory:
         ),
     log:
         LOGS / "inventory.log",
+    benchmark:
+        BENCHMARKS / "inventory.tsv"
     conda:
         "../../environment.yml"
     script:

@@ -21,6 +21,8 @@ rule photometry_reference:
         ),
     log:
         LOGS / "photometry_reference" / "{object}.log",
+    benchmark:
+        BENCHMARKS / "photometry_reference" / "{object}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -42,6 +44,8 @@ rule photometry_frame:
         WORK / "photometry" / "{object}" / "{stem}.ecsv",
     log:
         LOGS / "photometry_frame" / "{object}" / "{stem}.log",
+    benchmark:
+        BENCHMARKS / "photometry_frame" / "{object}" / "{stem}.tsv"
     wildcard_constraints:
         stem=FRAME_TABLE,
         object=r"[^/]+",
@@ -86,6 +90,8 @@ rule zeropoints:
         ),
     log:
         LOGS / "zeropoints.log",
+    benchmark:
+        BENCHMARKS / "zeropoints.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -108,6 +114,8 @@ rule calibrated_magnitudes:
         magnitudes=WORK / "photometry" / "{object}" / "magnitudes.ecsv",
     log:
         LOGS / "calibrated_magnitudes" / "{object}.log",
+    benchmark:
+        BENCHMARKS / "calibrated_magnitudes" / "{object}.tsv"
     conda:
         "../../environment.yml"
     params:

@@ -15,6 +15,8 @@ rule cluster_products:
         ),
     log:
         LOGS / "cluster_products" / "{object}.log",
+    benchmark:
+        BENCHMARKS / "cluster_products" / "{object}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -42,6 +44,8 @@ rule transit_products:
         ),
     log:
         LOGS / "transit_products" / "{object}.log",
+    benchmark:
+        BENCHMARKS / "transit_products" / "{object}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -65,6 +69,8 @@ rule stack:
         WORK / "products" / "{object}" / "stack_{filter}.fits",
     log:
         LOGS / "stack" / "{object}_{filter}.log",
+    benchmark:
+        BENCHMARKS / "stack" / "{object}_{filter}.tsv"
     wildcard_constraints:
         object=r"[^/]+",
         filter=r"[^/.]+",
@@ -93,6 +99,8 @@ rule colour_image:
         ),
     log:
         LOGS / "colour_image" / "{object}.log",
+    benchmark:
+        BENCHMARKS / "colour_image" / "{object}.tsv"
     conda:
         "../../environment.yml"
     params:

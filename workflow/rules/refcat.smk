@@ -14,6 +14,8 @@ rule reference_catalogue:
         WORK / "refcat" / "{object}.ecsv",
     log:
         LOGS / "reference_catalogue_{object}.log",
+    benchmark:
+        BENCHMARKS / "reference_catalogue_{object}.tsv"
     conda:
         "../../environment.yml"
     params:

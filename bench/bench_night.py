@@ -1,0 +1,243 @@
+"""A whole night through the workflow: wall time, CPU time and memory of every stage.
+
+Simulates a night (default: the ``full`` preset, 4788 x 3194 frames, with ``--transit-frames``
+transit frames), reduces it with ``snakemake --cores N`` for each ``--cores`` value in a fresh
+work folder, writes the report, and prints per stage: jobs, wall time (sum over jobs), CPU
+time, the largest job's peak memory, the cost per frame job, and how the stage's job time
+splits into start-up (interpreter and imports, from the jobs' logs) and work. Then the
+total wall time, the speed-up between core counts and the share of the cores' time spent
+outside the science code (job start-up plus time no job runs: Snakemake's bookkeeping and
+waiting for serial steps).
+
+The per-job numbers come from Snakemake's ``benchmark:`` files (``<work>/benchmarks``) and the
+``timing:`` line each job writes to its log. Results: ``bench/results/night_<preset>_<n>.ecsv``
+(one row per stage and core count) and a text summary next to it.
+
+Usage::
+
+    python bench/bench_night.py --transit-frames 300 --cores 1 2
+    python bench/bench_night.py --preset demo --cores 2          # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+from astropy.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Rule -> stage of the issue's list, and whether the rule runs once per frame.
+STAGES = {
+    "inventory": ("inventory", False),
+    "master_bias": ("master bias", False),
+    "master_dark": ("master darks", False),
+    "master_flat": ("master flats", False),
+    "bad_pixel_mask": ("bad-pixel mask", False),
+    "calibrate": ("calibration", True),
+    "camera_characterisation": ("quality control", False),
+    "calibration_qc": ("quality control", False),
+    "reference_catalogue": ("reference catalogue", False),
+    "astrometry_index": ("astrometry", False),
+    "solve_field": ("astrometry", True),
+    "astrometry_frame": ("astrometry", True),
+    "astrometry_status": ("astrometry", False),
+    "photometry_reference": ("background + photometry", False),
+    "photometry_frame": ("background + photometry", True),
+    "zeropoints": ("zero points", False),
+    "calibrated_magnitudes": ("zero points", False),
+    "cluster_products": ("CMD", False),
+    "transit_products": ("light curve", False),
+    "stack": ("stacks", False),
+    "colour_image": ("stacks", False),
+}
+SHELL_RULES = {"solve_field"}  # no Python start-up: all of it is the science program
+TIMING = re.compile(r"timing: start-up ([0-9.na]+) s, work ([0-9.]+) s")
+
+
+def rule_of(path: Path, bench_dir: Path) -> str:
+    """Rule name from a benchmark file's path (``<rule>/...`` or ``<rule>[_x].tsv``)."""
+    first = path.relative_to(bench_dir).parts[0]
+    name = first.removesuffix(".tsv")
+    for rule in sorted(STAGES, key=len, reverse=True):
+        if name == rule or name.startswith(rule + "_"):
+            return rule
+    return name
+
+
+def job_records(work: Path) -> list[dict]:
+    """One record per job: rule, wall s, CPU s, peak RSS MB, start-up s, work s."""
+    bench_dir = work / "benchmarks"
+    records = []
+    for path in sorted(bench_dir.rglob("*.tsv")):
+        table = Table.read(path, format="ascii.tab")
+        rule = rule_of(path, bench_dir)
+        log = work / "logs" / path.relative_to(bench_dir).with_suffix(".log")
+        startup = np.nan
+        if rule in SHELL_RULES:
+            startup = 0.0
+        elif log.exists():
+            match = TIMING.search(log.read_text(errors="replace"))
+            if match:
+                startup = float(match.group(1))
+        wall = float(table["s"][0])
+        rss = table["max_rss"][0]
+        records.append(
+            {
+                "rule": rule,
+                "wall": wall,
+                "cpu": float(table["cpu_time"][0]) if "cpu_time" in table.colnames else np.nan,
+                "rss_mb": float(rss) if rss not in ("-", "NA") else np.nan,
+                "startup": startup,
+            }
+        )
+    return records
+
+
+def stage_table(records: list[dict], cores: int) -> Table:
+    """Sum the jobs of each stage."""
+    stages: dict[str, list[dict]] = defaultdict(list)
+    per_frame: dict[str, int] = defaultdict(int)
+    for rec in records:
+        stage, frame_rule = STAGES.get(rec["rule"], (rec["rule"], False))
+        stages[stage].append(rec)
+        if frame_rule:
+            per_frame[stage] = max(per_frame[stage], sum(r["rule"] == rec["rule"] for r in records))
+    rows = []
+    for stage, recs in stages.items():
+        wall = sum(r["wall"] for r in recs)
+        startup = float(np.nansum([r["startup"] for r in recs]))
+        frames = per_frame.get(stage, 0)
+        rows.append(
+            {
+                "cores": cores,
+                "stage": stage,
+                "jobs": len(recs),
+                "wall_s": wall,
+                "cpu_s": float(np.nansum([r["cpu"] for r in recs])),
+                "peak_mb": float(np.nanmax([r["rss_mb"] for r in recs])),
+                "frames": frames,
+                "per_frame_s": wall / frames if frames else np.nan,
+                "startup_s": startup,
+            }
+        )
+    order = list(dict.fromkeys(stage for stage, _ in STAGES.values()))
+    rows.sort(key=lambda r: order.index(r["stage"]) if r["stage"] in order else len(order))
+    return Table(rows=rows)
+
+
+def simulate(night: Path, preset: str, transit_frames: int | None, seed: int, jobs: int) -> float:
+    """Simulate the night unless it exists; return the seconds it took (0 when reused)."""
+    if (night / "truth" / "frames.ecsv").exists():
+        return 0.0
+    command = [sys.executable, "-m", "aifa_steps.simulate", str(night), "--preset", preset]
+    command += ["--seed", str(seed), "--jobs", str(jobs), "--overwrite"]
+    if transit_frames:
+        command += ["--transit-frames", str(transit_frames)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def reduce(night: Path, work: Path, cores: int) -> tuple[float, float]:
+    """Reduce the night with ``cores`` cores in a fresh work folder; return (run, report) s."""
+    if work.exists():
+        shutil.rmtree(work)
+    config = yaml.safe_load((night / "config.yaml").read_text())
+    config["work_dir"] = str(work)
+    config.pop("simulate", None)
+    work.mkdir(parents=True)
+    cfg = work.parent / f"{work.name}.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake = [sys.executable, "-m", "snakemake", "--configfile", str(cfg)]
+    start = time.perf_counter()
+    subprocess.run([*snakemake, "--cores", str(cores)], cwd=REPO, check=True)
+    run = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([*snakemake, "--report", str(work / "report.html")], cwd=REPO, check=True)
+    return run, time.perf_counter() - start
+
+
+def summary(table: Table, totals: dict[int, tuple[float, float]], frames: int) -> str:
+    """Text summary: the stage table per core count, totals, speed-up, overhead."""
+    lines = []
+    for cores, (run, report) in totals.items():
+        part = table[table["cores"] == cores]
+        lines.append(f"--cores {cores}: workflow {run:.1f} s wall, report {report:.1f} s")
+        lines.append(
+            f"{'stage':26s} {'jobs':>5s} {'wall s':>9s} {'cpu s':>9s} {'peak MB':>8s} "
+            f"{'s/frame':>8s} {'start-up s':>10s}"
+        )
+        for row in part:
+            per_frame = "" if not np.isfinite(row["per_frame_s"]) else f"{row['per_frame_s']:.2f}"
+            lines.append(
+                f"{row['stage']:26s} {row['jobs']:5d} {row['wall_s']:9.1f} {row['cpu_s']:9.1f} "
+                f"{row['peak_mb']:8.0f} {per_frame:>8s} {row['startup_s']:10.1f}"
+            )
+        job_time = float(np.sum(part["wall_s"]))
+        startup = float(np.sum(part["startup_s"]))
+        capacity = run * cores
+        idle = max(capacity - job_time, 0.0)
+        outside = (startup + idle) / capacity
+        lines.append(
+            f"jobs {job_time:.1f} s of {capacity:.1f} core-s; job start-up {startup:.1f} s "
+            f"({startup / capacity:.1%}), no job running {idle:.1f} s ({idle / capacity:.1%}); "
+            f"outside the science code {outside:.1%}; {run / frames:.2f} s wall per light frame"
+        )
+        lines.append("")
+    if len(totals) > 1:
+        walls = [totals[c][0] for c in sorted(totals)]
+        cores = sorted(totals)
+        lines.append(f"speed-up from {cores[0]} to {cores[-1]} cores: {walls[0] / walls[-1]:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="full", choices=["tiny", "demo", "full"])
+    parser.add_argument("--transit-frames", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--base", type=Path, default=Path("/tmp/aifa-bench"))
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    label = f"{args.preset}_t{args.transit_frames}" if args.transit_frames else args.preset
+    night = args.base / label
+    simulated = simulate(night, args.preset, args.transit_frames, args.seed, max(args.cores))
+    lights = Table.read(night / "truth" / "frames.ecsv")
+    n_lights = int(np.sum(lights["imagetyp"] == "LIGHT"))
+    tables, totals = [], {}
+    for cores in args.cores:
+        work = args.base / f"{label}_work_c{cores}"
+        totals[cores] = reduce(night, work, cores)
+        tables.append(stage_table(job_records(work), cores))
+    from astropy.table import vstack
+
+    table = vstack(tables)
+    table.meta.update(
+        preset=args.preset,
+        light_frames=n_lights,
+        simulation_s=simulated,
+        totals={c: {"workflow_s": r, "report_s": p} for c, (r, p) in totals.items()},
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.write(args.out / f"night_{label}.ecsv", overwrite=True)
+    text = (
+        f"{args.preset} night, {n_lights} light frames ({label}); simulation "
+        f"{simulated:.0f} s (0: reused)\n\n" + summary(table, totals, n_lights)
+    )
+    (args.out / f"night_{label}.txt").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
