@@ -19,6 +19,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .badpixels import SATURATED
+from .resample import linear_weights
 
 __all__ = [
     "FLAG_SATURATED",
@@ -111,8 +112,8 @@ def estimate_background(
             step * (np.minimum(np.arange(1, n + 1) * b, size) - 1 + np.arange(n) * b) / 2.0
             for n, b, size in zip(mesh.shape, sub_box, sub.shape, strict=True)
         ]
-        weights_y = _linear_weights(np.arange(image.shape[0]), centres[0])
-        weights_x = _linear_weights(np.arange(image.shape[1]), centres[1])
+        weights_y = linear_weights(np.arange(image.shape[0]), centres[0])
+        weights_x = linear_weights(np.arange(image.shape[1]), centres[1])
         mesh = np.asarray(mesh, np.float32)
         if not np.all(np.isfinite(mesh)):
             mesh = np.where(np.isfinite(mesh), mesh, np.nanmedian(mesh))
@@ -166,21 +167,6 @@ def _tiling_box(n: int, size: int) -> int:
         if good or (best_fill < 0.9 and fill > best_fill):
             best, best_fill = box, fill
     return int(best)
-
-
-def _linear_weights(positions: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(positions x centres) weights of linear interpolation, extrapolated beyond the ends."""
-    n = len(centres)
-    weights = np.zeros((len(positions), n), np.float32)
-    if n == 1:
-        weights[:, 0] = 1.0
-        return weights
-    k = np.clip(np.searchsorted(centres, positions) - 1, 0, n - 2)
-    t = (positions - centres[k]) / (centres[k + 1] - centres[k])
-    rows = np.arange(len(positions))
-    weights[rows, k] = 1.0 - t
-    weights[rows, k + 1] = t
-    return weights
 
 
 def forced_photometry(
