@@ -216,7 +216,7 @@ def forced_photometry(
         `FLAG_MASKED`, `FLAG_EDGE`, `FLAG_OFF_FRAME`); ``peak`` (highest pixel in the smallest
         aperture, background-subtracted).
     """
-    from photutils.aperture import ApertureStats, SkyCircularAperture, aperture_photometry
+    from photutils.aperture import ApertureStats, CircularAperture, aperture_photometry
 
     ny, nx = data.shape
     bad = (flags > 0) if flags is not None else None
@@ -244,9 +244,10 @@ def forced_photometry(
     rms_at = np.asarray(background_rms, float)[yi, xi]
     n = len(ra)
     idx = np.flatnonzero(inside)
-    apertures = [
-        SkyCircularAperture(coords[idx], radius * u.arcsec).to_pixel(wcs) for radius in radii_arcsec
-    ]
+    # Pixel apertures at the converted positions, radii through the frame's pixel scale
+    # (photutils' sky apertures would compute the WCS Jacobian again for every radius).
+    xy = np.column_stack([x[idx], y[idx]])
+    apertures = [CircularAperture(xy, radius / scale) for radius in radii_arcsec]
     if idx.size:
         # One pass over the image for all radii; the peak (highest pixel in the smallest
         # aperture) from the aperture statistics.
