@@ -134,8 +134,10 @@ def demo_photometry(demo_frames):
             stem = plan.file.split("/")[-1].removesuffix(".fits")
             info = FrameInfo(stem, obj, plan.filter, plan.exptime, plan.mjd)
             table = measure_frame(ccd, reference, info, site, tuple(ccd.wcs.wcs.crval))
-            # The same apertures on the noiseless frame minus the true sky: what the
-            # measurement would give without noise (neighbours' light included).
+            # The same apertures on the noiseless frame minus the background estimated on the
+            # noisy one: what the measurement would give without the noise of the pixels in
+            # the aperture (neighbours' light and the background's definition as measured).
+            noiseless_sky, _ = estimate_background(ccd.data, ccd.flags > 0)
             noiseless = forced_photometry(
                 light,
                 ccd.uncertainty.array,
@@ -143,7 +145,7 @@ def demo_photometry(demo_frames):
                 reference["ra"],
                 reference["dec"],
                 (4.0,),
-                background=np.full(light.shape, plan.sky_adu, np.float32),
+                background=noiseless_sky,
                 background_rms=np.ones(light.shape, np.float32),
             )
             table["noiseless_flux_4"] = noiseless["flux_4"]
