@@ -4,10 +4,11 @@ Simulates a night (default: the ``full`` preset, 4788 x 3194 frames, with ``--tr
 transit frames), reduces it with ``snakemake --cores N`` for each ``--cores`` value in a fresh
 work folder, writes the report, and prints per stage: jobs, wall time (sum over jobs), CPU
 time, the largest job's peak memory, the cost per frame job, and how the stage's job time
-splits into start-up (interpreter and imports, from the jobs' logs) and work. Then the
+splits into work (from the ``timing:`` line of the jobs' logs) and the rest (Snakemake's
+launch of the job, interpreter start, imports, exit). Then the
 total wall time, the speed-up between core counts and the share of the cores' time spent
-outside the science code (job start-up plus time no job runs: Snakemake's bookkeeping and
-waiting for serial steps).
+outside the science code (the jobs' time outside their work plus time no job runs:
+Snakemake's bookkeeping and waiting for serial steps).
 
 The per-job numbers come from Snakemake's ``benchmark:`` files (``<work>/benchmarks``) and the
 ``timing:`` line each job writes to its log. Results: ``bench/results/night_<preset>_<n>.ecsv``
@@ -82,14 +83,16 @@ def job_records(work: Path) -> list[dict]:
         table = Table.read(path, format="ascii.tab")
         rule = rule_of(path, bench_dir)
         log = work / "logs" / path.relative_to(bench_dir).with_suffix(".log")
+        wall = float(table["s"][0])
         startup = np.nan
         if rule in SHELL_RULES:
             startup = 0.0
         elif log.exists():
             match = TIMING.search(log.read_text(errors="replace"))
             if match:
-                startup = float(match.group(1))
-        wall = float(table["s"][0])
+                # Everything but the work: Snakemake's launch of the job, the interpreter,
+                # the imports, and the exit.
+                startup = max(wall - float(match.group(2)), 0.0)
         rss = table["max_rss"][0]
         records.append(
             {
@@ -117,6 +120,8 @@ def stage_table(records: list[dict], cores: int) -> Table:
         wall = sum(r["wall"] for r in recs)
         startup = float(np.nansum([r["startup"] for r in recs]))
         frames = per_frame.get(stage, 0)
+        # The cost per frame counts the per-frame rules only (not e.g. the reference detection).
+        frame_wall = sum(r["wall"] for r in recs if STAGES.get(r["rule"], ("", False))[1])
         rows.append(
             {
                 "cores": cores,
@@ -126,7 +131,7 @@ def stage_table(records: list[dict], cores: int) -> Table:
                 "cpu_s": float(np.nansum([r["cpu"] for r in recs])),
                 "peak_mb": float(np.nanmax([r["rss_mb"] for r in recs])),
                 "frames": frames,
-                "per_frame_s": wall / frames if frames else np.nan,
+                "per_frame_s": frame_wall / frames if frames else np.nan,
                 "startup_s": startup,
             }
         )
@@ -175,7 +180,7 @@ def summary(table: Table, totals: dict[int, tuple[float, float]], frames: int) -
         lines.append(f"--cores {cores}: workflow {run:.1f} s wall, report {report:.1f} s")
         lines.append(
             f"{'stage':26s} {'jobs':>5s} {'wall s':>9s} {'cpu s':>9s} {'peak MB':>8s} "
-            f"{'s/frame':>8s} {'start-up s':>10s}"
+            f"{'s/frame':>8s} {'not work s':>10s}"
         )
         for row in part:
             per_frame = "" if not np.isfinite(row["per_frame_s"]) else f"{row['per_frame_s']:.2f}"
@@ -189,7 +194,7 @@ def summary(table: Table, totals: dict[int, tuple[float, float]], frames: int) -
         idle = max(capacity - job_time, 0.0)
         outside = (startup + idle) / capacity
         lines.append(
-            f"jobs {job_time:.1f} s of {capacity:.1f} core-s; job start-up {startup:.1f} s "
+            f"jobs {job_time:.1f} of {capacity:.1f} core-s; jobs outside work {startup:.1f} s "
             f"({startup / capacity:.1%}), no job running {idle:.1f} s ({idle / capacity:.1%}); "
             f"outside the science code {outside:.1%}; {run / frames:.2f} s wall per light frame"
         )
