@@ -105,15 +105,17 @@ def estimate_background(
             )
 
     # Linear interpolation between the box centres (extrapolated to the edges), as separable
-    # matrix products.
+    # matrix products. The centre of a box is the middle of its pixels (the last box may be
+    # partial); both passes share the boxes, so the weights are computed once.
+    n_boxes = [-(-size // b) for b, size in zip(sub_box, sub.shape, strict=True)]
+    centres = [
+        step * (np.minimum(np.arange(1, n + 1) * b, size) - 1 + np.arange(n) * b) / 2.0
+        for n, b, size in zip(n_boxes, sub_box, sub.shape, strict=True)
+    ]
+    weights_y = linear_weights(np.arange(image.shape[0]), centres[0])
+    weights_x = linear_weights(np.arange(image.shape[1]), centres[1])
+
     def expand(mesh):
-        # The centre of a box is the middle of its pixels (the last box may be partial).
-        centres = [
-            step * (np.minimum(np.arange(1, n + 1) * b, size) - 1 + np.arange(n) * b) / 2.0
-            for n, b, size in zip(mesh.shape, sub_box, sub.shape, strict=True)
-        ]
-        weights_y = linear_weights(np.arange(image.shape[0]), centres[0])
-        weights_x = linear_weights(np.arange(image.shape[1]), centres[1])
         mesh = np.asarray(mesh, np.float32)
         if not np.all(np.isfinite(mesh)):
             mesh = np.where(np.isfinite(mesh), mesh, np.nanmedian(mesh))

@@ -487,7 +487,8 @@ def write_stack(
     parameters : StackParameters, optional
         Parameters recorded in the HISTORY.
     """
-    header = stack.wcs.to_header(relax=True)
+    wcs_header = stack.wcs.to_header(relax=True)
+    header = wcs_header.copy()
     for key, value in (meta or {}).items():
         header[key] = value
     header["BUNIT"] = ("adu/s", "ADU per second on the stack's photometric scale")
@@ -507,9 +508,9 @@ def write_stack(
     add_provenance(header, "stack (background-subtracted, reprojected)", inputs, settings)
     for stem, scale in zip(stack.stems, stack.scales, strict=True):
         header.add_history(f"  scale {scale:.6g} {stem}")
-    exposure = fits.ImageHDU(stack.exposure, stack.wcs.to_header(relax=True), name="EXPOSURE")
+    exposure = fits.ImageHDU(stack.exposure, wcs_header.copy(), name="EXPOSURE")
     exposure.header["BUNIT"] = "s"
-    count = fits.ImageHDU(stack.count, stack.wcs.to_header(relax=True), name="NCOMBINE")
+    count = fits.ImageHDU(stack.count, wcs_header.copy(), name="NCOMBINE")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([fits.PrimaryHDU(stack.image, header), exposure, count]).writeto(
         path, overwrite=True
