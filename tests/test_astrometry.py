@@ -17,6 +17,7 @@ from aifa_steps.astrometry import (
     read_solution,
     refine_wcs,
     solve_field_passes,
+    verify_index_scale,
     write_solver_config,
 )
 from aifa_steps.centroids import half_max_fwhm, windowed_centroids
@@ -109,11 +110,32 @@ def test_solve_field_and_refinement_match_the_true_wcs(tiny_night, tiny_frames, 
     raw = fits.getdata(tiny_night / row["file"]).astype(np.float32)
     header = fits.getheader(tiny_night / row["file"])
     frame = tmp_path / "frame.fits"
-    fits.PrimaryHDU(((raw - bias - dark) / flat).astype(np.float32), header).writeto(frame)
-    pass1, pass2 = solve_field_passes(
-        frame, cfg, tmp_path, 0.607, ra=header["RA"], dec=header["DEC"], cpulimit=30
+    science = ((raw - bias - dark) / flat).astype(np.float32)
+    # Laid out like a calibrated frame: the image first, then planes that are not the sky.
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(science, header),
+            fits.ImageHDU(np.sqrt(np.abs(science) + 100).astype(np.float32), name="UNCERT"),
+        ]
+    ).writeto(frame)
+    verifier = tmp_path / "verify.cfg"
+    fine = verify_index_scale(6.47, 4.53, index_scales(6.47, 4.53))
+    write_solver_config(verifier, [], cpulimit=30, index_files=[files[0]])
+    assert fine == index_scales(6.47, 4.53)[0] and "index " in verifier.read_text()
+    sources, pass1, pass2 = solve_field_passes(
+        frame,
+        cfg,
+        tmp_path,
+        0.607,
+        raw.shape,
+        ra=header["RA"],
+        dec=header["DEC"],
+        cpulimit=30,
+        verify_config=verifier,
     )
-    assert pass1[0] == "solve-field" and "--verify" in pass2
+    assert sources[1] == f"{frame}[0]" and "--verify" in pass2 and str(verifier) in pass2
+    subprocess.run([require_program("source-extractor"), *sources[1:]], check=True)
+    assert len(Table.read(tmp_path / "sources.fits")) > 50
     subprocess.run([solve_field, *pass1[1:]], check=True, capture_output=True)
     subprocess.run([solve_field, *pass2[1:]], check=True, capture_output=True)
     solution = read_solution(tmp_path / "p2.wcs")
@@ -129,3 +151,12 @@ def test_solve_field_and_refinement_match_the_true_wcs(tiny_night, tiny_frames, 
     assert len(matched) >= 50
     status = judge_solution(stem, refined, matched, 0.607)
     assert status.solved and status.rms_arcsec < 0.2
+
+
+def test_verify_index_scale_is_the_densest_index_that_solve_field_uses():
+    """Full-size field (48' x 32'): solve-field verifies with quads from 3.2'; P=0 reaches 2.8'."""
+    scales = index_scales(48.46, 32.33)
+    assert scales[0] == 0
+    assert verify_index_scale(48.46, 32.33, scales) == 1
+    assert verify_index_scale(6.47, 4.53, index_scales(6.47, 4.53)) == -5
+    assert verify_index_scale(48.46, 32.33, [5, 6]) == 5

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from .refcat import select_around
 
 __all__ = [
     "index_scales",
+    "verify_index_scale",
     "build_indexes",
     "write_solver_config",
     "read_solution",
@@ -60,6 +62,19 @@ def index_scales(width_arcmin: float, height_arcmin: float) -> list[int]:
     low = int(np.floor(2 * np.log2(max(small / 5.0, 1e-3) / 6.0)))
     high = int(np.ceil(2 * np.log2(large / 6.0)))
     return list(range(max(low, -5), max(high, low) + 1))
+
+
+def verify_index_scale(width_arcmin: float, height_arcmin: float, scales: list[int]) -> int:
+    """The densest of ``scales`` that the second (verifying) ``solve-field`` pass uses.
+
+    ``solve-field`` verifies with indexes whose largest quads (``2 * sqrt(2)**(P + 1)`` arcmin)
+    reach a tenth of the field's shorter side; the finest such index holds the most stars. Pass
+    2 with this one index matches as many stars as with all of them, at a third of the time.
+    """
+    small = min(width_arcmin, height_arcmin)
+    finest = int(np.ceil(2 * np.log2(max(small / 20.0, 1e-6)) - 1))
+    usable = [s for s in scales if s >= finest]
+    return min(usable) if usable else max(scales)
 
 
 def build_indexes(
@@ -106,47 +121,69 @@ def build_indexes(
             "MAG": np.asarray(catalogue[mag_column][good], dtype=float),
         }
     )
-    source = outdir / "index_catalogue.fits"
-    table.write(source, overwrite=True)
     files = []
-    for k, scale in enumerate(scales):
-        out = outdir / f"index-{scale:+d}.fits".replace("+", "p").replace("-", "m", 1)
-        cmd = [
-            "build-astrometry-index",
-            "-i",
-            str(source),
-            "-e",
-            "1",
-            "-o",
-            str(out),
-            "-P",
-            str(scale),
-            "-S",
-            "MAG",
-            "-E",
-            "-I",
-            str(id_base + k),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"build-astrometry-index failed for scale {scale}: {proc.stderr[-2000:]}"
-            )
-        files.append(out)
+    # The input table stays out of the index folder, where autoindex would try to load it.
+    with tempfile.TemporaryDirectory(prefix="aifa-index-") as scratch:
+        source = Path(scratch) / "index_catalogue.fits"
+        table.write(source, overwrite=True)
+        for k, scale in enumerate(scales):
+            out = outdir / f"index-{scale:+d}.fits".replace("+", "p").replace("-", "m", 1)
+            cmd = [
+                "build-astrometry-index",
+                "-i",
+                str(source),
+                "-e",
+                "1",
+                "-o",
+                str(out),
+                "-P",
+                str(scale),
+                "-S",
+                "MAG",
+                "-E",
+                "-I",
+                str(id_base + k),
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(
+                    f"build-astrometry-index failed for scale {scale}: {proc.stderr[-2000:]}"
+                )
+            files.append(out)
     log.info("built %d index files from %d stars: scales %s", len(files), len(table), scales)
     return files
 
 
 def write_solver_config(
-    path: str | Path, index_dirs: list[str | Path], cpulimit: float = 60.0, parallel: bool = True
+    path: str | Path,
+    index_dirs: list[str | Path],
+    cpulimit: float = 60.0,
+    parallel: bool = True,
+    index_files: list[str | Path] | None = None,
 ) -> None:
-    """Write an astrometry.net configuration (``--config``) naming the index folders."""
+    """Write an astrometry.net configuration (``--config``).
+
+    Parameters
+    ----------
+    path : path
+        The configuration file.
+    index_dirs : list of path
+        Folders whose index files are all loaded (``add_path`` and ``autoindex``).
+    cpulimit : float
+        CPU seconds per field.
+    parallel : bool
+        Load the indexes in parallel (``inparallel``).
+    index_files : list of path, optional
+        Single index files to load (``index``), besides the folders.
+    """
     lines = ["# astrometry.net configuration written by aifa-steps"]
     if parallel:
         lines.append("inparallel")
     lines.append(f"cpulimit {int(cpulimit)}")
+    lines += [f"index {Path(f).resolve()}" for f in index_files or []]
     lines += [f"add_path {Path(d).resolve()}" for d in index_dirs]
-    lines.append("autoindex")
+    if index_dirs:
+        lines.append("autoindex")
     Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -627,30 +664,91 @@ def astrometry_report(
         )
 
 
+#: Source Extractor output columns that ``solve-field`` reads from the source list.
+SOURCE_COLUMNS = ("X_IMAGE", "Y_IMAGE", "MAG_AUTO", "FLUX_AUTO")
+#: Source Extractor's default 3x3 detection filter (a Gaussian of FWHM 2 px).
+DETECTION_FILTER = "CONV NORM\n1 2 1\n2 4 2\n1 2 1\n"
+
+
 def solve_field_passes(
     frame: str | Path,
     config: str | Path,
     workdir: str | Path,
     pixel_scale: float,
+    shape: tuple[int, int],
     scale_tolerance: float = 0.02,
     ra: float | None = None,
     dec: float | None = None,
     radius: float = 1.0,
-    downsample: int = 2,
     sip_order: int = 3,
     cpulimit: float = 60.0,
-) -> tuple[list[str], list[str]]:
-    """Argument lists of the two ``solve-field`` passes (the workflow's shell rule runs the same).
+    verify_config: str | Path | None = None,
+) -> tuple[list[str], list[str], list[str]]:
+    """Commands of one frame's astrometry: source list, then two ``solve-field`` passes.
 
-    Pass 1 solves blindly with scale and position hints, downsampled, with Source Extractor;
-    pass 2 verifies pass 1's ``p1.wcs`` with all stars and tweaks a SIP distortion of
-    ``sip_order``. The solutions land in ``workdir`` as ``p1.wcs`` and ``p2.wcs``.
+    The workflow's shell rule ``solve_field`` runs the same commands.
+
+    1. Source Extractor runs once on the science plane (``frame[0]``; the uncertainty, mask and
+       flag planes of a calibrated frame are not images of the sky) and writes ``sources.fits``.
+    2. Pass 1 solves that list blindly with scale and position hints.
+    3. Pass 2 verifies pass 1's ``p1.wcs`` with all sources and tweaks a SIP distortion of
+       ``sip_order``.
+
+    Both passes read the same source list, so the frame is searched for stars once.
+
+    Parameters
+    ----------
+    frame : path
+        Calibrated frame; its primary HDU holds the image.
+    config : path
+        astrometry.net configuration of pass 1 (`write_solver_config`).
+    workdir : path
+        Folder for the source list and the solutions ``p1.wcs``/``p1.corr`` and
+        ``p2.wcs``/``p2.corr``. The Source Extractor parameter and filter files are written
+        here now.
+    pixel_scale : float
+        Expected pixel scale (arcsec).
+    shape : tuple of int
+        Image shape (ny, nx).
+    scale_tolerance : float
+        Accepted relative deviation of the pixel scale.
+    ra, dec, radius : float, optional
+        Pointing hint (deg); no hint when ra or dec is None or not finite.
+    sip_order : int
+        SIP order that pass 2 tweaks.
+    cpulimit : float
+        CPU seconds per pass.
+    verify_config : path, optional
+        Configuration of pass 2, e.g. with only the densest index (`write_solver_config`);
+        ``config`` when not given.
+
+    Returns
+    -------
+    sources, pass1, pass2 : list of str
+        Argument lists (program first).
     """
     workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "xy.param").write_text("\n".join(SOURCE_COLUMNS) + "\n")
+    (workdir / "xy.conv").write_text(DETECTION_FILTER)
+    source_list = workdir / "sources.fits"
+    sources = [
+        "source-extractor",
+        f"{frame}[0]",
+        "-CATALOG_NAME",
+        str(source_list),
+        "-CATALOG_TYPE",
+        "FITS_1.0",
+        "-PARAMETERS_NAME",
+        str(workdir / "xy.param"),
+        "-FILTER_NAME",
+        str(workdir / "xy.conv"),
+        "-VERBOSE_TYPE",
+        "QUIET",
+    ]
+    ny, nx = shape
     common = [
         "solve-field",
-        "--config",
-        str(config),
         "--dir",
         str(workdir),
         "--overwrite",
@@ -664,7 +762,17 @@ def solve_field_passes(
         "none",
         "--match",
         "none",
-        "--use-source-extractor",
+        "--width",
+        str(nx),
+        "--height",
+        str(ny),
+        "--x-column",
+        "X_IMAGE",
+        "--y-column",
+        "Y_IMAGE",
+        "--sort-column",
+        "MAG_AUTO",
+        "--sort-ascending",
         "--scale-units",
         "arcsecperpix",
         "--scale-low",
@@ -680,24 +788,25 @@ def solve_field_passes(
         common += ["--ra", f"{ra:.6f}", "--dec", f"{dec:.6f}", "--radius", str(radius)]
     pass1 = [
         *common,
+        "--config",
+        str(config),
         "--out",
         "p1",
-        "--downsample",
-        str(downsample),
         "--no-verify",
         "--uniformize",
         "0",
         "--tweak-order",
         "2",
-        "--resort",
         "--corr",
         str(workdir / "p1.corr"),
         "--wcs",
         str(workdir / "p1.wcs"),
-        str(frame),
+        str(source_list),
     ]
     pass2 = [
         *common,
+        "--config",
+        str(verify_config or config),
         "--out",
         "p2",
         "--verify",
@@ -711,6 +820,6 @@ def solve_field_passes(
         str(workdir / "p2.corr"),
         "--wcs",
         str(workdir / "p2.wcs"),
-        str(frame),
+        str(source_list),
     ]
-    return pass1, pass2
+    return sources, pass1, pass2

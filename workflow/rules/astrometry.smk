@@ -9,7 +9,8 @@ rule astrometry_index:
         inventory=WORK / "inventory.ecsv",
         catalogues=lambda wc: reference_catalogues() if ASTRO["build_index"] else [],
     output:
-        WORK / "astrometry" / "index" / "solver.cfg",
+        solver=WORK / "astrometry" / "index" / "solver.cfg",
+        verifier=WORK / "astrometry" / "index" / "verify.cfg",
     log:
         LOGS / "astrometry_index.log",
     benchmark:
@@ -26,7 +27,8 @@ rule astrometry_index:
 rule solve_field:
     input:
         frame=WORK / "calibrated" / "{stem}.fits",
-        cfg=WORK / "astrometry" / "index" / "solver.cfg",
+        solver=WORK / "astrometry" / "index" / "solver.cfg",
+        verifier=WORK / "astrometry" / "index" / "verify.cfg",
     output:
         wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
@@ -38,28 +40,38 @@ rule solve_field:
         "../../environment.yml"
     params:
         hint=lambda wc: pointing_hint(wc.stem, ASTRO["search_radius_deg"]),
+        width=lambda wc: int(light_row(wc.stem)["naxis1"]),
+        height=lambda wc: int(light_row(wc.stem)["naxis2"]),
         low=SCALE * (1 - ASTRO["scale_tolerance"]),
         high=SCALE * (1 + ASTRO["scale_tolerance"]),
-        downsample=ASTRO["downsample"],
         cpulimit=ASTRO["cpulimit"],
         sip=ASTRO["sip_order"],
     shell:
         """
         tmp=$(mktemp -d)
         trap 'rm -rf "$tmp"' EXIT
-        common="--config {input.cfg} --dir $tmp --overwrite --no-plots --new-fits none \
-            --temp-axy --index-xyls none --rdls none --match none --use-source-extractor \
+        printf 'X_IMAGE\\nY_IMAGE\\nMAG_AUTO\\nFLUX_AUTO\\n' >$tmp/xy.param
+        printf 'CONV NORM\\n1 2 1\\n2 4 2\\n1 2 1\\n' >$tmp/xy.conv
+        echo "sources: Source Extractor on the science plane" >{log}
+        source-extractor '{input.frame}[0]' -CATALOG_NAME $tmp/sources.fits -CATALOG_TYPE FITS_1.0 \
+            -PARAMETERS_NAME $tmp/xy.param -FILTER_NAME $tmp/xy.conv -VERBOSE_TYPE QUIET \
+            >>{log} 2>&1 || true
+        common="--dir $tmp --overwrite --no-plots --new-fits none --temp-axy --index-xyls none \
+            --rdls none --match none --width {params.width} --height {params.height} \
+            --x-column X_IMAGE --y-column Y_IMAGE --sort-column MAG_AUTO --sort-ascending \
             --scale-units arcsecperpix --scale-low {params.low} --scale-high {params.high} \
             --crpix-center --cpulimit {params.cpulimit} --no-remove-lines {params.hint}"
-        echo "pass 1: blind solve with scale and position hints" >{log}
-        solve-field $common --out pass1 --downsample {params.downsample} --no-verify --uniformize 0 \
-            --tweak-order 2 --resort --corr $tmp/pass1.corr --wcs $tmp/pass1.wcs \
-            {input.frame} >>{log} 2>&1 || true
+        if [ -s $tmp/sources.fits ]; then
+            echo "pass 1: blind solve with scale and position hints" >>{log}
+            solve-field $common --config {input.solver} --out pass1 --no-verify --uniformize 0 \
+                --tweak-order 2 --corr $tmp/pass1.corr --wcs $tmp/pass1.wcs \
+                $tmp/sources.fits >>{log} 2>&1 || true
+        fi
         if [ -s $tmp/pass1.wcs ]; then
             echo "pass 2: verify pass 1 with all stars, SIP order {params.sip}" >>{log}
-            solve-field $common --out pass2 --verify $tmp/pass1.wcs --no-verify-uniformize \
-                --objs 1000000 --tweak-order {params.sip} --corr $tmp/pass2.corr \
-                --wcs $tmp/pass2.wcs {input.frame} >>{log} 2>&1 || true
+            solve-field $common --config {input.verifier} --out pass2 --verify $tmp/pass1.wcs \
+                --no-verify-uniformize --objs 1000000 --tweak-order {params.sip} \
+                --corr $tmp/pass2.corr --wcs $tmp/pass2.wcs $tmp/sources.fits >>{log} 2>&1 || true
         fi
         best=pass2
         [ -s $tmp/pass2.wcs ] || best=pass1
