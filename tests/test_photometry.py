@@ -180,3 +180,32 @@ def test_flags_for_saturation_edges_and_off_frame():
     assert table["flux_4"][0] == pytest.approx(
         5e4 * (1 - (1 + (4 / 0.607 / (4 / (2 * np.sqrt(2 ** (1 / 3) - 1)))) ** 2) ** -2), rel=0.01
     )
+
+
+def test_peak_and_flag_distances_match_a_brute_force_search():
+    """The per-star box searches agree with an exhaustive search over all pixels."""
+    from aifa_steps.photometry import _distance_to_flagged, _peak_in_circle
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(60, 80))
+    flags = np.zeros(image.shape, np.uint8)
+    flags[rng.integers(0, 60, 12), rng.integers(0, 80, 12)] = 8
+    flags[rng.integers(0, 60, 12), rng.integers(0, 80, 12)] |= 1
+    # Stars anywhere, also partly or wholly off the frame, and one without a position.
+    x = np.append(rng.uniform(-3, 82, 300), np.nan)
+    y = np.append(rng.uniform(-3, 62, 300), 30.0)
+    rows, cols = np.mgrid[0:60, 0:80]
+    radius, reach = 3.3, 7.5
+    peak = _peak_in_circle(image, x[:-1], y[:-1], radius)
+    near_sat = _distance_to_flagged(flags, 8, x, y, reach)
+    near_hot = _distance_to_flagged(flags, 1, x, y, reach)
+    for k in range(300):
+        d2 = (cols - x[k]) ** 2 + (rows - y[k]) ** 2
+        inside = d2 <= radius**2
+        expected = image[inside].max() if inside.any() else np.nan
+        assert peak[k] == pytest.approx(expected, nan_ok=True)
+        for bits, found in ((8, near_sat), (1, near_hot)):
+            d = np.sqrt(d2[(flags & bits) > 0].min())
+            assert found[k] == (pytest.approx(d) if d <= reach else np.inf)
+    assert near_sat[-1] == np.inf and near_hot[-1] == np.inf
+    assert _distance_to_flagged(None, 8, x, y, reach).tolist() == [np.inf] * 301

@@ -218,14 +218,14 @@ def forced_photometry(
         `FLAG_MASKED`, `FLAG_EDGE`, `FLAG_OFF_FRAME`); ``peak`` (highest pixel in the smallest
         aperture, background-subtracted).
     """
-    from photutils.aperture import ApertureStats, CircularAperture, aperture_photometry
+    from photutils.aperture import CircularAperture, aperture_photometry
 
     ny, nx = data.shape
     bad = (flags > 0) if flags is not None else None
     if background is None or background_rms is None:
         background, background_rms = estimate_background(data, bad, background_box)
     box = max(8, min(background_box, min(data.shape) // 3))
-    residual = np.asarray(data, dtype=np.float64) - background
+    residual = np.subtract(data, background, dtype=np.float32)
     ra = np.atleast_1d(np.asarray(ra, dtype=float))
     dec = np.atleast_1d(np.asarray(dec, dtype=float))
     coords = SkyCoord(ra * u.deg, dec * u.deg)
@@ -235,10 +235,11 @@ def forced_photometry(
     table["ra"], table["dec"], table["x"], table["y"] = ra, dec, x, y
     inside = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)
     scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
-    # Distance from each star to its nearest saturated and other flagged pixel (k-d trees of
-    # the few flagged pixels): a flag for every radius at once.
-    near_saturated = _distance_to_flagged(flags, SATURATED, x, y)
-    near_bad = _distance_to_flagged(flags, ~np.uint8(SATURATED) & 0xFF, x, y)
+    # Distance from each star to its nearest saturated and other flagged pixel (within reach
+    # of the largest aperture): a flag for every radius at once.
+    reach_px = max(radii_arcsec) / scale + 0.5
+    near_saturated = _distance_to_flagged(flags, SATURATED, x, y, reach_px)
+    near_bad = _distance_to_flagged(flags, ~np.uint8(SATURATED) & 0xFF, x, y, reach_px)
     # Smooth maps: their value at the centre stands for the aperture.
     xi = np.clip(np.round(np.nan_to_num(x)).astype(int), 0, nx - 1)
     yi = np.clip(np.round(np.nan_to_num(y)).astype(int), 0, ny - 1)
@@ -251,30 +252,33 @@ def forced_photometry(
     xy = np.column_stack([x[idx], y[idx]])
     apertures = [CircularAperture(xy, radius / scale) for radius in radii_arcsec]
     if idx.size:
-        # One pass over the image for all radii; the peak (highest pixel in the smallest
-        # aperture) from the aperture statistics.
+        # One pass over the image for all radii; the peak: the highest pixel whose centre is
+        # in the smallest aperture.
         sums = aperture_photometry(residual, apertures, error=uncertainty)
         peak = np.full(n, np.nan)
-        peak[idx] = ApertureStats(residual, apertures[0]).max
-    for k, (radius, aperture) in enumerate(zip(radii_arcsec, apertures, strict=True)):
+        peak[idx] = _peak_in_circle(residual, x[idx], y[idx], radii_arcsec[0] / scale)
+    for k, radius in enumerate(radii_arcsec):
         key = f"{radius:g}"
         flux, err, bkg_sum, area = (np.full(n, np.nan) for _ in range(4))
         flag = np.where(inside, 0, FLAG_OFF_FRAME).astype(np.int16)
         if idx.size:
             flux[idx] = sums[f"aperture_sum_{k}"]
-            area[idx] = aperture.area_overlap(residual)
-            bkg_sum[idx] = sky_at[idx] * area[idx]
-            # The background level is a median of ~box^2 pixels: error 1.25 RMS / box per pixel,
-            # the same for every pixel of the aperture.
-            err[idx] = np.hypot(
-                np.asarray(sums[f"aperture_sum_err_{k}"]), 1.2533 * rms_at[idx] / box * area[idx]
-            )
             r_px = radius / scale
             edge = (
                 (x[idx] < r_px)
                 | (x[idx] > nx - 1 - r_px)
                 | (y[idx] < r_px)
                 | (y[idx] > ny - 1 - r_px)
+            )
+            # The area on the frame: the full circle, except at the edges.
+            area[idx] = np.pi * r_px**2
+            if edge.any():
+                area[idx[edge]] = CircularAperture(xy[edge], r_px).area_overlap(residual)
+            bkg_sum[idx] = sky_at[idx] * area[idx]
+            # The background level is a median of ~box^2 pixels: error 1.25 RMS / box per pixel,
+            # the same for every pixel of the aperture.
+            err[idx] = np.hypot(
+                np.asarray(sums[f"aperture_sum_err_{k}"]), 1.2533 * rms_at[idx] / box * area[idx]
             )
             # A flagged pixel touches the aperture when its centre is within r + 0.5 px.
             reach = r_px + 0.5
@@ -290,21 +294,66 @@ def forced_photometry(
     return table
 
 
-def _distance_to_flagged(flags: np.ndarray | None, bits: int, x: np.ndarray, y: np.ndarray):
-    """Distance (pixels) from each position to the nearest pixel with any of ``bits`` set."""
-    from scipy.spatial import cKDTree
+def _boxes_around(
+    shape: tuple[int, int], x: np.ndarray, y: np.ndarray, half: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel rows and columns of the (2 half + 1)^2 box around the pixel nearest each (x, y).
 
+    Returns ``rows``, ``cols`` (clipped to the frame) and ``valid`` (the pixel is on the
+    frame), each of shape (len(x), (2 half + 1)^2).
+    """
+    ny, nx = shape
+    offsets = np.arange(-half, half + 1)
+    dy, dx = (o.ravel() for o in np.meshgrid(offsets, offsets, indexing="ij"))
+    rows = np.round(y).astype(int)[:, None] + dy
+    cols = np.round(x).astype(int)[:, None] + dx
+    valid = (rows >= 0) & (rows < ny) & (cols >= 0) & (cols < nx)
+    return np.clip(rows, 0, ny - 1), np.clip(cols, 0, nx - 1), valid
+
+
+def _in_chunks(n: int, size: int = 2000):
+    """Slices of at most ``size`` items over ``n`` (bounds the memory of per-star boxes)."""
+    return (slice(start, min(start + size, n)) for start in range(0, n, size))
+
+
+def _peak_in_circle(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+    """Highest value among the pixels whose centres lie within ``radius`` of each (x, y).
+
+    Positions must be finite; NaN where no such pixel is on the frame.
+    """
+    peak = np.full(len(x), np.nan)
+    half = int(np.ceil(radius)) + 1
+    for part in _in_chunks(len(x)):
+        rows, cols, valid = _boxes_around(image.shape, x[part], y[part], half)
+        near = (cols - x[part, None]) ** 2 + (rows - y[part, None]) ** 2 <= radius**2
+        values = np.where(valid & near, image[rows, cols], -np.inf)
+        values = np.where(np.isnan(values), -np.inf, values)
+        best = values.max(axis=1)
+        peak[part] = np.where(np.isfinite(best), best, np.nan)
+    return peak
+
+
+def _distance_to_flagged(
+    flags: np.ndarray | None, bits: int, x: np.ndarray, y: np.ndarray, reach: float
+) -> np.ndarray:
+    """Distance (pixels) from each position to the nearest pixel with any of ``bits`` set.
+
+    Only pixels within ``reach`` are searched: farther (and for non-finite positions) the
+    distance is infinite.
+    """
     far = np.full(len(x), np.inf)
     if flags is None:
         return far
-    rows, cols = np.nonzero(np.asarray(flags) & np.uint8(bits))
-    if rows.size == 0:
-        return far
-    finite = np.isfinite(x) & np.isfinite(y)
-    distance, _ = cKDTree(np.column_stack([cols, rows])).query(
-        np.column_stack([x[finite], y[finite]])
-    )
-    far[finite] = distance
+    flags = np.asarray(flags)
+    finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    half = int(np.ceil(reach)) + 1
+    for part in _in_chunks(len(finite)):
+        which = finite[part]
+        rows, cols, valid = _boxes_around(flags.shape, x[which], y[which], half)
+        flagged = valid & ((flags[rows, cols] & np.uint8(bits)) != 0)
+        squared = (cols - x[which, None]) ** 2 + (rows - y[which, None]) ** 2
+        nearest = np.sqrt(np.where(flagged, squared, np.inf).min(axis=1))
+        far[which] = np.where(nearest <= reach, nearest, np.inf)
     return far
 
 
@@ -393,10 +442,7 @@ def aperture_corrections(
         Fitted Moffat ``alpha`` (arcsec) and ``beta``.
     """
     from astropy.stats import sigma_clipped_stats
-    from photutils.aperture import (
-        SkyCircularAperture,
-        aperture_photometry,
-    )
+    from photutils.aperture import CircularAperture, aperture_photometry
     from scipy.optimize import least_squares
 
     fit_radius = float(fit_radius_arcsec)
@@ -415,7 +461,9 @@ def aperture_corrections(
         inside = (x > margin) & (x < nx - 1 - margin) & (y > margin) & (y < ny - 1 - margin)
         coords = coords[inside]
     if len(coords):
-        apertures = [SkyCircularAperture(coords, r * u.arcsec).to_pixel(wcs) for r in grid]
+        # Pixel apertures at positions converted once, radii through the pixel scale.
+        xy = np.column_stack([x[inside], y[inside]])
+        apertures = [CircularAperture(xy, r / scale) for r in grid]
         sums = aperture_photometry(residual, apertures)
         curves = np.array([np.asarray(sums[f"aperture_sum_{k}"]) for k in range(len(grid))]).T
         curves = curves[curves[:, -1] > 0]
