@@ -209,3 +209,19 @@ def test_peak_and_flag_distances_match_a_brute_force_search():
             assert found[k] == (pytest.approx(d) if d <= reach else np.inf)
     assert near_sat[-1] == np.inf and near_hot[-1] == np.inf
     assert _distance_to_flagged(None, 8, x, y, reach).tolist() == [np.inf] * 301
+
+
+def test_star_mask_helpers_match_scipy():
+    """The background's 3 x 3 mean and sampled dilation equal scipy's on the inner pixels."""
+    from scipy.ndimage import binary_dilation, uniform_filter
+
+    from aifa_steps.photometry import _dilated_samples, _mean3x3
+
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(101, 143)).astype(np.float32)
+    mean = _mean3x3(image)
+    assert np.allclose(mean[1:-1, 1:-1], uniform_filter(image, 3)[1:-1, 1:-1], atol=1e-6)
+    above = mean > 0.7
+    for step in (1, 3):
+        expected = binary_dilation(above, iterations=4)[::step, ::step]
+        assert np.array_equal(_dilated_samples(above, 4, step), expected)
