@@ -160,3 +160,24 @@ def test_verify_index_scale_is_the_densest_index_that_solve_field_uses():
     assert verify_index_scale(48.46, 32.33, scales) == 1
     assert verify_index_scale(6.47, 4.53, index_scales(6.47, 4.53)) == -5
     assert verify_index_scale(48.46, 32.33, [5, 6]) == 5
+
+
+def test_nearest_neighbour_sweep_matches_brute_force():
+    from aifa_steps.astrometry import _nearest_neighbour_distance
+
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 300, 400), rng.uniform(0, 200, 400)
+    x[:10] = x[10:20]  # pairs on one column
+    pairs = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    np.fill_diagonal(pairs, np.inf)
+    expected = pairs.min(axis=1)
+    expected[expected > 8.0] = np.inf
+    assert np.allclose(_nearest_neighbour_distance(x, y, 8.0), expected)
+
+
+def test_windowed_centroid_of_a_star_and_of_positions_it_cannot_use():
+    image = np.zeros((60, 60))
+    add_moffat_stars(image, np.array([30.3]), np.array([25.6]), np.array([1e4]), 4.0, 3.0)
+    x, y = windowed_centroids(image, np.array([31.0, np.nan, 1.0]), np.array([26.0, 5, 1]), 4.0)
+    assert abs(x[0] - 30.3) < 0.01 and abs(y[0] - 25.6) < 0.01
+    assert np.isnan(x[1:]).all() and np.isnan(y[1:]).all()  # no position; stamp off the frame

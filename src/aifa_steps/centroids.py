@@ -71,32 +71,56 @@ def windowed_centroids(
     Returns
     -------
     x, y : numpy.ndarray
-        Centroids; NaN where the window fell off the image or had no positive flux.
+        Centroids; NaN where the start is not finite, the stamp leaves the image, the window
+        wanders more than its half size or holds no positive flux.
     """
     sigma = fwhm / 2.3548
     half = int(np.ceil(4.0 * sigma))
-    out_x = np.full(len(x), np.nan)
-    out_y = np.full(len(y), np.nan)
-    for k, (xc, yc) in enumerate(zip(np.asarray(x, float), np.asarray(y, float), strict=True)):
-        stamp, xs, ys = _stamp(data, xc, yc, half + 2)
-        if stamp.shape != (2 * half + 5, 2 * half + 5):
+    x0 = np.asarray(x, float)
+    y0 = np.asarray(y, float)
+    out_x = np.full(len(x0), np.nan)
+    out_y = np.full(len(y0), np.nan)
+    # Each star's stamp is cut once around its starting pixel; the window moves inside it.
+    # All stars iterate together (vectorised), each until it converges or fails.
+    ny, nx = data.shape
+    size = 2 * half + 5
+    left = np.round(np.nan_to_num(x0, nan=-1e6)).astype(int) - (half + 2)
+    bottom = np.round(np.nan_to_num(y0, nan=-1e6)).astype(int) - (half + 2)
+    whole = (left >= 0) & (bottom >= 0) & (left + size <= nx) & (bottom + size <= ny)
+    whole &= np.isfinite(x0) & np.isfinite(y0)
+    offsets = np.arange(size)
+    for part in (slice(s, s + 2000) for s in range(0, len(x0), 2000)):
+        index = np.flatnonzero(whole[part]) + (part.start or 0)
+        if index.size == 0:
             continue
-        gy, gx = np.mgrid[ys : ys + stamp.shape[0], xs : xs + stamp.shape[1]]
+        gx = left[index, None, None] + offsets[None, None, :]
+        gy = bottom[index, None, None] + offsets[None, :, None]
+        stamps = data[gy, gx].astype(float)
+        xc, yc = x0[index].copy(), y0[index].copy()
+        active = np.ones(index.size, bool)
+        failed = np.zeros(index.size, bool)
         for _ in range(max_iter):
-            dx, dy = gx - xc, gy - yc
-            w = np.exp(-(dx**2 + dy**2) / (2.0 * sigma**2)) * stamp
-            norm = w.sum()
-            if not norm > 0:
-                xc = np.nan
+            if not active.any():
                 break
-            step_x = 2.0 * (w * dx).sum() / norm
-            step_y = 2.0 * (w * dy).sum() / norm
-            xc, yc = xc + step_x, yc + step_y
-            if abs(step_x) < tolerance and abs(step_y) < tolerance:
-                break
-            if abs(xc - x[k]) > half or abs(yc - y[k]) > half:
-                xc = np.nan
-                break
-        if np.isfinite(xc):
-            out_x[k], out_y[k] = xc, yc
+            k = np.flatnonzero(active)
+            dx = gx[k] - xc[k, None, None]
+            dy = gy[k] - yc[k, None, None]
+            w = np.exp(-(dx**2 + dy**2) / (2.0 * sigma**2)) * stamps[k]
+            norm = w.sum(axis=(1, 2))
+            positive = norm > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                step_x = 2.0 * (w * dx).sum(axis=(1, 2)) / norm
+                step_y = 2.0 * (w * dy).sum(axis=(1, 2)) / norm
+            failed[k[~positive]] = True
+            active[k[~positive]] = False
+            k, step_x, step_y = k[positive], step_x[positive], step_y[positive]
+            xc[k] += step_x
+            yc[k] += step_y
+            done = (np.abs(step_x) < tolerance) & (np.abs(step_y) < tolerance)
+            wandered = (np.abs(xc[k] - x0[index[k]]) > half) | (np.abs(yc[k] - y0[index[k]]) > half)
+            wandered &= ~done
+            failed[k[wandered]] = True
+            active[k[done | wandered]] = False
+        good = ~failed
+        out_x[index[good]], out_y[index[good]] = xc[good], yc[good]
     return out_x, out_y
