@@ -10,6 +10,7 @@ rejected once and never come back; iterations continue only for pixels whose set
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,18 +45,24 @@ class CombineResult:
 
 
 def _median_rows(values: np.ndarray) -> np.ndarray:
-    """Median along axis 1 with one partition (a second ``kth`` would double the cost)."""
+    """Median along axis 1, partitioning ``values`` in place (each row keeps its values).
+
+    One partition: a second ``kth`` would double the cost.
+    """
     n = values.shape[1]
-    part = np.partition(values, n // 2, axis=1)
-    upper = part[:, n // 2]
+    values.partition(n // 2, axis=1)
+    upper = values[:, n // 2]
     if n % 2:
-        return upper
-    return 0.5 * (upper + part[:, : n // 2].max(axis=1))
+        return upper.copy()
+    return 0.5 * (upper + values[:, : n // 2].max(axis=1))
 
 
 def _median_and_mad(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD standard deviation of each row; overwrites ``values`` (scratch)."""
     med = _median_rows(values)
-    return med, MAD_TO_STD * _median_rows(np.abs(values - med[:, None]))
+    values -= med[:, None]
+    np.abs(values, out=values)
+    return med, MAD_TO_STD * _median_rows(values)
 
 
 def clipped_mean(
@@ -82,34 +89,49 @@ def clipped_mean(
     """
     n = stack.shape[0]
     shape = stack.shape[1:]
-    values = np.ascontiguousarray(stack.reshape(n, -1).T, dtype=np.float32)  # (pixels, n)
-    med, std = _median_and_mad(values)
-    keep = (values >= (med - sigma_low * std)[:, None]) & (
-        values <= (med + sigma_high * std)[:, None]
-    )
-    changed = np.flatnonzero(~keep.all(axis=1))
+    frames = np.asarray(stack, dtype=np.float32).reshape(n, -1)  # (n, pixels)
+    # A pixel-major copy for the medians, which use it as scratch.
+    med, std = _median_and_mad(np.array(frames.T, order="C"))  # (pixels, n)
+    n_pixels = med.size
+    low, high = med - sigma_low * std, med + sigma_high * std
+    # Pixels with a value outside the limits (or NaN), frame by frame: whole-row operations.
+    outside = np.zeros(n_pixels, bool)
+    for frame in frames:
+        outside |= ~((frame >= low) & (frame <= high))
+    clipped = np.flatnonzero(outside)
+    # Only those pixels are clipped further; values once rejected never come back.
+    v = frames[:, clipped].T
+    k = (v >= low[clipped, None]) & (v <= high[clipped, None])
+    changed = np.arange(clipped.size)
     for _ in range(maxiters - 1):
         if changed.size == 0:
             break
-        sub = np.where(keep[changed], values[changed], np.nan)
-        med_s = np.nanmedian(sub, axis=1)
-        std_s = MAD_TO_STD * np.nanmedian(np.abs(sub - med_s[:, None]), axis=1)
+        sub = np.where(k[changed], v[changed], np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all values of a pixel rejected
+            med_s = np.nanmedian(sub, axis=1)
+            std_s = MAD_TO_STD * np.nanmedian(np.abs(sub - med_s[:, None]), axis=1)
         new = (
-            keep[changed]
-            & (values[changed] >= (med_s - sigma_low * std_s)[:, None])
-            & (values[changed] <= (med_s + sigma_high * std_s)[:, None])
+            k[changed]
+            & (v[changed] >= (med_s - sigma_low * std_s)[:, None])
+            & (v[changed] <= (med_s + sigma_high * std_s)[:, None])
         )
-        moved = (new != keep[changed]).any(axis=1)
-        keep[changed] = new
+        moved = (new != k[changed]).any(axis=1)
+        k[changed] = new
         changed = changed[moved]
-    # Most pixels keep every value: plain statistics there, masked ones only where needed.
-    count = np.full(values.shape[0], n, dtype=np.int16)
-    mean = values.mean(axis=1)
-    var = values.var(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
-    clipped = np.flatnonzero(~keep.all(axis=1))
+    # Most pixels keep every value: plain statistics there (frame-major, whole-row
+    # operations), masked ones only where needed.
+    count = np.full(n_pixels, n, dtype=np.int16)
+    mean = frames.mean(axis=0)
+    var = np.zeros_like(mean)
+    if n > 1:
+        deviation = np.empty_like(mean)
+        for frame in frames:
+            np.subtract(frame, mean, out=deviation)
+            deviation *= deviation
+            var += deviation
+        var /= np.float32(n - 1)
     if clipped.size:
-        k = keep[clipped]
-        v = values[clipped]
         c = np.count_nonzero(k, axis=1)
         m = np.where(k, v, 0.0).sum(axis=1) / np.maximum(c, 1)
         m = np.where(c > 0, m, med[clipped])
