@@ -52,6 +52,7 @@ STAGES = {
     "solve_field": ("astrometry", True),
     "astrometry_frame": ("astrometry", True),
     "astrometry_status": ("astrometry", False),
+    "astrometry_plots": ("astrometry", False),
     "photometry_reference": ("background + photometry", False),
     "photometry_frame": ("background + photometry", True),
     "zeropoints": ("zero points", False),

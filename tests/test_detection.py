@@ -157,3 +157,78 @@ def test_crossmatch_takes_the_nearest_star_within_the_radius():
     assert list(out["refcat_row"]) == [0, -1, -1]
     assert out["refcat_sep_arcsec"][0] == pytest.approx(0.5, abs=1e-3)
     assert out["rmag"][0] == 12.0 and np.isnan(out["rmag"][1])
+
+
+def _blended_field(seed=7):
+    """A noisy field of Moffat stars with close pairs (blends) and isolated stars."""
+    from aifa_steps.simulate.render import add_moffat_stars
+
+    rng = np.random.default_rng(seed)
+    image = rng.normal(0.0, 3.0, size=(300, 400))
+    x = np.r_[rng.uniform(20, 380, 60), 100.0, 105.5, 250.0, 253.0]
+    y = np.r_[rng.uniform(20, 280, 60), 150.0, 152.0, 60.0, 66.0]
+    flux = np.r_[rng.uniform(2e3, 4e4, 60), 2e4, 8e3, 3e4, 3e4]
+    add_moffat_stars(image, x, y, flux, 4.0, 3.0, 40.0)
+    return image, x, y
+
+
+def test_fast_segmentation_steps_equal_photutils():
+    """Separable smoothing and deblending only segments with two peaks change nothing."""
+    from photutils.segmentation import SourceFinder, make_2dgaussian_kernel
+    from photutils.segmentation import detect_sources as photutils_detect
+    from scipy.ndimage import convolve
+
+    from aifa_steps.detection import _blend_candidates, _convolve
+
+    image, _, _ = _blended_field()
+    kernel = np.asarray(make_2dgaussian_kernel(4.0, size=21).array, float)
+    smooth = _convolve(image.astype(np.float32), kernel)
+    direct = convolve(image.astype(np.float32), kernel.astype(np.float32), mode="nearest")
+    assert np.allclose(smooth, direct, atol=1e-4)
+    finder = SourceFinder(n_pixels=4, connectivity=4, progress_bar=False)
+    everything = finder(smooth, 9.0)
+    segments = photutils_detect(smooth, 9.0, 4, connectivity=4)
+    candidates = _blend_candidates(smooth, segments)
+    assert 0 < candidates.size < segments.n_labels  # most segments have a single peak
+    from photutils.segmentation import deblend_sources
+
+    ours = deblend_sources(smooth, segments, 4, labels=candidates, connectivity=4)
+    assert ours.n_labels == everything.n_labels > segments.n_labels
+    # The same partition of the pixels, whatever the numbering.
+    pairs = {(a, b) for a, b in zip(ours.data.ravel(), everything.data.ravel(), strict=True)}
+    assert len(pairs) == everything.n_labels + 1
+
+
+def test_half_light_radii_and_windowed_centroids_of_a_gaussian_star():
+    """A Gaussian's half-light radius is FWHM / 2; photutils' radius agrees to 1 %."""
+    from photutils.segmentation import SourceCatalog
+    from photutils.segmentation import detect_sources as photutils_detect
+
+    from aifa_steps.centroids import half_light_radii, windowed_centroids
+
+    yy, xx = np.mgrid[0:80, 0:90]
+    sigma = 2.2
+    x0, y0 = 40.3, 37.8
+    image = (
+        5e4 / (2 * np.pi * sigma**2) * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * sigma**2))
+    )
+    radius = half_light_radii(image, np.array([x0]), np.array([y0]), np.array([5e4]), 15.0)
+    assert radius[0] == pytest.approx(sigma * np.sqrt(2 * np.log(2)), rel=0.01)
+    segments = photutils_detect(image, 5.0, 4)
+    catalogue = SourceCatalog(image, segments)
+    photutils_radius = catalogue.flux_radius(0.5).value
+    ours = half_light_radii(
+        image,
+        np.atleast_1d(catalogue.x_centroid),
+        np.atleast_1d(catalogue.y_centroid),
+        np.atleast_1d(catalogue.kron_flux),
+        15.0,
+        segments.data,
+        np.atleast_1d(catalogue.labels),
+    )
+    assert ours[0] == pytest.approx(float(np.atleast_1d(photutils_radius)[0]), rel=0.01)
+    # No flux, or the half-flux radius beyond reach: NaN.
+    assert np.isnan(half_light_radii(image, np.array([x0]), np.array([y0]), np.array([0.0])))[0]
+    assert np.isnan(half_light_radii(image, np.array([x0]), np.array([y0]), np.array([9e5])))[0]
+    x, y = windowed_centroids(image, np.array([41.0]), np.array([37.0]), np.array([2 * ours[0]]))
+    assert x[0] == pytest.approx(x0, abs=1e-3) and y[0] == pytest.approx(y0, abs=1e-3)

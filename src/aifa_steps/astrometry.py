@@ -46,6 +46,7 @@ __all__ = [
     "attach_wcs",
     "residual_figure",
     "astrometry_report",
+    "residual_plots",
     "solve_field_passes",
 ]
 
@@ -622,7 +623,6 @@ def astrometry_report(
     table_path: str | Path,
     figure_path: str | Path,
     residual_dir: str | Path,
-    plot_dir: str | Path | None = None,
 ) -> None:
     """Write the night's status table, the quality figure and a residual plot per target.
 
@@ -636,8 +636,10 @@ def astrometry_report(
         Outputs: ``astrometry/status.ecsv`` and the figure.
     residual_dir : path
         Folder for one residual plot per object (the frame with the median RMS).
-    plot_dir : path, optional
-        Folder for the residual plot of every solved frame (``<stem>.png``).
+
+    See Also
+    --------
+    residual_plots : the residual plot of every solved frame.
     """
     import matplotlib
 
@@ -668,15 +670,7 @@ def astrometry_report(
 
     residual_dir = Path(residual_dir)
     residual_dir.mkdir(parents=True, exist_ok=True)
-    files = {Path(p).name.removesuffix(".ecsv"): Path(p) for p in match_files}
-    if plot_dir is not None:
-        plot_dir = Path(plot_dir)
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        for row in status[solved]:
-            matched = Table.read(files[row["stem"]])
-            residual_figure(
-                matched, _shape_of(matched), plot_dir / f"{row['stem']}.png", title=row["stem"]
-            )
+    files = _match_files_by_stem(match_files)
     objects: dict[str, list] = {}
     for row in status[solved]:
         key = str(row["object"]) if "object" in status.colnames else "frames"
@@ -688,6 +682,42 @@ def astrometry_report(
         residual_figure(
             matched, _shape_of(matched), residual_dir / f"{obj}.png", title=typical["stem"]
         )
+
+
+def _match_files_by_stem(match_files: list[str | Path]) -> dict[str, Path]:
+    return {Path(p).name.removesuffix(".ecsv"): Path(p) for p in match_files}
+
+
+def residual_plots(status: Table, match_files: list[str | Path], plot_dir: str | Path) -> int:
+    """Write the residual-vector plot of every solved frame as ``<plot_dir>/<stem>.png``.
+
+    Kept apart from `astrometry_report`, whose status table the later steps wait for: the
+    plots of a long night take minutes and need not hold anything up.
+
+    Parameters
+    ----------
+    status : astropy.table.Table
+        One row per frame (see `SolveStatus`).
+    match_files : list of path
+        Matched-star tables, named ``<stem>.ecsv``, in any order.
+    plot_dir : path
+        Output folder (created).
+
+    Returns
+    -------
+    int
+        Number of plots written.
+    """
+    plot_dir = Path(plot_dir)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    files = _match_files_by_stem(match_files)
+    solved = status[np.asarray(status["solved"], dtype=bool)]
+    for row in solved:
+        matched = Table.read(files[row["stem"]])
+        residual_figure(
+            matched, _shape_of(matched), plot_dir / f"{row['stem']}.png", title=row["stem"]
+        )
+    return len(solved)
 
 
 #: Source Extractor output columns that ``solve-field`` reads from the source list.

@@ -122,24 +122,37 @@ def detect_sources(
     ValueError
         If nothing is detected.
     """
-    from photutils.segmentation import SourceCatalog, SourceFinder, make_2dgaussian_kernel
-    from scipy.ndimage import convolve
+    from photutils.segmentation import SourceCatalog, deblend_sources, make_2dgaussian_kernel
+    from photutils.segmentation import detect_sources as photutils_detect
 
     params = params or DetectionParameters()
     residual = np.asarray(data, dtype=np.float32) - background
     bad = np.zeros(residual.shape, bool) if mask is None else np.asarray(mask, bool)
     residual = np.where(bad, 0.0, residual).astype(np.float32)
     kernel = make_2dgaussian_kernel(params.kernel_fwhm, size=params.kernel_size)
-    convolved = convolve(residual, kernel.array.astype(np.float32), mode="nearest")
-    finder = SourceFinder(
-        n_pixels=params.n_pixels,
-        connectivity=4,
-        deblend=params.deblend,
-        progress_bar=False,
-    )
+    convolved = _convolve(residual, np.asarray(kernel.array, float))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        segments = finder(convolved, params.threshold_sigma * background_rms, mask=bad)
+        segments = photutils_detect(
+            convolved,
+            params.threshold_sigma * background_rms,
+            params.n_pixels,
+            mask=bad,
+            connectivity=4,
+        )
+        if segments is not None and params.deblend:
+            # Only a segment with two or more peaks can split; photutils would try all 32
+            # thresholds on every segment (30 s on a full frame of a cluster).
+            candidates = _blend_candidates(convolved, segments)
+            if candidates.size:
+                segments = deblend_sources(
+                    convolved,
+                    segments,
+                    params.n_pixels,
+                    labels=candidates,
+                    connectivity=4,
+                    progress_bar=False,
+                )
     if segments is None or segments.n_labels == 0:
         raise ValueError("no sources detected above the threshold")
     error = background_rms if uncertainty is None else uncertainty
@@ -153,11 +166,7 @@ def detect_sources(
             mask=bad,
             wcs=wcs,
         )
-        x, y = catalogue.xcentroid_win, catalogue.ycentroid_win
-        # Windowed centroids fail (NaN) for a few sources at the edges: use the isophotal ones.
-        fallback = ~np.isfinite(x) | ~np.isfinite(y)
-        x = np.where(fallback, catalogue.xcentroid, x)
-        y = np.where(fallback, catalogue.ycentroid, y)
+        x, y = _windowed_positions(residual, bad, segments, catalogue)
         scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
         sky = wcs.pixel_to_world(x, y)
         segment_flux = np.asarray(catalogue.segment_flux, float)
@@ -188,6 +197,75 @@ def detect_sources(
     table["fwhm_arcsec"].unit = "arcsec"
     table["x"].unit = table["y"].unit = table["area"].unit = "pix"
     return table
+
+
+def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.convolve(image, kernel, mode="nearest")``, separably when it can be.
+
+    A Gaussian kernel is the outer product of two 1-D kernels: two 1-D passes cost 2n instead
+    of n^2 operations per pixel (21 x 21: 7 s -> 0.4 s on a full frame).
+    """
+    from scipy.ndimage import convolve, convolve1d
+
+    column, row = kernel.sum(axis=1), kernel.sum(axis=0)
+    total = kernel.sum()
+    if total != 0 and np.allclose(np.outer(column, row) / total, kernel, rtol=1e-6, atol=1e-9):
+        smooth = convolve1d(image, (column / total).astype(np.float32), axis=0, mode="nearest")
+        return convolve1d(smooth, row.astype(np.float32), axis=1, mode="nearest")
+    return convolve(image, kernel.astype(np.float32), mode="nearest")
+
+
+def _blend_candidates(convolved: np.ndarray, segments) -> np.ndarray:
+    """Labels of the segments with at least two local maxima (4-neighbourhood).
+
+    Multi-threshold deblending splits a segment where, at some level, it falls apart into
+    separate parts; each part holds its own maximum, which is a local maximum of the segment
+    among its four neighbours. A segment with one such maximum cannot be split.
+    """
+    from scipy.ndimage import maximum_filter
+
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+    labels = segments.data
+    # Outside the segments (also masked pixels) nothing can outshine a segment's pixel.
+    inside = np.where(labels > 0, convolved, -np.inf)
+    peaks = (inside >= maximum_filter(inside, footprint=cross, mode="nearest")) & (labels > 0)
+    counts = np.bincount(labels[peaks], minlength=labels.max() + 1)
+    return np.flatnonzero(counts >= 2)
+
+
+def _windowed_positions(residual: np.ndarray, bad: np.ndarray, segments, catalogue) -> tuple:
+    """Windowed centroids (SExtractor's XWIN/YWIN) of the catalogue's sources.
+
+    As photutils' ``centroid_win``: a Gaussian window of sigma = 2 x half-light radius / 2.35
+    (at least 0.5 px radius), other sources' pixels mirrored, the isophotal centroid where the
+    windowed one leaves the source's 1-sigma ellipse or fails. The half-light radii come from
+    `aifa_steps.centroids.half_light_radii` (within 1 % of photutils' ``flux_radius(0.5)``,
+    which root-finds source by source: 8 s instead of 1 s on a full frame of a cluster).
+    """
+    from .centroids import half_light_radii, windowed_centroids
+
+    x0 = np.asarray(catalogue.x_centroid, float)
+    y0 = np.asarray(catalogue.y_centroid, float)
+    image = np.where(bad, 0.0, residual)
+    labels = np.asarray(catalogue.labels)
+    kron = np.asarray(catalogue.kron_flux, float)
+    radius = half_light_radii(image, x0, y0, kron, 15.0, segments.data, labels)
+    wide = np.flatnonzero(~np.isfinite(radius) & np.isfinite(kron) & (kron > 0))
+    if wide.size:  # extended sources
+        radius[wide] = half_light_radii(
+            image, x0[wide], y0[wide], kron[wide], 60.0, segments.data, labels[wide]
+        )
+    x, y = windowed_centroids(
+        image, x0, y0, 2.0 * np.maximum(radius, 0.5), segments=segments.data, labels=labels
+    )
+    dx, dy = x0 - x, y0 - y
+    cxx, cxy, cyy = (
+        np.asarray(getattr(catalogue, f"ellipse_{c}").value, float) for c in ("cxx", "cxy", "cyy")
+    )
+    with np.errstate(invalid="ignore"):
+        outside = cxx * dx**2 + cxy * dx * dy + cyy * dy**2 > 1
+    reset = outside | ~np.isfinite(x) | ~np.isfinite(y)
+    return np.where(reset, x0, x), np.where(reset, y0, y)
 
 
 def reference_sources(

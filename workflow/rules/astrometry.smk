@@ -130,7 +130,6 @@ checkpoint astrometry_status:
             category="3. Astrometry",
             labels={"figure": "astrometric quality through the night"},
         ),
-        plots=directory(WORK / "astrometry" / "plots"),
         residuals=report(
             directory(WORK / "qc" / "astrometry_residuals"),
             patterns=["{name}.png"],
@@ -146,3 +145,23 @@ checkpoint astrometry_status:
         "../../environment.yml"
     script:
         "../scripts/astrometry_status.py"
+
+
+# The residual plot of every solved frame: apart from the checkpoint, which the photometry
+# waits for.
+rule astrometry_plots:
+    input:
+        table=WORK / "astrometry" / "status.ecsv",
+        matches=lambda wc: [
+            WORK / "astrometry" / "matches" / f"{s}.ecsv" for s in light_stems()
+        ],
+    output:
+        directory(WORK / "astrometry" / "plots"),
+    log:
+        LOGS / "astrometry_plots.log",
+    benchmark:
+        BENCHMARKS / "astrometry_plots.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/astrometry_plots.py"

@@ -1,4 +1,4 @@
-# Snakemake adapter: the night's astrometry status table, its figure and example residual plots.
+# Snakemake adapter: the status table of the night's astrometry, its figure, a residual plot per target.
 from astropy.table import Table, vstack
 
 from aifa_steps.astrometry import astrometry_report
@@ -12,5 +12,4 @@ astrometry_report(
     snakemake.output.table,
     snakemake.output.plot,
     snakemake.output.residuals,
-    snakemake.output.plots,
 )

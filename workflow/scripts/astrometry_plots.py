@@ -1,0 +1,11 @@
+# Snakemake adapter: the residual-vector plot of every solved frame.
+from astropy.table import Table
+
+from aifa_steps.astrometry import residual_plots
+from aifa_steps.runlog import log_to_file
+
+log = log_to_file(snakemake.log[0])
+n = residual_plots(
+    Table.read(snakemake.input.table), list(snakemake.input.matches), snakemake.output[0]
+)
+log.info("%d residual plots in %s", n, snakemake.output[0])
