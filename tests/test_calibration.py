@@ -337,3 +337,16 @@ def test_inventory_problems_can_be_fatal(tiny_night):
         build_inventory(tiny_night, cfg)
     table = build_inventory(tiny_night, {**cfg, "inventory": {"fatal": []}})
     assert isinstance(table, Table)
+
+
+def test_nanmedian_of_frames_equals_numpy():
+    from aifa_steps.combine import nanmedian_of_frames
+
+    rng = np.random.default_rng(8)
+    for n in (1, 4, 7):
+        values = rng.normal(size=(n, 30, 40)).astype(np.float32)
+        values[rng.random(values.shape) < 0.1] = np.nan
+        values[:, 0, 0] = np.nan  # no frame covers this pixel
+        with pytest.warns(RuntimeWarning):
+            expected = np.nanmedian(values, axis=0)
+        assert np.allclose(nanmedian_of_frames(values), expected, equal_nan=True)

@@ -31,6 +31,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from .badpixels import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE
+from .combine import nanmedian_of_frames
 from .photometry import estimate_background
 from .provenance import add_provenance
 
@@ -341,14 +342,14 @@ def clipped_keep(
     variance = (np.asarray(noise, np.float32) ** 2).reshape((-1,) + (1,) * (values.ndim - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels off the frames
-        centre = np.nanmedian(values, axis=0)
+        centre = nanmedian_of_frames(values)
         for _ in range(max(1, maxiters)):
             limit = sigma * np.sqrt(variance + (amplitude_fraction * centre) ** 2)
             new = valid & (np.abs(values - centre) <= limit)
             if np.array_equal(new, keep):
                 break
             keep = new
-            centre = np.nanmedian(np.where(keep, values, np.nan), axis=0)
+            centre = nanmedian_of_frames(np.where(keep, values, np.nan))
     return keep
 
 
