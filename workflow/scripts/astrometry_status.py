@@ -1,4 +1,4 @@
-# Snakemake adapter: the status table of the night's astrometry, its figure, a residual plot per target.
+# Snakemake adapter: the night's astrometry status table, its figure, a residual plot per target.
 from astropy.table import Table, vstack
 
 from aifa_steps.astrometry import astrometry_report
