@@ -133,10 +133,9 @@ def _read_master(path: str | Path) -> CCDData:
     with fits.open(path, memmap=False) as hdul:
         header = hdul[0].header.copy()
         data = _native_float32(hdul[0].data)
-        names = [hdu.name for hdu in hdul]
         uncertainty = (
             StdDevUncertainty(_native_float32(hdul["UNCERT"].data), copy=False)
-            if "UNCERT" in names
+            if "UNCERT" in hdul
             else None
         )
     unit = header.get("BUNIT") or u.dimensionless_unscaled
