@@ -289,8 +289,13 @@ def test_calibrated_frame_mask_and_provenance(tiny_night, tiny_frames, masters, 
     assert np.allclose(back.uncertainty.array, ccd.uncertainty.array)
     with fits.open(tiny_night / row["file"]) as hdul:  # raw untouched
         assert hdul[0].header["BZERO"] == 32768 and "BIASCORR" not in hdul[0].header
-    with pytest.raises(KeyError, match="no master flat"):
-        calibrate_frame(tiny_night / row["file"], masters["loaded"], "Ha", PARAMS)
+    # A filter without a flat: calibrated all the same, not flat-fielded, and the header
+    # says so; the data are the flat-fielded data times the flat.
+    unflat = calibrate_frame(tiny_night / row["file"], masters["loaded"], "Ha", PARAMS)
+    assert unflat.meta["FLATCORR"] == "none" and "Ha" in unflat.meta["FLATNOTE"]
+    flat = masters["flats"]["r"].data
+    good = (flat > 0.5) & ~ccd.mask
+    assert np.allclose(unflat.data[good], (ccd.data * flat)[good], rtol=1e-4, atol=1e-2)
 
 
 def test_cosmic_rays_are_masked_when_asked(tiny_night, tiny_frames, masters):

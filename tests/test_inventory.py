@@ -6,6 +6,7 @@ import yaml
 from astropy.io import fits
 
 from aifa_steps.inventory import (
+    InventoryError,
     build_inventory,
     canonical_filter,
     frame_type,
@@ -109,7 +110,13 @@ def test_foreign_spellings_odd_shapes_and_missing_flats(tmp_path):
     assert rows["b1"]["imagetyp"] == "bias" and rows["b1"]["used"]
     assert rows["f1"]["filter"] == "r" and rows["f1"]["used"]
     assert rows["l1"]["imagetyp"] == "light" and rows["l1"]["filter"] == "r" and rows["l1"]["used"]
-    assert not rows["l2"]["used"] and "no usable flat" in rows["l2"]["reason"]
+    # A light in a filter without flats is kept (calibrated without a flat) and the night
+    # problem says so; only inventory.fatal can make it stop the night.
+    assert rows["l2"]["used"] and rows["l2"]["filter"] == "g"
+    problems = dict(map(tuple, table.meta["problems"]))
+    assert "['g']" in problems["no_flat"] and "not flat-fielded" in problems["no_flat"]
+    with pytest.raises(InventoryError, match="no_flat"):
+        build_inventory(night, {**cfg, "inventory": {"fatal": ["no_flat"]}})
     assert not rows["l3"]["used"] and "shape" in rows["l3"]["reason"]
     assert not rows["junk"]["used"] and "unreadable" in rows["junk"]["reason"]
 

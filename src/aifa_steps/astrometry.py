@@ -29,6 +29,7 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, Sip
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from .atomic import save_figure, write_table, write_text
 from .badpixels import coarse_background
 from .centroids import half_max_fwhm, windowed_centroids
 from .refcat import select_around
@@ -38,12 +39,14 @@ __all__ = [
     "verify_index_scale",
     "build_indexes",
     "write_solver_config",
+    "solver_problem",
     "read_solution",
     "refine_wcs",
     "fit_tan_sip",
     "SolveStatus",
     "judge_solution",
     "attach_wcs",
+    "matches_from_corr",
     "residual_figure",
     "astrometry_report",
     "residual_plots",
@@ -126,7 +129,7 @@ def build_indexes(
     # The input table stays out of the index folder, where autoindex would try to load it.
     with tempfile.TemporaryDirectory(prefix="aifa-index-") as scratch:
         source = Path(scratch) / "index_catalogue.fits"
-        table.write(source, overwrite=True)
+        write_table(table, source)
         for k, scale in enumerate(scales):
             out = outdir / f"index-{scale:+d}.fits".replace("+", "p").replace("-", "m", 1)
             cmd = [
@@ -161,6 +164,7 @@ def write_solver_config(
     cpulimit: float = 60.0,
     parallel: bool = True,
     index_files: list[str | Path] | None = None,
+    problem: str = "",
 ) -> None:
     """Write an astrometry.net configuration (``--config``).
 
@@ -176,8 +180,12 @@ def write_solver_config(
         Load the indexes in parallel (``inparallel``).
     index_files : list of path, optional
         Single index files to load (``index``), besides the folders.
+    problem : str, optional
+        Why the configuration lacks index files (kept as a comment; see `solver_problem`).
     """
     lines = ["# astrometry.net configuration written by aifa-steps"]
+    if problem:
+        lines.append(f"{_PROBLEM} {' '.join(problem.split())}")
     if parallel:
         lines.append("inparallel")
     lines.append(f"cpulimit {int(cpulimit)}")
@@ -185,7 +193,18 @@ def write_solver_config(
     lines += [f"add_path {Path(d).resolve()}" for d in index_dirs]
     if index_dirs:
         lines.append("autoindex")
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
+
+
+_PROBLEM = "# problem:"
+
+
+def solver_problem(path: str | Path) -> str:
+    """Why a solver configuration has no index files ('' when it has them)."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(_PROBLEM):
+            return line[len(_PROBLEM) :].strip()
+    return ""
 
 
 def read_solution(path: str | Path) -> WCS | None:
@@ -529,6 +548,37 @@ def judge_solution(
     return SolveStatus(stem, not reason, reason, n, rms, scale, rotation, fwhm)
 
 
+def matches_from_corr(corr: Table, wcs: WCS, pixel_scale: float) -> Table:
+    """The matched stars of solve-field's ``.corr`` file with their residuals in ``wcs``.
+
+    Parameters
+    ----------
+    corr : astropy.table.Table
+        solve-field's correspondences (``field_x/y`` 1-based, ``index_ra/dec``).
+    wcs : astropy.wcs.WCS
+        The solution.
+    pixel_scale : float
+        Arcsec per pixel, for ``residual_arcsec``.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``x``, ``y`` (0-based), ``ra``, ``dec``, ``dx``, ``dy``, ``residual_arcsec``.
+    """
+    matched = Table(
+        {
+            "x": np.asarray(corr["field_x"], float) - 1,
+            "y": np.asarray(corr["field_y"], float) - 1,
+            "ra": np.asarray(corr["index_ra"], float),
+            "dec": np.asarray(corr["index_dec"], float),
+        }
+    )
+    px, py = wcs.all_world2pix(matched["ra"], matched["dec"], 0)
+    matched["dx"], matched["dy"] = matched["x"] - px, matched["y"] - py
+    matched["residual_arcsec"] = np.hypot(matched["dx"], matched["dy"]) * pixel_scale
+    return matched
+
+
 def attach_wcs(ccd: CCDData, wcs: WCS, status: SolveStatus) -> CCDData:
     """The frame with its WCS in the header (and ``.wcs``) and the astrometry's QC keywords."""
     header = ccd.meta.copy() if isinstance(ccd.meta, fits.Header) else fits.Header(ccd.meta)
@@ -603,7 +653,7 @@ def residual_figure(
     ax.set_ylabel("y [pixel]")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
 
 
@@ -647,7 +697,7 @@ def astrometry_report(
     import matplotlib.pyplot as plt
 
     status.sort("stem")
-    status.write(table_path, overwrite=True)
+    write_table(status, table_path)
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
     index = np.arange(len(status))
     solved = np.asarray(status["solved"], dtype=bool)
@@ -665,15 +715,16 @@ def astrometry_report(
         fig.tight_layout(rect=(0, 0.03 * min(len(failed), 8) + 0.02, 1, 1))
     else:
         fig.tight_layout()
-    fig.savefig(figure_path, dpi=100)
+    save_figure(fig, figure_path, dpi=100)
     plt.close(fig)
 
     residual_dir = Path(residual_dir)
     residual_dir.mkdir(parents=True, exist_ok=True)
     files = _match_files_by_stem(match_files)
     objects: dict[str, list] = {}
+    name = "target" if "target" in status.colnames else "object"
     for row in status[solved]:
-        key = str(row["object"]) if "object" in status.colnames else "frames"
+        key = str(row[name]) if name in status.colnames else "frames"
         objects.setdefault(key, []).append(row)
     for obj, rows in objects.items():
         rows.sort(key=lambda r: r["rms_arcsec"])

@@ -18,6 +18,7 @@ __all__ = [
     "HIGH_RESPONSE",
     "SATURATED",
     "COSMIC_RAY",
+    "NO_DATA",
     "hot_pixels",
     "response_defects",
     "bad_pixel_mask",
@@ -29,6 +30,7 @@ LOW_RESPONSE = 2
 HIGH_RESPONSE = 4
 SATURATED = 8  # set per frame in calibrated masks
 COSMIC_RAY = 16  # set per frame in calibrated masks
+NO_DATA = 32  # set per frame: not finite (NaN, infinite) in the raw frame
 
 
 def coarse_background(data: np.ndarray, box: int = 16) -> np.ndarray:

@@ -24,9 +24,12 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from .badpixels import COSMIC_RAY, LOW_RESPONSE, SATURATED
+from .atomic import write_hdul
+from .badpixels import COSMIC_RAY, LOW_RESPONSE, NO_DATA, SATURATED
+from .failures import FrameFailure, check_light_data, fits_failure
 from .masters import dark_for_exposure
 from .provenance import add_provenance
+from .rawio import clean_header, read_raw_image
 
 __all__ = ["Masters", "CalibrationParameters", "calibrate_frame", "frame_statistics", "write_ccd"]
 
@@ -37,9 +40,13 @@ log = logging.getLogger(__name__)
 class Masters:
     """The master calibrations of a night, loaded once for many frames.
 
+    Every master is optional: a night may lack bias, darks or flats (a transit night of a
+    small telescope often has only light frames), and a master that could not be made is a
+    header-only file saying why (`aifa_steps.failures.write_failed_fits`).
+
     Attributes
     ----------
-    bias : CCDData
+    bias : CCDData or None
         Master bias.
     darks : dict
         Master darks by exposure time (s).
@@ -50,40 +57,75 @@ class Masters:
     names : dict
         File names of the masters, for provenance: keys ``bias``, ``dark:<t>``, ``flat:<f>``,
         ``bad_pixels``.
+    missing : dict
+        Why a master is not there, by the same keys (a master that failed, or that the night
+        has no frames for).
     """
 
-    bias: CCDData
+    bias: CCDData | None = None
     darks: dict[float, CCDData] = field(default_factory=dict)
     flats: dict[str, CCDData] = field(default_factory=dict)
     bad_pixels: np.ndarray | None = None
     names: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(
         cls,
-        bias: str | Path,
+        bias: str | Path | None,
         darks: list[str | Path],
-        flats: dict[str, str | Path],
+        flats: dict[str, str | Path | None],
         bad_pixels: str | Path | None = None,
     ) -> Masters:
-        """Read masters written by the workflow."""
-        master_bias = _read_master(bias)
-        dark_ccds = {}
-        names = {"bias": Path(bias).name}
+        """Read masters written by the workflow; absent or failed masters are noted.
+
+        Parameters
+        ----------
+        bias : path or None
+            Master bias (None: the night has no bias frames).
+        darks : list of path
+            Master darks.
+        flats : dict
+            Canonical filter -> master flat (None: no flats in that filter).
+        bad_pixels : path or None
+            Bad-pixel mask.
+        """
+        masters = cls()
+        if bias:
+            masters.bias = masters._read("bias", bias)
+        else:
+            masters.missing["bias"] = "no bias frames in this night"
         for path in darks:
-            ccd = _read_master(path)
-            t = float(ccd.meta["EXPTIME"])
-            dark_ccds[t] = ccd
-            names[f"dark:{t:g}"] = Path(path).name
-        flat_ccds = {}
+            ccd = masters._read("dark", path)
+            if ccd is not None:
+                t = float(ccd.meta["EXPTIME"])
+                masters.darks[t] = ccd
+                masters.names[f"dark:{t:g}"] = Path(path).name
+        if not darks:
+            masters.missing["dark"] = "no dark frames in this night"
         for name, path in flats.items():
-            flat_ccds[name] = _read_master(path)
-            names[f"flat:{name}"] = Path(path).name
-        mask = None
+            ccd = masters._read(f"flat:{name}", path) if path else None
+            if ccd is not None:
+                masters.flats[name] = ccd
+            elif not path:
+                masters.missing[f"flat:{name}"] = f"no flats in filter {name}"
         if bad_pixels:
-            mask = fits.getdata(bad_pixels).astype(np.uint8)
-            names["bad_pixels"] = Path(bad_pixels).name
-        return cls(master_bias, dark_ccds, flat_ccds, mask, names)
+            failure = fits_failure(bad_pixels)
+            if failure:
+                masters.missing["bad_pixels"] = failure[1]
+            else:
+                masters.bad_pixels = fits.getdata(bad_pixels).astype(np.uint8)
+                masters.names["bad_pixels"] = Path(bad_pixels).name
+        return masters
+
+    def _read(self, key: str, path: str | Path) -> CCDData | None:
+        failure = fits_failure(path)
+        if failure:
+            self.missing[key] = f"{Path(path).name}: {failure[1]}"
+            log.warning("master %s not used: %s", key, self.missing[key])
+            return None
+        self.names[key] = Path(path).name
+        return _read_master(path)
 
 
 @dataclass(frozen=True)
@@ -96,6 +138,42 @@ class CalibrationParameters:
     cosmic_rays: bool = False
     cosmic_ray_sigma: float = 4.5
     exptime_keyword: str = "EXPTIME"
+    bias_level: float | None = None  # ADU; for nights without bias frames (None: estimate)
+
+
+def _pedestal(
+    raw: np.ndarray, no_data: np.ndarray, params: CalibrationParameters
+) -> tuple[float, str]:
+    """The bias level of a frame of a night without bias frames or darks.
+
+    The configured ``bias_level`` when there is one; otherwise estimated from the sky: in the
+    central half of the frame the pixel-to-pixel noise sigma (from differences of neighbours,
+    blind to gradients) and the median level m give the photon signal
+    ``S = g (sigma^2 - (RN / g)^2)`` of the CCD equation, and the pedestal is ``m - S``. It
+    only matters for the uncertainty plane (the background is subtracted in the photometry).
+
+    Returns
+    -------
+    pedestal : float
+        ADU.
+    source : str
+        ``instrument.bias_level`` or ``sky noise``.
+    """
+    if params.bias_level is not None:
+        return float(params.bias_level), "instrument.bias_level"
+    ny, nx = raw.shape
+    box = (slice(ny // 4, ny - ny // 4), slice(nx // 4, nx - nx // 4))
+    centre = raw[box]
+    good = ~no_data[box] & (centre < params.saturation)
+    pairs = good[:, :-1] & good[:, 1:]
+    diff = (centre[:, 1:] - centre[:, :-1])[pairs]
+    values = centre[good]
+    if diff.size < 100:
+        return 0.0, "sky noise (too few pixels: none subtracted)"
+    level = float(np.median(values))
+    sigma = 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / np.sqrt(2.0)
+    signal = params.gain * (sigma**2 - (params.read_noise / params.gain) ** 2)
+    return float(np.clip(level - signal, 0.0, max(level, 0.0))), "sky noise"
 
 
 def _native_float32(array: np.ndarray) -> np.ndarray:
@@ -168,53 +246,92 @@ def calibrate_frame(
 
     Raises
     ------
-    KeyError
-        If there is no master flat for the filter.
+    aifa_steps.failures.FrameFailure
+        If the frame holds no usable data (all NaN, saturated, blank) or its exposure time is
+        not positive.
+
+    Notes
+    -----
+    Masters the night lacks are skipped and the header says so: without a master bias the
+    bias level comes from a master dark that includes it (``BIASINCL``), else from
+    ``params.bias_level``, else it is estimated from the sky noise (`_pedestal`); without a
+    flat the frame is not flat-fielded (``FLATCORR = 'none'``, ``FLATNOTE`` says why).
     """
     path = Path(path)
-    with fits.open(path, memmap=False) as hdul:
-        raw = hdul[0].data.astype(np.float32)
-        header = hdul[0].header.copy()
-    if filter_name not in masters.flats:
-        raise KeyError(f"{path.name}: no master flat for filter {filter_name!r}")
+    raw, header = read_raw_image(path)  # plain, .gz, .fz; the image in any HDU
+    header = clean_header(header)  # no XTENSION, ZIMAGE, BZERO... of the raw file
+    check_light_data(raw, params.saturation)
     exptime = float(header[params.exptime_keyword])
+    if not exptime > 0:
+        raise FrameFailure(
+            f"exposure time {params.exptime_keyword} = {exptime:g} s is not positive"
+        )
+    # Single pixels without data (NaN in a float raw frame) are flagged and get a neutral
+    # value, so that the arithmetic and the statistics stay finite.
+    no_data = ~np.isfinite(raw)
+    if no_data.any():
+        raw[no_data] = np.float32(np.median(raw[~no_data][::7]))
     # In-place float32 arithmetic: a full frame is 61 MB a plane, and every temporary costs.
     saturated = raw >= params.saturation
     signal = raw
-    signal -= _native_float32(masters.bias.data)
+    scratch = np.empty_like(signal)
+    dark, scale = None, 0.0
+    if masters.darks:
+        dark, scale = dark_for_exposure(masters.darks, exptime)
+    dark_has_bias = dark is not None and bool(dark.meta.get("BIASINCL", False))
+    pedestal, pedestal_source = 0.0, ""
+    if masters.bias is not None:
+        signal -= _native_float32(masters.bias.data)
+    elif dark_has_bias:
+        # No bias frames: the darks carry the bias level; subtract them first, unscaled.
+        np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
+        signal -= scratch
+    else:
+        pedestal, pedestal_source = _pedestal(signal, no_data, params)
+        signal -= np.float32(pedestal)
     variance = np.maximum(signal, 0.0)
     variance *= np.float32(1.0 / params.gain)
     variance += np.float32((params.read_noise / params.gain) ** 2)
-    scratch = np.empty_like(signal)
     _add_square(variance, _uncertainty_plane(masters.bias), 1.0, scratch)
     dark_name = "none"
-    scale = 0.0
-    if masters.darks:
-        dark, scale = dark_for_exposure(masters.darks, exptime)
-        np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
-        signal -= scratch
+    if dark is not None:
+        if not dark_has_bias:
+            np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
+            signal -= scratch
         _add_square(variance, _uncertainty_plane(dark), scale, scratch)
         dark_name = masters.names.get(f"dark:{float(dark.meta['EXPTIME']):g}", "master dark")
-    flat_ccd = masters.flats[filter_name]
-    flat = _native_float32(flat_ccd.data)
-    good_flat = flat > 0.05
-    inverse_flat = np.divide(np.float32(1.0), flat, out=np.ones_like(flat), where=good_flat)
+    flat_ccd = masters.flats.get(filter_name)
     data = signal
-    data *= inverse_flat
-    # variance / flat**2 + (data * flat_error / flat)**2
-    variance *= inverse_flat
-    variance *= inverse_flat
-    flat_err = _uncertainty_plane(flat_ccd)
-    if not np.isscalar(flat_err):
-        np.multiply(data, flat_err, out=scratch)
-        scratch *= inverse_flat
-        _add_square(variance, scratch, 1.0, scratch)
-    del scratch, inverse_flat
+    if flat_ccd is not None:
+        flat = _native_float32(flat_ccd.data)
+        good_flat = flat > 0.05
+        inverse_flat = np.divide(np.float32(1.0), flat, out=np.ones_like(flat), where=good_flat)
+        data *= inverse_flat
+        # variance / flat**2 + (data * flat_error / flat)**2
+        variance *= inverse_flat
+        variance *= inverse_flat
+        flat_err = _uncertainty_plane(flat_ccd)
+        if not np.isscalar(flat_err):
+            np.multiply(data, flat_err, out=scratch)
+            scratch *= inverse_flat
+            _add_square(variance, scratch, 1.0, scratch)
+        del inverse_flat
+    else:
+        flat = np.float32(1.0)
+        good_flat = None
+        log.warning(
+            "%s: not flat-fielded: %s",
+            path.name,
+            masters.missing.get(f"flat:{filter_name}", f"no flat in filter {filter_name}"),
+        )
+    del scratch
     mask = np.zeros(data.shape, dtype=np.uint8)
     if masters.bad_pixels is not None:
         mask |= masters.bad_pixels
     mask[saturated] |= SATURATED
-    mask[~good_flat] |= LOW_RESPONSE
+    if good_flat is not None:
+        mask[~good_flat] |= LOW_RESPONSE
+    mask[no_data] |= NO_DATA
     n_cosmic = 0
     if params.cosmic_rays:
         import astroscrappy
@@ -233,14 +350,27 @@ def calibrate_frame(
         n_cosmic = int(crmask.sum())
 
     header["BUNIT"] = "adu"
-    header["BIASCORR"] = (masters.names.get("bias", "master bias"), "master bias subtracted")
+    header["BIASCORR"] = (masters.names.get("bias", "none"), "master bias subtracted")
+    if masters.bias is None:
+        header["BIASNOTE"] = (
+            "bias level in the dark"
+            if dark_has_bias
+            else f"pedestal {pedestal:.1f} ADU from {pedestal_source}",
+            "how the bias level was removed",
+        )
+        header["PEDESTAL"] = (round(float(pedestal), 3), "[adu] constant level subtracted")
     header["DARKCORR"] = (dark_name, "master dark subtracted")
     header["DARKSCAL"] = (round(scale, 6), "dark scaled by exposure-time ratio")
     header["FLATCORR"] = (
-        masters.names.get(f"flat:{filter_name}", "master flat"),
+        masters.names.get(f"flat:{filter_name}", "none") if flat_ccd is not None else "none",
         "divided by master flat",
     )
+    if flat_ccd is None:
+        header["FLATNOTE"] = masters.missing.get(
+            f"flat:{filter_name}", f"no flat in filter {filter_name}"
+        )[:68]
     header["BPMASK"] = (masters.names.get("bad_pixels", "none"), "bad-pixel mask applied")
+    header["NNODATA"] = (int(no_data.sum()), "pixels without data (NaN) in the raw frame")
     header["GAIN_E"] = (params.gain, "[e-/adu] gain used for uncertainties")
     header["RDNOISE"] = (params.read_noise, "[e-] read noise used for uncertainties")
     header["SATURATE"] = (params.saturation, "[adu] raw saturation level")
@@ -282,8 +412,7 @@ def write_ccd(ccd: CCDData, path: str | Path) -> None:
             "1 hot 2 low resp 4 high resp 8 saturated 16 cosmic",
             "meaning of flag bits",
         )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    hdul.writeto(path, overwrite=True)
+    write_hdul(hdul, path)
 
 
 def frame_statistics(ccd: CCDData) -> dict:

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 from astropy.table import Table
+
+from .atomic import save_figure
+from .rawio import read_raw_header, read_raw_image
 
 __all__ = [
     "read_noise_from_biases",
@@ -35,7 +37,7 @@ def _central(data: np.ndarray, fraction: float = 0.5) -> np.ndarray:
 
 
 def _load(path: str | Path) -> np.ndarray:
-    return _central(fits.getdata(path).astype(np.float32))
+    return _central(read_raw_image(path)[0])
 
 
 def read_noise_from_biases(paths: Sequence[str | Path]) -> tuple[float, float]:
@@ -68,7 +70,7 @@ def photon_transfer(
     bias_c = _central(bias)
     by_filter: dict[str, list[str]] = {}
     for p in flat_paths:
-        by_filter.setdefault(str(fits.getheader(p).get("FILTER", "")), []).append(str(p))
+        by_filter.setdefault(str(read_raw_header(p)[0].get("FILTER", "")), []).append(str(p))
     rows = []
     for band, paths in by_filter.items():
         frames = []
@@ -103,7 +105,7 @@ def photon_transfer(
 def characterise_camera(
     bias_paths: Sequence[str | Path],
     flat_paths: Sequence[str | Path],
-    bias: np.ndarray,
+    bias: np.ndarray | None,
     gain: float,
     read_noise: float,
     saturation: float = 65535.0,
@@ -111,12 +113,15 @@ def characterise_camera(
 ) -> tuple[Table, Table]:
     """Measure gain and read noise and compare them with the configured values.
 
+    What the night lacks is skipped with a reason: read noise needs two biases, the gain a
+    master bias and pairs of unsaturated flats.
+
     Parameters
     ----------
     bias_paths, flat_paths : sequence of path
-        Raw biases and flats of the night.
-    bias : numpy.ndarray
-        Master bias.
+        Raw biases and flats of the night (either may be empty).
+    bias : numpy.ndarray or None
+        Master bias (None: the night has none).
     gain, read_noise : float
         Configured gain (e-/ADU) and read noise (e-).
     saturation : float
@@ -128,14 +133,18 @@ def characterise_camera(
     -------
     summary : astropy.table.Table
         Rows ``gain`` and ``read_noise`` with ``measured``, ``error``, ``configured``, ``unit``,
-        ``n_pairs``, ``ok``.
+        ``n_pairs``, ``ok``, ``reason`` (why a value was not measured).
     pairs : astropy.table.Table
         The photon-transfer pairs (see `photon_transfer`).
     """
-    rn_adu, rn_scatter = read_noise_from_biases(bias_paths)
-    pairs = photon_transfer(flat_paths, bias, saturation)
+    rn_adu, rn_scatter, rn_reason = float("nan"), float("nan"), ""
+    if len(bias_paths) >= 2:
+        rn_adu, rn_scatter = read_noise_from_biases(bias_paths)
+    else:
+        rn_reason = f"not measured: {len(bias_paths)} bias frame(s), two are needed"
+    pairs = photon_transfer(flat_paths, bias, saturation) if bias is not None else _no_pairs()
     rows = []
-    if len(pairs):
+    if len(pairs) and np.isfinite(rn_adu):
         excess = pairs["half_variance"] - rn_adu**2
         gains = pairs["level"] / excess
         g = float(np.median(gains))
@@ -143,20 +152,38 @@ def characterise_camera(
         if len(np.unique(np.round(pairs["level"], -2))) >= 3:
             slope = np.polyfit(pairs["level"], pairs["half_variance"], 1)[0]
             log.info("photon-transfer slope gives gain %.3f e-/ADU", 1.0 / slope)
-        rows.append(("gain", g, g_err, gain, "e-/adu", len(pairs)))
+        rows.append(("gain", g, g_err, gain, "e-/adu", len(pairs), ""))
         rn_e = rn_adu * g
     else:
-        log.warning(
-            "no unsaturated flat pairs: gain not measured, read noise uses the configured gain"
-        )
-        rows.append(("gain", float("nan"), float("nan"), gain, "e-/adu", 0))
+        if bias is None:
+            reason = "not measured: no master bias (the flats' level needs it)"
+        elif not np.isfinite(rn_adu):
+            reason = "not measured: the read noise is needed and was not measured"
+        else:
+            reason = "not measured: no pair of unsaturated flats at one level"
+        log.warning("gain %s", reason)
+        rows.append(("gain", float("nan"), float("nan"), gain, "e-/adu", 0, reason))
         rn_e = rn_adu * gain
-    rn_err = rn_scatter / max(np.sqrt(len(bias_paths) // 2), 1) * (rn_e / rn_adu)
-    rows.append(("read_noise", float(rn_e), float(rn_err), read_noise, "e-", len(bias_paths) // 2))
+    if np.isfinite(rn_adu):
+        rn_err = rn_scatter / max(np.sqrt(len(bias_paths) // 2), 1) * (rn_e / rn_adu)
+    else:
+        rn_err = float("nan")
+        log.warning("read noise %s", rn_reason)
+    rows.append(
+        (
+            "read_noise",
+            float(rn_e),
+            float(rn_err),
+            read_noise,
+            "e-",
+            len(bias_paths) // 2,
+            rn_reason,
+        )
+    )
     summary = Table(
         rows=rows,
-        names=("quantity", "measured", "error", "configured", "unit", "n_pairs"),
-        dtype=(str, float, float, float, str, int),
+        names=("quantity", "measured", "error", "configured", "unit", "n_pairs", "reason"),
+        dtype=(str, float, float, float, str, int, str),
     )
     ok = []
     for row in summary:
@@ -177,6 +204,13 @@ def characterise_camera(
             )
     summary["ok"] = ok
     return summary, pairs
+
+
+def _no_pairs() -> Table:
+    return Table(
+        names=("file_1", "file_2", "filter", "level", "half_variance"),
+        dtype=(str, str, str, float, float),
+    )
 
 
 def photon_transfer_figure(summary: Table, pairs: Table, path: str | Path) -> None:
@@ -206,7 +240,15 @@ def photon_transfer_figure(summary: Table, pairs: Table, path: str | Path) -> No
             if np.isfinite(g):
                 ax.plot(x, x / g + rn_adu**2, style, label=f"{label}: g = {g:.3f} e-/ADU")
     else:
-        ax.text(0.5, 0.5, "no unsaturated flat pairs", transform=ax.transAxes, ha="center")
+        reason = str(gain_row["reason"]) if "reason" in summary.colnames else ""
+        ax.text(
+            0.5,
+            0.5,
+            f"gain {reason}" if reason else "no unsaturated flat pairs",
+            transform=ax.transAxes,
+            ha="center",
+            wrap=True,
+        )
     ax.set_xlabel("mean level [ADU]")
     ax.set_ylabel("variance of difference / 2 [ADU$^2$]")
     ax.set_title(
@@ -215,5 +257,5 @@ def photon_transfer_figure(summary: Table, pairs: Table, path: str | Path) -> No
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

@@ -9,6 +9,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
+from .atomic import save_figure
+
 __all__ = ["cluster_catalogue", "read_isochrone", "cmd_figure"]
 
 BANDS = ("g", "r", "i")
@@ -141,5 +143,5 @@ def cmd_figure(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, title="distance from centre", title_fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -16,6 +16,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.stats import mad_std
 
+from .atomic import atomic_path
+
 __all__ = ["colour_composite", "read_stack", "write_colour_image"]
 
 REFERENCE_MAG = 25.0  # common zero point the bands are scaled to
@@ -100,6 +102,6 @@ def write_colour_image(
     import matplotlib.image
 
     rgb = colour_composite({f: read_stack(p) for f, p in paths.items()}, order, stretch_sigma, q)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    matplotlib.image.imsave(output, rgb)
+    with atomic_path(output) as tmp:
+        matplotlib.image.imsave(tmp, rgb, format=Path(output).suffix.lstrip(".") or "png")
     return rgb

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .rawio import open_image_rows
+
 __all__ = ["CombineResult", "clipped_mean", "combine_files", "nanmedian_of_frames", "read_rows"]
 
 log = logging.getLogger(__name__)
@@ -208,7 +210,8 @@ def combine_files(
     Parameters
     ----------
     paths : sequence of path
-        Images of identical shape (primary HDU).
+        Raw images of identical shape: plain (memory-mapped), gzip- or tile-compressed, the
+        image in the primary HDU or the first image extension (`aifa_steps.rawio`).
     preprocess : callable, optional
         ``preprocess(block, rows, index)`` returns the block (float32, rows x columns) of frame
         ``index`` after corrections, e.g. bias subtraction or scaling.
@@ -226,9 +229,11 @@ def combine_files(
     """
     if not paths:
         raise ValueError("no frames to combine")
-    handles = [fits.open(p, memmap=True, do_not_scale_image_data=True) for p in paths]
+    handles = []
     try:
-        shapes = {h[0].data.shape for h in handles}
+        for p in paths:
+            handles.append(open_image_rows(p))
+        shapes = {h.shape for h in handles}
         if len(shapes) != 1:
             raise ValueError(f"frames differ in shape: {sorted(shapes)}")
         ny, nx = shapes.pop()
@@ -243,8 +248,8 @@ def combine_files(
         def combine_block(start: int) -> None:
             rows = slice(start, min(start + rows_per_block, ny))
             block = np.empty((n, rows.stop - rows.start, nx), np.float32)
-            for k, hdul in enumerate(handles):
-                data = read_rows(hdul[0], rows)
+            for k, image in enumerate(handles):
+                data = image.rows(rows)
                 block[k] = preprocess(data, rows, k) if preprocess else data
             result = clipped_mean(block, sigma_low, sigma_high, maxiters)
             mean[rows], error[rows], count[rows] = result.mean, result.error, result.count

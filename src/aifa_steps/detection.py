@@ -17,6 +17,8 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from .atomic import write_text
+
 __all__ = [
     "DetectionParameters",
     "detect_sources",
@@ -400,4 +402,4 @@ def write_ds9_regions(table: Table, path: str | Path, radius_arcsec: float = 4.0
         lines.append(
             f'circle({row["ra"]:.7f},{row["dec"]:.7f},{radius_arcsec:.2f}") # text={{{row["id"]}}}'
         )
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ from astropy.nddata import CCDData
 from astropy.table import Table
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from .failures import FrameFailure
 from .observing import Site, airmass, bjd_tdb
 from .photometry import (
     aperture_corrections,
@@ -24,7 +25,16 @@ from .photometry import (
     star_fwhm,
 )
 
-__all__ = ["PhotometryParameters", "FrameInfo", "measure_frame", "aperture_keys"]
+__all__ = [
+    "PhotometryParameters",
+    "FrameInfo",
+    "measure_frame",
+    "aperture_keys",
+    "check_stars_measured",
+    "failed_photometry",
+    "photometry_failed",
+    "usable_photometry",
+]
 
 
 @dataclass
@@ -209,3 +219,55 @@ def measure_frame(
         meta[f"APFERR_{key}"] = float(e)
     table.meta.update(meta)
     return table
+
+
+def check_stars_measured(table: Table, min_snr: float = 5.0, min_stars: int = 1) -> None:
+    """Raise `~aifa_steps.failures.FrameFailure` when a frame shows no star at all.
+
+    A frame that solved but then measures no source above ``min_snr`` in its largest aperture
+    (clouds moved in, the dome closed, a focus run) cannot give a flux or a zero point.
+    """
+    keys = aperture_keys(table.meta.get("APERTURES", []))
+    if not keys:
+        return
+    snr = np.asarray(table[f"snr_{keys[-1]}"], float)
+    n = int(np.count_nonzero(np.isfinite(snr) & (snr >= min_snr)))
+    if n < min_stars:
+        raise FrameFailure(
+            f"no stars measured: {n} of {len(table)} sources above S/N {min_snr:g} "
+            f"in the {keys[-1]} arcsec aperture"
+        )
+
+
+def failed_photometry(info: FrameInfo, reason: str, target: str = "") -> Table:
+    """The photometry table of a frame that failed.
+
+    It has no rows; ``PHOTOK = False`` and the reason are in the metadata, so later steps
+    leave the frame out and say why.
+    """
+    table = Table(names=("id", "ra", "dec", "x", "y"), dtype=(int, float, float, float, float))
+    table.meta.update(
+        {
+            "STEM": info.stem,
+            "OBJECT": info.object,
+            "TARGET": target,
+            "FILTER": info.filter,
+            "EXPTIME": float(info.exptime),
+            "MJD": float(info.mjd),
+            "PHOTOK": False,
+            "REASON": reason,
+        }
+    )
+    return table
+
+
+def photometry_failed(table: Table) -> str:
+    """The reason a frame's photometry failed ('' for a good table)."""
+    if table.meta.get("PHOTOK", True) is False:
+        return str(table.meta.get("REASON", "photometry failed"))
+    return ""
+
+
+def usable_photometry(tables: list[Table]) -> list[Table]:
+    """The tables of frames whose photometry did not fail."""
+    return [t for t in tables if not photometry_failed(t)]

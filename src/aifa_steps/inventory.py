@@ -13,10 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.table import Table
 from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
+
+from .names import safe_names
+from .rawio import FITS_SUFFIXES, completeness_problem, frame_stem, is_fits_name, read_raw_header
 
 __all__ = [
     "FRAME_TYPES",
@@ -36,7 +38,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FRAME_TYPES = ("bias", "dark", "flat", "light")
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz")
 _FOLDER_TYPES = {
     "bias": "bias",
     "biases": "bias",
@@ -58,6 +59,7 @@ COLUMNS = (
     "filter",
     "exptime",
     "object",
+    "target",
     "date_obs",
     "mjd",
     "xbinning",
@@ -80,20 +82,9 @@ def find_raw_files(raw_dir: str | Path) -> list[Path]:
     files = [
         p
         for p in root.rglob("*")
-        if p.is_file()
-        and p.name.lower().endswith(FITS_SUFFIXES)
-        and "truth" not in p.relative_to(root).parts
+        if p.is_file() and is_fits_name(p) and "truth" not in p.relative_to(root).parts
     ]
     return sorted(files)
-
-
-def frame_stem(path: str | Path) -> str:
-    """The file name without its FITS extension (``a_1.50s.fits.fz`` -> ``a_1.50s``)."""
-    name = Path(path).name
-    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 def frame_type(
@@ -136,15 +127,6 @@ def canonical_filter(value: object, aliases: dict[str, list[str]]) -> str | None
     return text
 
 
-def _truncation(path: Path, hdul: fits.HDUList) -> str | None:
-    info = hdul[0].fileinfo()
-    expected = info["datLoc"] + info["datSpan"]
-    size = path.stat().st_size
-    if size < expected - 2880 + 1 and hdul[0].header.get("NAXIS", 0) > 0:
-        return f"truncated file ({size} of {expected} bytes)"
-    return None
-
-
 def read_frame(path: Path, config: dict) -> dict:
     """Describe one raw file from its header; ``reason`` says why it cannot be used.
 
@@ -166,9 +148,10 @@ def read_frame(path: Path, config: dict) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
-            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-                header = hdul[0].header
-                truncated = _truncation(path, hdul)
+            # The merged header of plain, compressed and multi-extension files: NAXIS,
+            # NAXIS1 and NAXIS2 are those of the image HDU.
+            header, _ = read_raw_header(path)
+            truncated = completeness_problem(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is flagged, not fatal
         row.update(used=False, reason=f"unreadable FITS: {exc}".replace("\n", " "))
         return row
@@ -225,6 +208,11 @@ def read_frame(path: Path, config: dict) -> dict:
             problems.append(f"missing keyword {keys.get(name, default)}")
     if row["date_obs"] and row["mjd"] is None:
         problems.append(f"unreadable {keys.get('date_obs', 'DATE-OBS')} {row['date_obs']!r}")
+    exptime = row["exptime"]
+    if exptime is not None and not (np.isfinite(exptime) and (exptime > 0 or kind == "bias")):
+        problems.append(
+            f"exposure time {keys.get('exptime', 'EXPTIME')} = {exptime:g} s is not positive"
+        )
     if problems and row["used"]:
         row.update(used=False, reason="; ".join(problems))
     elif problems:
@@ -254,15 +242,21 @@ def night_problems(rows: list[dict]) -> list[tuple[str, str]]:
     kinds = {k: [r for r in used if r["imagetyp"] == k] for k in FRAME_TYPES}
     problems = []
     if not kinds["bias"]:
-        problems.append(("no_bias", "no usable bias frames"))
+        problems.append(
+            (
+                "no_bias",
+                "no usable bias frames: the bias level is taken from the darks or estimated",
+            )
+        )
     if kinds["light"] and not kinds["dark"]:
         problems.append(("no_dark", "no usable dark frames: dark current is not subtracted"))
-    missing = sorted({r["filter"] for r in rows if r["reason"] == "no usable flat in this filter"})
+    flat_filters = {r["filter"] for r in kinds["flat"]}
+    missing = sorted({r["filter"] for r in kinds["light"]} - flat_filters)
     if missing:
         problems.append(
             (
                 "no_flat",
-                f"light frames in filter(s) {missing} have no usable flats and are excluded",
+                f"no usable flats in filter(s) {missing}: those light frames are not flat-fielded",
             )
         )
     odd = [r for r in rows if r["reason"].startswith("shape or binning differs")]
@@ -283,14 +277,18 @@ def night_problems(rows: list[dict]) -> list[tuple[str, str]]:
     return problems
 
 
-def build_inventory(raw_dir: str | Path, config: dict) -> Table:
+def build_inventory(raw_dir: str | Path, config: dict, raise_fatal: bool = True) -> Table:
     """Scan a night and decide which frames are used.
 
     Checks beyond single files: frames whose binning or shape differ from the night's most
-    common one are excluded; light frames in a filter without any usable flat are excluded;
-    a repeated file name is excluded. Problems of the night as a whole (see `night_problems`)
-    are logged, and raise `InventoryError` when listed in ``config["inventory"]["fatal"]``
-    (default: ``no_bias``).
+    common one are excluded; a repeated file name is excluded. Light frames in a filter
+    without flats are kept (they are calibrated without a flat) and reported as the night
+    problem ``no_flat``. Problems of the night as a whole (see `night_problems`) are logged
+    and stored in ``meta["problems"]``; with ``raise_fatal`` those listed in
+    ``config["inventory"]["fatal"]`` (default: none) raise `InventoryError`.
+
+    Every light frame's OBJECT gets a file-safe name, column ``target``, used for all paths
+    (`aifa_steps.names.safe_names`).
 
     Parameters
     ----------
@@ -298,13 +296,16 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
         The night folder.
     config : dict
         The workflow configuration.
+    raise_fatal : bool
+        Raise for fatal problems (the workflow instead writes the inventory and stops with a
+        message naming it).
 
     Returns
     -------
     astropy.table.Table
         One row per file (see `COLUMNS`), ordered by frame type and time.
     """
-    fatal_problems = config.get("inventory", {}).get("fatal", ["no_bias"])
+    fatal_problems = config.get("inventory", {}).get("fatal", [])
     files = find_raw_files(raw_dir)
     if not files:
         raise FileNotFoundError(f"no FITS files found below {raw_dir}")
@@ -318,18 +319,15 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
             lambda r: (r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"]) != (nx, ny, bx, by),
             f"shape or binning differs from the night's {nx}x{ny} binned {bx}x{by}",
         )
-    flat_filters = {r["filter"] for r in rows if r["used"] and r["imagetyp"] == "flat"}
-    _exclude(
-        rows,
-        lambda r: r["imagetyp"] == "light" and r["filter"] not in flat_filters,
-        "no usable flat in this filter",
-    )
     seen: dict[str, str] = {}
     for row in rows:
         if row["used"] and row["stem"] in seen:
             row.update(used=False, reason=f"duplicate file name (also {seen[row['stem']]})")
         elif row["used"]:
             seen[row["stem"]] = row["path"]
+    targets = safe_names(r["object"] for r in rows if r["object"])
+    for row in rows:
+        row["target"] = targets.get(row["object"], "") if row["object"] else ""
     problems = night_problems(rows)
     for row in rows:
         if not row["used"]:
@@ -337,7 +335,7 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
     for category, message in problems:
         log.warning("%s: %s", category, message)
     fatal = [(c, m) for c, m in problems if c in set(fatal_problems)]
-    if fatal:
+    if fatal and raise_fatal:
         raise InventoryError(
             "; ".join(f"{m} [{c}]" for c, m in fatal)
             + " (these problems are fatal by the configuration's inventory.fatal)"
@@ -352,6 +350,7 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
                 str,
                 str,
                 float,
+                str,
                 str,
                 str,
                 float,
@@ -379,7 +378,9 @@ def build_inventory(raw_dir: str | Path, config: dict) -> Table:
         FRAME_TYPES.index(t) if t in FRAME_TYPES else len(FRAME_TYPES) for t in table["imagetyp"]
     ]
     order = np.lexsort((np.nan_to_num(table["mjd"], nan=np.inf), kind_rank))
-    return table[order]
+    table = table[order]
+    table.meta["problems"] = [[c, m] for c, m in problems]
+    return table
 
 
 def inventory_summary(table: Table) -> Table:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
+from .atomic import save_figure
 from .observing import scintillation_noise
 
 __all__ = [
@@ -506,5 +507,5 @@ def lightcurve_figure(
     )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

@@ -19,8 +19,9 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
-from .combine import combine_files, read_rows
+from .combine import combine_files
 from .provenance import add_provenance
+from .rawio import open_image_rows, read_raw_header
 
 __all__ = [
     "ClipParameters",
@@ -29,6 +30,7 @@ __all__ = [
     "make_master_flat",
     "dark_for_exposure",
     "exptime_label",
+    "NoUsableFlat",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,14 @@ class ClipParameters:
         }
 
 
+class NoUsableFlat(ValueError):
+    """Every flat of a filter was rejected; ``frames`` lists them with their reasons."""
+
+    def __init__(self, message: str, frames: Table):
+        super().__init__(message)
+        self.frames = frames
+
+
 def exptime_label(exptime: float) -> str:
     """Compact text for an exposure time in file names (``60`` or ``2.5``)."""
     return f"{float(exptime):g}"
@@ -64,7 +74,7 @@ def _master(result, unit, header: fits.Header) -> CCDData:
 
 
 def _exptime(path: str | Path, keyword: str = "EXPTIME") -> float:
-    return float(fits.getheader(path)[keyword])
+    return float(read_raw_header(path)[0][keyword])
 
 
 def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipParameters()):
@@ -100,11 +110,24 @@ def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipPar
 
 def make_master_dark(
     paths: Sequence[str | Path],
-    master_bias: CCDData,
+    master_bias: CCDData | None,
     clip: ClipParameters = ClipParameters(),
     exptime_keyword: str = "EXPTIME",
 ) -> CCDData:
     """Sigma-clipped mean of bias-subtracted darks of one exposure time.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Raw darks of one exposure time.
+    master_bias : CCDData or None
+        Master bias. Without one (a night without bias frames) the master dark keeps the
+        bias level (header ``BIASINCL = T``) and is later subtracted unscaled, as bias and
+        dark together.
+    clip : ClipParameters
+        Combination parameters.
+    exptime_keyword : str
+        Header keyword of the exposure time.
 
     Returns
     -------
@@ -114,14 +137,14 @@ def make_master_dark(
     times = {_exptime(p, exptime_keyword) for p in paths}
     if len(times) != 1:
         raise ValueError(f"darks of different exposure times cannot be combined: {sorted(times)}")
-    bias = np.asarray(master_bias.data, dtype=np.float32)
+    bias = None if master_bias is None else np.asarray(master_bias.data, dtype=np.float32)
 
     def subtract_bias(block, rows, _k):
         return block - bias[rows]
 
     result = combine_files(
         paths,
-        subtract_bias,
+        subtract_bias if bias is not None else None,
         clip.sigma,
         clip.sigma,
         clip.maxiters,
@@ -132,8 +155,17 @@ def make_master_dark(
     header["IMAGETYP"] = "MASTER DARK"
     header["EXPTIME"] = (times.pop(), "[s] exposure time of the combined darks")
     header["NCOMBINE"] = (len(paths), "number of frames combined")
-    header["BIASCORR"] = (str(master_bias.meta.get("FILENAME", "master bias")), "bias removed")
-    add_provenance(header, "master dark (bias subtracted)", paths, clip.describe())
+    if master_bias is not None:
+        header["BIASCORR"] = (str(master_bias.meta.get("FILENAME", "master bias")), "bias removed")
+    else:
+        header["BIASCORR"] = ("none", "no bias frames: the bias level is included")
+    header["BIASINCL"] = (master_bias is None, "bias level included (use unscaled)")
+    add_provenance(
+        header,
+        "master dark (bias subtracted)" if master_bias is not None else "master dark (with bias)",
+        paths,
+        clip.describe(),
+    )
     return _master(result, u.adu, header)
 
 
@@ -141,15 +173,25 @@ def dark_for_exposure(darks: dict[float, CCDData], exptime: float) -> tuple[CCDD
     """The master dark to use for an exposure, and the factor to scale it by.
 
     A dark of the same exposure time is used as it is; otherwise the longest dark, scaled by the
-    ratio of exposure times (dark current is linear in time).
+    ratio of exposure times (dark current is linear in time). Darks that include the bias
+    level (``BIASINCL``: the night had no bias frames) cannot be scaled: the one closest in
+    exposure time is used unscaled.
     """
     if not darks:
         raise ValueError("no master dark available")
     for t, dark in darks.items():
         if abs(t - exptime) < 1e-3:
             return dark, 1.0
+    if any(_includes_bias(d) for d in darks.values()):
+        closest = min(darks, key=lambda t: abs(t - exptime))
+        return darks[closest], 1.0
     longest = max(darks)
     return darks[longest], exptime / longest
+
+
+def _includes_bias(dark: object) -> bool:
+    meta = getattr(dark, "meta", None) or {}
+    return bool(meta.get("BIASINCL", False))
 
 
 def _flat_level(
@@ -160,8 +202,8 @@ def _flat_level(
     step: int = 4,
 ) -> tuple[float, float]:
     """Median bias/dark-corrected level and the fraction of saturated pixels (subsampled)."""
-    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
-        raw = read_rows(hdul[0], slice(None, None, step))[:, ::step]
+    with open_image_rows(path) as image:
+        raw = image.rows(slice(None, None, step))[:, ::step]
     corrected = raw - bias[::step, ::step]
     if dark is not None:
         corrected -= np.asarray(dark[0].data[::step, ::step], np.float32) * np.float32(dark[1])
@@ -170,7 +212,7 @@ def _flat_level(
 
 def make_master_flat(
     paths: Sequence[str | Path],
-    master_bias: CCDData,
+    master_bias: CCDData | None,
     darks: dict[float, CCDData] | None,
     min_level: float = 5000.0,
     max_level: float = 55000.0,
@@ -178,6 +220,7 @@ def make_master_flat(
     clip: ClipParameters = ClipParameters(),
     exptime_keyword: str = "EXPTIME",
     filter_name: str = "",
+    bias_level: float = 0.0,
 ) -> tuple[CCDData, Table]:
     """Master flat of one filter; flats that are too faint or saturated are rejected.
 
@@ -185,8 +228,9 @@ def make_master_flat(
     ----------
     paths : sequence of path
         Raw flats of one filter.
-    master_bias : CCDData
-        Master bias.
+    master_bias : CCDData or None
+        Master bias; None for a night without bias frames (then a dark that includes the
+        bias level is subtracted unscaled, or else the constant ``bias_level``).
     darks : dict of float to CCDData, optional
         Master darks by exposure time (scaled to each flat's exposure time).
     min_level, max_level : float
@@ -199,6 +243,9 @@ def make_master_flat(
         Header keyword of the exposure time.
     filter_name : str
         Canonical filter name written to the master's header.
+    bias_level : float
+        Constant bias level (ADU) subtracted when there is neither a master bias nor a dark
+        that includes it.
 
     Returns
     -------
@@ -210,10 +257,16 @@ def make_master_flat(
 
     Raises
     ------
-    ValueError
-        If no flat survives the checks.
+    NoUsableFlat
+        If no flat survives the checks (its ``frames`` attribute holds the table).
     """
-    bias = np.asarray(master_bias.data, dtype=np.float32)
+    bias_note = ""
+    if master_bias is not None:
+        bias = np.asarray(master_bias.data, dtype=np.float32)
+    else:
+        with_bias = bool(darks) and any(_includes_bias(d) for d in darks.values())
+        bias = np.full((1, 1), 0.0 if with_bias else bias_level, np.float32)
+        bias_note = "dark with bias" if with_bias else f"constant {bias_level:g} ADU"
     rows = []
     for path in paths:
         t = _exptime(path, exptime_keyword)
@@ -236,15 +289,16 @@ def make_master_flat(
     )
     used = frames[frames["used"]]
     if len(used) == 0:
-        raise ValueError(
+        raise NoUsableFlat(
             f"no usable flat among {len(paths)} frames: "
-            + "; ".join(f"{Path(r['path']).name}: {r['reason']}" for r in frames)
+            + "; ".join(f"{Path(r['path']).name}: {r['reason']}" for r in frames),
+            frames,
         )
     dark_of = [dark_for_exposure(darks, t) if darks else None for t in used["exptime"]]
     scales = [np.float32(1.0 / level) for level in used["level"]]
 
     def correct(block, rows_, k):
-        block = block - bias[rows_]
+        block = block - (bias if bias.shape == (1, 1) else bias[rows_])
         if dark_of[k] is not None:
             dark, factor = dark_of[k]
             block -= np.asarray(dark.data[rows_], np.float32) * np.float32(factor)
@@ -264,10 +318,12 @@ def make_master_flat(
     result.error /= norm
     header = fits.Header()
     header["IMAGETYP"] = "MASTER FLAT"
-    header["FILTER"] = filter_name or str(fits.getheader(used["path"][0]).get("FILTER", ""))
+    header["FILTER"] = filter_name or str(read_raw_header(used["path"][0])[0].get("FILTER", ""))
     header["NCOMBINE"] = (len(used), "number of flats combined")
     header["NREJECT"] = (len(frames) - len(used), "flats rejected (level or saturation)")
     header["FLATLVL"] = (float(np.median(used["level"])), "[adu] median level of the used flats")
+    if bias_note:
+        header["BIASCORR"] = (bias_note, "no bias frames: how the bias level was removed")
     add_provenance(
         header,
         "master flat (bias, scaled dark removed; each / median)",

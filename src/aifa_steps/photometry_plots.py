@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 from astropy.table import Table  # noqa: E402
 from astropy.visualization import ZScaleInterval  # noqa: E402
 
+from .atomic import save_figure  # noqa: E402
+
 __all__ = ["detections_figure", "zeropoint_figure", "zeropoint_residual_figure"]
 
 
@@ -67,7 +69,7 @@ def detections_figure(image: np.ndarray, reference: Table, path: str | Path, tit
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -139,7 +141,7 @@ def zeropoint_figure(
     ax_frac.set_ylabel(f'flux fraction in {aperture_arcsec:g}"')
     ax_frac.set_title("aperture correction (curve of growth)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -184,5 +186,5 @@ def zeropoint_residual_figure(stars: Table, aperture_arcsec: float, path: str | 
                     fontsize=9,
                 )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

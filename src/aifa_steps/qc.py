@@ -13,6 +13,7 @@ from astropy.nddata import CCDData  # noqa: E402
 from astropy.table import Table  # noqa: E402
 from astropy.visualization import PercentileInterval, ZScaleInterval  # noqa: E402
 
+from .atomic import save_figure, write_table  # noqa: E402
 from .badpixels import HIGH_RESPONSE, HOT, LOW_RESPONSE  # noqa: E402
 from .calibrate import read_ccd  # noqa: E402
 
@@ -94,7 +95,7 @@ def preview_png(
     ax.set_xlabel("x [pixel]")
     ax.set_ylabel("y [pixel]")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -115,7 +116,7 @@ def bad_pixel_figure(mask: np.ndarray, path: str | Path) -> None:
     ax.set_title("Bad-pixel mask")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -138,17 +139,26 @@ def _frames_table(paths: list[str | Path]) -> Table:
                 "predicted_std": float(h.get("SKYPRED", np.nan)),
                 "n_saturated": int(h.get("NSATUR", -1)),
                 "n_masked": int(h.get("NMASKED", -1)),
+                "bias": str(h.get("BIASCORR", "")),
                 "dark": str(h.get("DARKCORR", "")),
                 "flat": str(h.get("FLATCORR", "")),
+                "mjd": _mjd(h.get("DATE-OBS", "")),
             }
         )
     table = Table(rows=rows) if rows else Table()
     if rows:
-        from astropy.time import Time
-
-        table["mjd"] = Time(list(table["date_obs"]), format="isot", scale="utc").mjd
         table.sort("mjd")
     return table
+
+
+def _mjd(date: object) -> float:
+    """MJD of an ISO date (NaN when it cannot be read: the plot then leaves the frame out)."""
+    from astropy.time import Time
+
+    try:
+        return float(Time(str(date).strip(), format="isot", scale="utc").mjd)
+    except ValueError:
+        return float("nan")
 
 
 def frames_figure(table: Table, path: str | Path) -> None:
@@ -174,7 +184,7 @@ def frames_figure(table: Table, path: str | Path) -> None:
     axes[1].set_xlabel("UT [hours]")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -184,11 +194,30 @@ def _groups(table: Table):
         yield key, np.flatnonzero((table["object"] == key[0]) & (table["filter"] == key[1]))
 
 
+def _missing_master(kind: str, name: str, reason: str) -> dict:
+    """A row of the masters' QC table for a master the night does not have."""
+    return {
+        "master": name,
+        "kind": kind,
+        "ncombine": 0,
+        "exptime": float("nan"),
+        "filter": "",
+        "level": float("nan"),
+        "noise": float("nan"),
+        "expected_noise": float("nan"),
+        "min": float("nan"),
+        "max": float("nan"),
+        "n_hot": -1,
+        "n_low": -1,
+        "reason": reason,
+    }
+
+
 def calibration_report(
-    bias: str | Path,
+    bias: str | Path | None,
     darks: list[str | Path],
     flats: list[str | Path],
-    bad_pixels: str | Path,
+    bad_pixels: str | Path | None,
     frames: list[str | Path],
     read_noise_adu: float,
     masters_table: str | Path,
@@ -196,33 +225,60 @@ def calibration_report(
     preview_dir: str | Path,
     frames_plot: str | Path,
 ) -> None:
-    """Write the QC tables and previews of the calibration stage."""
+    """Write the QC tables and previews of the calibration stage.
+
+    Masters the night lacks, or that could not be made, get a row with the ``reason``;
+    calibrated frames that failed are left out of the frame table (the night's status lists
+    them).
+    """
     from astropy.io import fits
+
+    from .failures import fits_failure
 
     preview_dir = Path(preview_dir)
     preview_dir.mkdir(parents=True, exist_ok=True)
-    mask = fits.getdata(bad_pixels)
+    mask = None
+    if bad_pixels:
+        failure = fits_failure(bad_pixels)
+        mask = None if failure else fits.getdata(bad_pixels)
     rows = []
-    master_bias = read_ccd(bias)
-    rows.append(master_statistics("bias", master_bias, Path(bias).name, read_noise_adu))
-    preview_png(
-        master_bias.data,
-        preview_dir / "master_bias.png",
-        f"Master bias ({master_bias.meta.get('NCOMBINE')} frames)",
-        label="ADU",
-    )
+    if not bias:
+        rows.append(_missing_master("bias", "bias.fits", "no bias frames in this night"))
+    elif fits_failure(bias):
+        rows.append(_missing_master("bias", Path(bias).name, fits_failure(bias)[1]))
+    else:
+        master_bias = read_ccd(bias)
+        rows.append(master_statistics("bias", master_bias, Path(bias).name, read_noise_adu))
+        preview_png(
+            master_bias.data,
+            preview_dir / "master_bias.png",
+            f"Master bias ({master_bias.meta.get('NCOMBINE')} frames)",
+            label="ADU",
+        )
+    if not darks:
+        rows.append(_missing_master("dark", "dark", "no dark frames in this night"))
     for path in darks:
+        failure = fits_failure(path)
+        if failure:
+            rows.append(_missing_master("dark", Path(path).name, failure[1]))
+            continue
         dark = read_ccd(path)
         rows.append(master_statistics("dark", dark, Path(path).name, mask=mask))
         name = Path(path).name.removesuffix(".fits")
         preview_png(
             dark.data,
             preview_dir / f"master_{name}.png",
-            f"Master dark, {dark.meta['EXPTIME']:g} s ({dark.meta.get('NCOMBINE')} "
-            "frames, bias subtracted)",
+            f"Master dark, {dark.meta['EXPTIME']:g} s ({dark.meta.get('NCOMBINE')} frames, "
+            + ("bias subtracted)" if not dark.meta.get("BIASINCL", False) else "bias included)"),
             label="ADU",
         )
+    if not flats:
+        rows.append(_missing_master("flat", "flat", "no flat frames in this night"))
     for path in flats:
+        failure = fits_failure(path)
+        if failure:
+            rows.append(_missing_master("flat", Path(path).name, failure[1]))
+            continue
         flat = read_ccd(path)
         rows.append(master_statistics("flat", flat, Path(path).name, mask=mask))
         name = Path(path).name.removesuffix(".fits")
@@ -234,8 +290,14 @@ def calibration_report(
             interval="percentile",
             label="relative response",
         )
-    bad_pixel_figure(mask, preview_dir / "bad_pixels.png")
-    Table(rows=rows).write(masters_table, overwrite=True)
-    table = _frames_table(frames)
-    table.write(frames_table, overwrite=True)
+    if mask is not None:
+        bad_pixel_figure(mask, preview_dir / "bad_pixels.png")
+    else:
+        reason = fits_failure(bad_pixels)[1] if bad_pixels else "no bad-pixel mask"
+        rows.append(_missing_master("bad_pixels", "bad_pixels.fits", reason))
+    for row in rows:
+        row.setdefault("reason", "")
+    write_table(Table(rows=rows), masters_table)
+    table = _frames_table([f for f in frames if not fits_failure(f)])
+    write_table(table, frames_table)
     frames_figure(table, frames_plot)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from .atomic import write_table
+
 __all__ = [
     "REFCAT_COLUMNS",
     "REFCAT2_VIZIER",
@@ -130,7 +132,7 @@ def fetch_refcat2(
     table = Table(table[keep], masked=False)
     table.meta = {"source": f"VizieR {catalog}", "centre": [ra, dec], "radius_deg": radius_deg}
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    table.write(cache_path, overwrite=True)
+    write_table(table, cache_path)
     return table
 
 

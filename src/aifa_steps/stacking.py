@@ -30,7 +30,8 @@ from astropy.nddata import CCDData
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from .badpixels import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE
+from .atomic import write_hdul
+from .badpixels import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE, NO_DATA
 from .combine import nanmedian_of_frames
 from .photometry import estimate_background
 from .provenance import add_provenance
@@ -54,7 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Flag bits whose pixels are left out of a stack (saturated pixels stay in).
-STACK_MASK_BITS = HOT | LOW_RESPONSE | HIGH_RESPONSE | COSMIC_RAY
+STACK_MASK_BITS = HOT | LOW_RESPONSE | HIGH_RESPONSE | COSMIC_RAY | NO_DATA
 
 
 @dataclass(frozen=True)
@@ -513,6 +514,4 @@ def write_stack(
     exposure.header["BUNIT"] = "s"
     count = fits.ImageHDU(stack.count, wcs_header.copy(), name="NCOMBINE")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([fits.PrimaryHDU(stack.image, header), exposure, count]).writeto(
-        path, overwrite=True
-    )
+    write_hdul(fits.HDUList([fits.PrimaryHDU(stack.image, header), exposure, count]), path)

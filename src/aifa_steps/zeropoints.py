@@ -22,6 +22,7 @@ from .refcat import REFCAT_COLUMNS
 __all__ = [
     "ZeropointParameters",
     "frame_zeropoints",
+    "failed_frame_zeropoints",
     "fit_extinction",
     "calibrated_magnitudes",
     "night_magnitudes",
@@ -95,8 +96,9 @@ def frame_zeropoints(
     Returns
     -------
     zeropoints : astropy.table.Table
-        ``stem``, ``object``, ``filter``, ``aperture_arcsec``, ``zeropoint``,
-        ``zeropoint_err``, ``n_stars``, ``airmass``, ``mjd``, ``bjd_tdb``, ``exptime``,
+        ``stem``, ``object``, ``target`` (file-safe name), ``filter``, ``aperture_arcsec``,
+        ``zeropoint``, ``zeropoint_err``, ``n_stars``, ``airmass``, ``mjd``, ``bjd_tdb``,
+        ``exptime``,
         ``seeing_arcsec``, ``aperture_fraction``, ``colour_term``, ``colour_term_err``,
         ``reason`` (why there is no zero point).
     stars : astropy.table.Table
@@ -136,6 +138,7 @@ def frame_zeropoints(
         row = {
             "stem": str(meta["STEM"]),
             "object": str(meta["OBJECT"]),
+            "target": str(meta.get("TARGET") or meta["OBJECT"]),
             "filter": band,
             "aperture_arcsec": radius,
             "zeropoint": np.nan,
@@ -202,6 +205,43 @@ def frame_zeropoints(
             )
         )
     return Table(rows=rows), vstack(star_tables) if star_tables else Table()
+
+
+def failed_frame_zeropoints(photometry: Table, apertures_arcsec: list[float]) -> Table:
+    """Zero-point rows of a frame whose photometry failed: NaN, with the reason.
+
+    Parameters
+    ----------
+    photometry : astropy.table.Table
+        The failed frame's table (`aifa_steps.frame_photometry.failed_photometry`).
+    apertures_arcsec : list of float
+        The night's apertures (one row each).
+    """
+    meta = photometry.meta
+    reason = "photometry failed: " + str(meta.get("REASON", ""))
+    rows = [
+        {
+            "stem": str(meta["STEM"]),
+            "object": str(meta["OBJECT"]),
+            "target": str(meta.get("TARGET") or meta["OBJECT"]),
+            "filter": str(meta["FILTER"]),
+            "aperture_arcsec": float(radius),
+            "zeropoint": np.nan,
+            "zeropoint_err": np.nan,
+            "n_stars": 0,
+            "airmass": np.nan,
+            "mjd": float(meta.get("MJD", np.nan)),
+            "bjd_tdb": np.nan,
+            "exptime": float(meta.get("EXPTIME", np.nan)),
+            "seeing_arcsec": np.nan,
+            "aperture_fraction": np.nan,
+            "colour_term": np.nan,
+            "colour_term_err": np.nan,
+            "reason": reason,
+        }
+        for radius in apertures_arcsec
+    ]
+    return Table(rows=rows)
 
 
 def fit_extinction(zeropoints: Table, aperture_arcsec: float, sigma: float = 3.0) -> Table:
@@ -377,7 +417,8 @@ def night_magnitudes(
     out = reference[[c for c in wanted if c in reference.colnames] + catalogue].copy()
     out.rename_columns(catalogue, [f"refcat_{c}" for c in catalogue])
     index = {int(i): k for k, i in enumerate(np.asarray(reference["id"]))}
-    for band in sorted(set(calibrated["filter"])):
+    bands = sorted(set(calibrated["filter"])) if "filter" in calibrated.colnames else []
+    for band in bands:
         part = calibrated[(calibrated["filter"] == band) & (calibrated[f"flag_{key}"] == 0)]
         mean = np.full(len(out), np.nan)
         err = np.full(len(out), np.nan)
@@ -452,7 +493,8 @@ def photometry_targets(
             row["reason"] = "no solved frame: no photometry"
             rows.append(row)
             continue
-        mine = zeropoints[zeropoints["object"] == obj] if len(zeropoints) else zeropoints
+        key = "target" if "target" in zeropoints.colnames else "object"
+        mine = zeropoints[zeropoints[key] == obj] if len(zeropoints) else zeropoints
         frames = sorted(set(mine["stem"])) if len(mine) else []
         calibrated = [
             stem

@@ -6,7 +6,6 @@ SCALE = config["instrument"]["pixel_scale"]
 
 rule astrometry_index:
     input:
-        inventory=WORK / "inventory.ecsv",
         catalogues=lambda wc: reference_catalogues() if ASTRO["build_index"] else [],
     output:
         solver=WORK / "astrometry" / "index" / "solver.cfg",
@@ -20,6 +19,7 @@ rule astrometry_index:
     params:
         astro=ASTRO,
         pixel_scale=SCALE,
+        field_arcmin=lambda wc: field_size_arcmin(),
     script:
         "../scripts/astrometry_index.py"
 
@@ -76,12 +76,12 @@ rule solve_field:
         best=pass2
         [ -s $tmp/pass2.wcs ] || best=pass1
         if [ -s $tmp/$best.wcs ]; then
-            cp $tmp/$best.wcs {output.wcs}
-            cp $tmp/$best.corr {output.corr}
+            cp $tmp/$best.wcs {output.wcs:q}.partial && mv {output.wcs:q}.partial {output.wcs:q}
+            cp $tmp/$best.corr {output.corr:q}.partial && mv {output.corr:q}.partial {output.corr:q}
             echo "solution: $best" >>{log}
         else
-            : >{output.wcs}
-            : >{output.corr}
+            : >{output.wcs:q}
+            : >{output.corr:q}
             echo "solution: none" >>{log}
         fi
         """
@@ -92,6 +92,7 @@ rule astrometry_frame:
         frame=WORK / "calibrated" / "{stem}.fits",
         wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
+        solver=WORK / "astrometry" / "index" / "solver.cfg",
         refcat=lambda wc: (
             WORK / "refcat" / f"{frame_object(wc.stem)}.ecsv"
             if ASTRO["refine"]
@@ -110,6 +111,7 @@ rule astrometry_frame:
     params:
         astro=ASTRO,
         pixel_scale=SCALE,
+        frame=lambda wc: frame_info(wc.stem),
     script:
         "../scripts/astrometry_frame.py"
 

@@ -1,4 +1,6 @@
 # Master calibrations, bad-pixel mask, calibrated science frames, camera check and QC.
+# Bias, darks and flats are each optional: lights are calibrated with whatever the night has,
+# and a master that cannot be made is written as a header-only file that says why.
 CAL = config["calibration"]
 
 
@@ -23,7 +25,7 @@ rule master_bias:
 rule master_dark:
     input:
         darks=lambda wc: raw_frames("dark", exptime=wc.exptime),
-        bias=WORK / "masters" / "bias.fits",
+        bias=master_bias_file,
     output:
         WORK / "masters" / "dark_{exptime}s.fits",
     log:
@@ -44,7 +46,7 @@ rule master_dark:
 rule master_flat:
     input:
         flats=lambda wc: raw_frames("flat", filter=wc.filter),
-        bias=WORK / "masters" / "bias.fits",
+        bias=master_bias_file,
         darks=master_darks,
     output:
         flat=WORK / "masters" / "flat_{filter}.fits",
@@ -59,6 +61,7 @@ rule master_flat:
     params:
         cal=CAL,
         saturation=config["instrument"]["saturation"],
+        bias_level=config["instrument"].get("bias_level", 0.0),
     script:
         "../scripts/master_flat.py"
 
@@ -84,9 +87,9 @@ rule bad_pixel_mask:
 rule calibrate_frame:
     input:
         raw=lambda wc: light_row(wc.stem)["path"],
-        bias=WORK / "masters" / "bias.fits",
+        bias=master_bias_file,
         darks=master_darks,
-        flat=lambda wc: WORK / "masters" / f"flat_{light_row(wc.stem)['filter']}.fits",
+        flat=lambda wc: master_flat_for(light_row(wc.stem)["filter"]),
         bad_pixels=WORK / "masters" / "bad_pixels.fits",
     output:
         WORK / "calibrated" / "{stem}.fits",
@@ -97,7 +100,7 @@ rule calibrate_frame:
     conda:
         "../../environment.yml"
     params:
-        filter=lambda wc: light_row(wc.stem)["filter"],
+        frame=lambda wc: frame_info(wc.stem),
         cal=CAL,
         instrument=config["instrument"],
         exptime_keyword=config["headers"]["exptime"],
@@ -109,7 +112,7 @@ rule camera_characterisation:
     input:
         biases=lambda wc: raw_frames("bias"),
         flats=lambda wc: raw_frames("flat"),
-        bias=WORK / "masters" / "bias.fits",
+        bias=master_bias_file,
     output:
         summary=WORK / "qc" / "camera.ecsv",
         pairs=WORK / "qc" / "photon_transfer.ecsv",
@@ -134,7 +137,7 @@ rule camera_characterisation:
 
 rule calibration_qc:
     input:
-        bias=WORK / "masters" / "bias.fits",
+        bias=master_bias_file,
         darks=master_darks,
         flats=master_flats,
         bad_pixels=WORK / "masters" / "bad_pixels.fits",

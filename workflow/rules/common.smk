@@ -1,9 +1,13 @@
 # Shared paths and helpers for all rules.
+import functools
 import os
 
 import numpy as np
 
+from aifa_steps.inventory import find_raw_files
 from aifa_steps.masters import exptime_label
+from aifa_steps.names import safe_name
+from aifa_steps.night import config_problems, inventory_verdict
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
@@ -23,24 +27,52 @@ def raw_night_missing_message():
 if not SIMULATE and not RAW.is_dir():
     raise WorkflowError(raw_night_missing_message())
 
+# Keys that contradict each other stop the run before anything starts.
+_CONFIG_PROBLEMS = config_problems(config, check_files=RAW.is_dir())
+if _CONFIG_PROBLEMS:
+    raise WorkflowError(
+        "The configuration cannot work as it is:\n"
+        + "\n".join(f"  - {p}" for p in _CONFIG_PROBLEMS)
+    )
 
-# ---- The inventory checkpoint decides which frames exist. ----------------------------------
-import functools
-import re
+
+# ---- The raw files and the inventory checkpoint. -------------------------------------------
+def raw_files(wildcards=None):
+    """Every FITS file below raw_dir. They are the inventory's inputs, so adding, removing or
+    editing any raw file reruns the inventory (and then only what depends on changed frames).
+    For the demo night they are known once the simulation (a checkpoint) has run."""
+    if SIMULATE:
+        checkpoints.simulate_night.get()
+    return [str(p) for p in find_raw_files(RAW)]
 
 
 @functools.lru_cache
-def _used_frames(path, mtime):
+def _read_inventory(path, mtime):
     from astropy.table import Table
 
-    table = Table.read(path)
-    return table[table["used"]]
+    return Table.read(path)
+
+
+def inventory_table():
+    """The whole inventory (waits for the checkpoint). A night that cannot go on (every light
+    excluded, or a problem that inventory.fatal names) stops here with one message."""
+    path = checkpoints.inventory.get().output.table
+    table = _read_inventory(path, os.path.getmtime(path))
+    verdict = inventory_verdict(table, config["inventory"]["fatal"], path)
+    if verdict:
+        raise WorkflowError(verdict)
+    return table
 
 
 def used_frames():
-    """Used rows of the inventory (waits for the inventory checkpoint)."""
-    path = checkpoints.inventory.get().output.table
-    return _used_frames(path, os.path.getmtime(path))
+    """Used rows of the inventory."""
+    table = inventory_table()
+    return table[table["used"]]
+
+
+def raw_frames_table(kind):
+    rows = used_frames()
+    return rows[rows["imagetyp"] == kind]
 
 
 def raw_frames(kind, filter=None, exptime=None):
@@ -53,21 +85,37 @@ def raw_frames(kind, filter=None, exptime=None):
     return sorted(rows["path"][sel])
 
 
+# ---- Masters: each is optional (a night may have only light frames). -----------------------
+def master_bias_file(wildcards=None):
+    """The master bias, or [] for a night without bias frames."""
+    return [WORK / "masters" / "bias.fits"] if len(raw_frames_table("bias")) else []
+
+
 def master_darks(wildcards=None):
     times = sorted({exptime_label(t) for t in raw_frames_table("dark")["exptime"]})
     return [WORK / "masters" / f"dark_{t}s.fits" for t in times]
 
 
+def flat_filters():
+    return sorted(set(raw_frames_table("flat")["filter"]))
+
+
 def master_flats(wildcards=None):
-    filters = sorted(set(raw_frames_table("flat")["filter"]))
-    return [WORK / "masters" / f"flat_{f}.fits" for f in filters]
+    return [WORK / "masters" / f"flat_{f}.fits" for f in flat_filters()]
 
 
-def raw_frames_table(kind):
-    rows = used_frames()
-    return rows[rows["imagetyp"] == kind]
+def master_flat_for(filter):
+    """The master flat of a filter, or [] when the night has no flats in it."""
+    return (
+        [WORK / "masters" / f"flat_{filter}.fits"] if filter in flat_filters() else []
+    )
 
 
+def flat_qc_tables(wildcards=None):
+    return [WORK / "qc" / f"flat_frames_{f}.ecsv" for f in flat_filters()]
+
+
+# ---- Light frames and targets. -------------------------------------------------------------
 def light_row(stem):
     rows = raw_frames_table("light")
     match = rows[rows["stem"] == stem]
@@ -85,17 +133,39 @@ def calibrated_frames(wildcards=None):
 
 
 def light_objects():
-    return sorted(set(raw_frames_table("light")["object"]))
+    """File-safe names of the targets (inventory column ``target``; every path uses them)."""
+    return sorted(set(raw_frames_table("light")["target"]))
 
 
-def object_centre(obj):
-    """Target position from the configuration, else the median header pointing."""
-    target = config.get("targets", {}).get(obj)
-    if target:
-        return float(target["ra"]), float(target["dec"])
+def object_name(target):
+    """The OBJECT as the headers write it, for a file-safe target name."""
     rows = raw_frames_table("light")
-    rows = rows[rows["object"] == obj]
-    return float(np.nanmedian(rows["ra"])), float(np.nanmedian(rows["dec"]))
+    names = rows["object"][rows["target"] == target]
+    return str(names[0]) if len(names) else target
+
+
+def target_config(target):
+    """The configuration of a target, found by its header name or its file-safe name."""
+    targets = config.get("targets") or {}
+    original = object_name(target)
+    for name, section in targets.items():
+        if name in (target, original) or safe_name(name) == target:
+            return section
+    return {}
+
+
+def object_centre(target):
+    """Target position from the configuration, else the median header pointing (rounded, so
+    that adding a frame does not move it)."""
+    section = target_config(target)
+    if section:
+        return float(section["ra"]), float(section["dec"])
+    rows = raw_frames_table("light")
+    rows = rows[rows["target"] == target]
+    return (
+        round(float(np.nanmedian(rows["ra"])), 3),
+        round(float(np.nanmedian(rows["dec"])), 3),
+    )
 
 
 def field_size_arcmin():
@@ -117,36 +187,63 @@ def pointing_hint(stem, radius):
 
 
 def frame_object(stem):
-    return str(light_row(stem)["object"])
+    """The file-safe target name of a light frame."""
+    return str(light_row(stem)["target"])
+
+
+def frame_info(stem):
+    """Inventory values of a light frame that its per-frame jobs need. They are parameters of
+    those jobs, so a changed header reruns that frame's jobs only."""
+    row = light_row(stem)
+    return {
+        "filter": str(row["filter"]),
+        "exptime": float(row["exptime"]),
+        "mjd": float(row["mjd"]),
+        "object": str(row["object"]),
+        "target": str(row["target"]),
+    }
+
+
+# ---- After the astrometry: solved frames, targets with photometry. -------------------------
+@functools.lru_cache
+def _read_status(path, mtime):
+    from astropy.table import Table
+
+    return Table.read(path)
+
+
+def astrometry_status_table():
+    path = checkpoints.astrometry_status.get().output.table
+    return _read_status(path, os.path.getmtime(path))
 
 
 def solved_stems():
     """Stems whose astrometry succeeded (waits for the astrometry_status checkpoint)."""
-    from astropy.table import Table
-
-    table = Table.read(checkpoints.astrometry_status.get().output.table)
+    table = astrometry_status_table()
     return sorted(table["stem"][table["solved"]])
 
 
-# ---- Photometry: targets with solved frames and their reference frames. --------------------
 def solved_frames_table():
-    """Solved rows of the astrometry status with the inventory's filter and exposure time."""
-    from astropy.table import Table, join
+    """Solved rows of the astrometry status with the inventory's target, filter and exposure
+    time (empty when nothing was solved)."""
+    from astropy.table import join
 
-    status = Table.read(checkpoints.astrometry_status.get().output.table)
+    status = astrometry_status_table()
     status = status[status["solved"]]
-    lights = raw_frames_table("light")["stem", "filter", "exptime"]
-    return join(status, lights, keys="stem")
+    lights = raw_frames_table("light")
+    if len(status) == 0:
+        return lights["stem", "target", "filter", "exptime"][:0]
+    return join(status, lights["stem", "filter", "exptime"], keys="stem")
 
 
 def photometry_objects():
     """Targets with at least one solved frame (the others get no photometry)."""
-    return sorted(set(solved_frames_table()["object"]))
+    return sorted(set(solved_frames_table()["target"]))
 
 
 def photometry_stems(obj):
     rows = solved_frames_table()
-    return sorted(rows["stem"][rows["object"] == obj])
+    return sorted(rows["stem"][rows["target"] == obj])
 
 
 def reference_frame(obj):
@@ -154,8 +251,8 @@ def reference_frame(obj):
     from aifa_steps.detection import choose_reference_frame
 
     rows = solved_frames_table()
-    rows = rows[rows["object"] == obj]
-    requested = config.get("targets", {}).get(obj, {}).get("reference_frame")
+    rows = rows[rows["target"] == obj]
+    requested = target_config(obj).get("reference_frame")
     if requested and requested in rows["stem"]:
         return requested
     return choose_reference_frame(rows, config["photometry"]["reference_filter"])
@@ -182,14 +279,14 @@ def photometry_products(wildcards=None):
 def object_filters(obj):
     """Filters with solved frames of a target."""
     rows = solved_frames_table()
-    return sorted(set(rows["filter"][rows["object"] == obj]))
+    return sorted(set(rows["filter"][rows["target"] == obj]))
 
 
 def _stack_rows(obj, filter):
     from aifa_steps.stacking import select_stack_frames
 
     rows = solved_frames_table()
-    rows = rows[rows["object"] == obj]
+    rows = rows[rows["target"] == obj]
     return select_stack_frames(rows, filter, config["stacks"]["max_frames"])
 
 
@@ -199,7 +296,7 @@ def stack_stems(obj, filter):
 
 
 def stack_frame_rows(obj, filter):
-    """``[stem, exptime]`` of the frames of `stack_stems` (a rule parameter)."""
+    """``[stem, exptime]`` of the frames of `stack_stems` (a parameter of the stack)."""
     return [[str(r["stem"]), float(r["exptime"])] for r in _stack_rows(obj, filter)]
 
 
@@ -214,15 +311,35 @@ def colour_filters(obj):
 def science_products(wildcards=None):
     """Catalogue and CMD of every cluster, light curve and fit of every transit target, stacks
     and the colour image of every target with solved frames."""
-    targets = config.get("targets", {})
     names = {
         "cluster": ("catalogue.ecsv", "cmd.png"),
         "transit": ("lightcurve.ecsv", "transit_fit.json", "lightcurve.png"),
     }
     products = []
     for obj in photometry_objects():
-        kind_products = names.get(targets.get(obj, {}).get("kind"), ())
+        kind_products = names.get(target_config(obj).get("kind"), ())
         stacks = [f"stack_{f}.fits" for f in object_filters(obj)]
         for name in (*kind_products, *stacks, "color.png"):
             products.append(WORK / "products" / obj / name)
     return products
+
+
+def zeropoint_table(wildcards=None):
+    """The night's zero points, once anything was solved ([] for a night where nothing was)."""
+    return [WORK / "zeropoints.ecsv"] if solved_stems() else []
+
+
+def night_targets(wildcards=None):
+    """Everything the night can produce: each stage only when the one before left something
+    to work on, so that a night where nothing solves still ends with its summary."""
+    targets = [
+        WORK / "inventory.ecsv",
+        WORK / "qc" / "inventory.html",
+        WORK / "night_status.ecsv",
+        WORK / "qc" / "night_summary.html",
+        WORK / "qc" / "masters.ecsv",
+        WORK / "qc" / "camera.ecsv",
+        WORK / "astrometry" / "status.ecsv",
+        WORK / "astrometry" / "plots",
+    ]
+    return targets + zeropoint_table() + photometry_products() + science_products()

@@ -1,10 +1,12 @@
 # What every raw file is and whether it is used. A checkpoint: the per-frame jobs of the later
-# rules are only known once the headers have been read.
+# rules are only known once the headers have been read. Its inputs are the raw files
+# themselves, so adding, removing or editing one reruns it; the header mapping is a parameter,
+# so changing it does too.
 
 
 checkpoint inventory:
     input:
-        RAW,
+        raw_files,
     output:
         table=WORK / "inventory.ecsv",
         html=report(
@@ -19,5 +21,10 @@ checkpoint inventory:
         BENCHMARKS / "inventory.tsv"
     conda:
         "../../environment.yml"
+    params:
+        raw_dir=str(RAW),
+        headers=config["headers"],
+        frame_types=config["frame_types"],
+        filters=config["filters"],
     script:
         "../scripts/inventory.py"

@@ -9,7 +9,6 @@ rule photometry_reference:
     input:
         frame=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
         refcat=WORK / "refcat" / "{object}.ecsv",
-        inventory=WORK / "inventory.ecsv",
     output:
         table=WORK / "photometry" / "{object}" / "reference.ecsv",
         regions=WORK / "photometry" / "{object}" / "reference.reg",
@@ -28,9 +27,8 @@ rule photometry_reference:
     params:
         photometry=PHOT,
         match_radius=ZP["match_radius_arcsec"],
-        requested=lambda wc: config["targets"]
-        .get(wc.object, {})
-        .get("reference_frame", ""),
+        requested=lambda wc: target_config(wc.object).get("reference_frame", ""),
+        name=lambda wc: object_name(wc.object),
     script:
         "../scripts/photometry_reference.py"
 
@@ -39,7 +37,6 @@ rule photometry_frame:
     input:
         frame=WORK / "astrometry" / "{stem}.fits",
         reference=WORK / "photometry" / "{object}" / "reference.ecsv",
-        inventory=WORK / "inventory.ecsv",
     output:
         WORK / "photometry" / "{object}" / "{stem}.ecsv",
     log:
@@ -55,9 +52,7 @@ rule photometry_frame:
         photometry=PHOT,
         saturation=config["instrument"]["saturation"],
         site=config["site"],
-        frame=lambda wc: {
-            k: light_row(wc.stem)[k] for k in ("filter", "exptime", "mjd", "object")
-        },
+        frame=lambda wc: frame_info(wc.stem),
         target=lambda wc: object_centre(wc.object),
     script:
         "../scripts/photometry_frame.py"
@@ -65,7 +60,6 @@ rule photometry_frame:
 
 rule zeropoints:
     input:
-        inventory=WORK / "inventory.ecsv",
         tables=photometry_tables,
         references=lambda wc: [
             WORK / "photometry" / obj / "reference.ecsv"
@@ -96,6 +90,7 @@ rule zeropoints:
         "../../environment.yml"
     params:
         zeropoints=ZP,
+        apertures=PHOT["apertures_arcsec"],
         objects=lambda wc: light_objects(),
     script:
         "../scripts/zeropoints.py"

@@ -4,7 +4,7 @@
 rule cluster_products:
     input:
         magnitudes=WORK / "photometry" / "{object}" / "magnitudes.ecsv",
-        isochrone=lambda wc: config["targets"][wc.object].get("isochrone", []),
+        isochrone=lambda wc: target_config(wc.object).get("isochrone", []),
     output:
         catalogue=WORK / "products" / "{object}" / "catalogue.ecsv",
         figure=report(
@@ -20,7 +20,8 @@ rule cluster_products:
     conda:
         "../../environment.yml"
     params:
-        target=lambda wc: config["targets"][wc.object],
+        target=lambda wc: target_config(wc.object),
+        name=lambda wc: object_name(wc.object),
     script:
         "../scripts/cluster_products.py"
 
@@ -49,7 +50,8 @@ rule transit_products:
     conda:
         "../../environment.yml"
     params:
-        target=lambda wc: config["targets"][wc.object],
+        target=lambda wc: target_config(wc.object),
+        name=lambda wc: object_name(wc.object),
         aperture_m=config["instrument"].get("aperture_m", 0.0),
         elevation_m=config["site"].get("elevation", 0.0),
     script:
@@ -64,7 +66,6 @@ rule stack:
         ],
         grid=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
         zeropoints=WORK / "zeropoints.ecsv",
-        inventory=WORK / "inventory.ecsv",
     output:
         WORK / "products" / "{object}" / "stack_{filter}.fits",
     log:

@@ -1,7 +1,8 @@
 # The built-in demo: create the simulated raw night when the configured raw_dir is missing.
+# A checkpoint: the raw files (the inventory's inputs) are only known once it has run.
 if SIMULATE:
 
-    rule simulate_night:
+    checkpoint simulate_night:
         output:
             directory(RAW),
         log:

@@ -1,28 +1,53 @@
-# Snakemake adapter: bad-pixel mask from the longest master dark and all master flats.
+# Snakemake adapter: bad-pixel mask from the longest master dark and all master flats; without
+# any of them (or when they failed) a header-only file that says why.
 from astropy.io import fits
 
+from aifa_steps.atomic import write_hdul
 from aifa_steps.badpixels import HOT, LOW_RESPONSE, bad_pixel_mask
-from aifa_steps.calibrate import read_ccd
+from aifa_steps.calibrate import Masters
+from aifa_steps.failures import FrameFailure, run_frame_step, write_failed_fits
 from aifa_steps.provenance import add_provenance
 from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal
-darks = [read_ccd(p) for p in snakemake.input.darks]
-longest = max(darks, key=lambda d: float(d.meta["EXPTIME"])) if darks else None
-flats = [read_ccd(p) for p in snakemake.input.flats]
-mask = bad_pixel_mask(
-    longest, flats, cal["hot_pixel_sigma"], cal["low_response"], cal["high_response"]
+out = snakemake.output[0]
+
+
+def work():
+    masters = Masters.load(
+        None, list(snakemake.input.darks), {str(k): p for k, p in enumerate(snakemake.input.flats)}
+    )
+    darks = list(masters.darks.values())
+    flats = list(masters.flats.values())
+    if not darks and not flats:
+        raise FrameFailure(
+            "skipped: the night has no usable master dark or flat"
+            + (f" ({'; '.join(masters.missing.values())})" if masters.missing else "")
+        )
+    longest = max(darks, key=lambda d: float(d.meta["EXPTIME"])) if darks else None
+    if longest is not None and longest.meta.get("BIASINCL", False):
+        log.warning("the darks include the bias level (no bias frames): its pattern adds noise")
+    mask = bad_pixel_mask(
+        longest, flats, cal["hot_pixel_sigma"], cal["low_response"], cal["high_response"]
+    )
+    header = fits.Header()
+    header["BITS"] = ("1 hot, 2 low response, 4 high response", "meaning of mask bits")
+    header["NHOT"] = (int(((mask & HOT) > 0).sum()), "hot pixels")
+    header["NLOWRESP"] = (int(((mask & LOW_RESPONSE) > 0).sum()), "low-response pixels")
+    add_provenance(
+        header,
+        "bad-pixel mask",
+        list(snakemake.input.darks) + list(snakemake.input.flats),
+        {k: cal[k] for k in ("hot_pixel_sigma", "low_response", "high_response")},
+    )
+    write_hdul(fits.PrimaryHDU(mask, header), out)
+    log.info("%d hot and %d low-response pixels", header["NHOT"], header["NLOWRESP"])
+
+
+run_frame_step(
+    "bad_pixel_mask",
+    "bad_pixels",
+    work,
+    lambda reason: write_failed_fits(out, "bad_pixel_mask", reason),
 )
-header = fits.Header()
-header["BITS"] = ("1 hot, 2 low response, 4 high response", "meaning of mask bits")
-header["NHOT"] = (int(((mask & HOT) > 0).sum()), "hot pixels")
-header["NLOWRESP"] = (int(((mask & LOW_RESPONSE) > 0).sum()), "low-response pixels")
-add_provenance(
-    header,
-    "bad-pixel mask",
-    list(snakemake.input.darks) + list(snakemake.input.flats),
-    {k: cal[k] for k in ("hot_pixel_sigma", "low_response", "high_response")},
-)
-fits.PrimaryHDU(mask, header).writeto(snakemake.output[0], overwrite=True)
-log.info("%d hot and %d low-response pixels", header["NHOT"], header["NLOWRESP"])

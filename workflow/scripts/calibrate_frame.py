@@ -1,4 +1,7 @@
-# Snakemake adapter: calibrate one science frame with the night's masters.
+# Snakemake adapter: calibrate one science frame with whatever masters the night has. A frame
+# that cannot be calibrated gets a header-only file with the reason; the night goes on.
+from astropy.io import fits
+
 from aifa_steps.calibrate import (
     CalibrationParameters,
     Masters,
@@ -6,28 +9,54 @@ from aifa_steps.calibrate import (
     frame_statistics,
     write_ccd,
 )
+from aifa_steps.failures import run_frame_step, write_failed_fits
+from aifa_steps.fitsutil import set_card
 from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
-inp, params = snakemake.input, snakemake.params
-masters = Masters.load(inp.bias, list(inp.darks), {params.filter: inp.flat}, inp.bad_pixels)
-cal_params = CalibrationParameters(
-    gain=params.instrument["gain"],
-    read_noise=params.instrument["read_noise"],
-    saturation=params.instrument["saturation"],
-    cosmic_rays=params.cal["cosmic_rays"],
-    cosmic_ray_sigma=params.cal["cosmic_ray_sigma"],
-    exptime_keyword=params.exptime_keyword,
-)
-ccd = calibrate_frame(inp.raw, masters, params.filter, cal_params)
-stats = frame_statistics(ccd)
-for key, card in (
-    ("sky_median", "SKYMED"),
-    ("sky_std", "SKYSTD"),
-    ("predicted_std", "SKYPRED"),
-    ("n_saturated", "NSATUR"),
-    ("n_masked", "NMASKED"),
-):
-    ccd.meta[card] = (stats[key], f"QC: {key.replace('_', ' ')}")
-write_ccd(ccd, snakemake.output[0])
-log.info("calibrated %s: %s", inp.raw, stats)
+inp, params, out = snakemake.input, snakemake.params, snakemake.output[0]
+frame = params.frame
+band = frame["filter"]
+
+
+def work():
+    masters = Masters.load(
+        inp.bias[0] if inp.bias else None,
+        list(inp.darks),
+        {band: inp.flat[0] if inp.flat else None},
+        inp.bad_pixels,
+    )
+    cal_params = CalibrationParameters(
+        gain=params.instrument["gain"],
+        read_noise=params.instrument["read_noise"],
+        saturation=params.instrument["saturation"],
+        cosmic_rays=params.cal["cosmic_rays"],
+        cosmic_ray_sigma=params.cal["cosmic_ray_sigma"],
+        exptime_keyword=params.exptime_keyword,
+        bias_level=params.instrument.get("bias_level"),
+    )
+    ccd = calibrate_frame(inp.raw, masters, band, cal_params)
+    stats = frame_statistics(ccd)
+    for key, card in (
+        ("sky_median", "SKYMED"),
+        ("sky_std", "SKYSTD"),
+        ("predicted_std", "SKYPRED"),
+        ("n_saturated", "NSATUR"),
+        ("n_masked", "NMASKED"),
+    ):
+        set_card(ccd.meta, card, stats[key], f"QC: {key.replace('_', ' ')}")
+    ccd.meta["OBJECT"] = frame["object"]
+    ccd.meta["TARGET"] = (frame["target"], "file-safe name of OBJECT")
+    ccd.meta["FRAMEOK"] = (True, "calibrated")
+    write_ccd(ccd, out)
+    log.info("calibrated %s: %s", inp.raw, stats)
+
+
+def failed(reason):
+    header = fits.Header({"OBJECT": frame["object"], "TARGET": frame["target"]})
+    header["FILTNAME"] = band
+    header["EXPTIME"] = frame["exptime"]
+    write_failed_fits(out, "calibration", reason, header)
+
+
+run_frame_step("calibration", snakemake.wildcards.stem, work, failed)

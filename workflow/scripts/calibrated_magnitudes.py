@@ -1,6 +1,9 @@
-# Snakemake adapter: calibrated magnitudes of one target per frame and over the night.
+# Snakemake adapter: calibrated magnitudes of one target per frame and over the night (frames
+# whose photometry failed are left out).
 from astropy.table import Table, vstack
 
+from aifa_steps.atomic import write_table
+from aifa_steps.frame_photometry import usable_photometry
 from aifa_steps.runlog import log_to_file
 from aifa_steps.zeropoints import (
     ZeropointParameters,
@@ -13,14 +16,14 @@ inp, out = snakemake.input, snakemake.output
 params = ZeropointParameters.from_config(snakemake.params.zeropoints)
 reference = Table.read(inp.reference)
 zeropoints = Table.read(inp.zeropoints)
+tables = usable_photometry([Table.read(p) for p in inp.tables])
 frames = []
-for path in inp.tables:
-    photometry = Table.read(path)
+for photometry in tables:
     mine = zeropoints[zeropoints["stem"] == photometry.meta["STEM"]]
     frames.append(calibrated_magnitudes(photometry, mine, reference, params.colour))
-calibrated = vstack(frames)
-calibrated.write(out.calibrated, overwrite=True)
+calibrated = vstack(frames) if frames else Table()
+write_table(calibrated, out.calibrated)
 magnitudes = night_magnitudes(calibrated, reference, params.catalogue_aperture_arcsec)
-magnitudes.meta["OBJECT"] = snakemake.wildcards.object
-magnitudes.write(out.magnitudes, overwrite=True)
-log.info("%d sources, %d frames", len(magnitudes), len(frames))
+magnitudes.meta["OBJECT"] = reference.meta.get("OBJECT", snakemake.wildcards.object)
+write_table(magnitudes, out.magnitudes)
+log.info("%d sources, %d of %d frames", len(magnitudes), len(frames), len(inp.tables))

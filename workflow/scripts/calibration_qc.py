@@ -6,7 +6,7 @@ log_to_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output
 inst = snakemake.params.instrument
 calibration_report(
-    bias=inp.bias,
+    bias=inp.bias[0] if inp.bias else None,
     darks=list(inp.darks),
     flats=list(inp.flats),
     bad_pixels=inp.bad_pixels,

@@ -1,6 +1,7 @@
 # Snakemake adapter: calibrated catalogue and colour-magnitude diagram of one cluster.
 from astropy.table import Table
 
+from aifa_steps.atomic import write_table
 from aifa_steps.cmd import cluster_catalogue, cmd_figure, read_isochrone
 from aifa_steps.runlog import log_to_file
 
@@ -9,14 +10,14 @@ target = snakemake.params.target
 catalogue = cluster_catalogue(
     Table.read(snakemake.input.magnitudes), float(target["ra"]), float(target["dec"])
 )
-catalogue.meta["OBJECT"] = snakemake.wildcards.object
-catalogue.write(snakemake.output.catalogue, overwrite=True)
+catalogue.meta["OBJECT"] = snakemake.params.name
+write_table(catalogue, snakemake.output.catalogue)
 isochrone = read_isochrone(snakemake.input.isochrone) if snakemake.input.isochrone else None
 cmd_figure(
     catalogue,
     snakemake.output.figure,
-    f"{snakemake.wildcards.object}: r against g - i",
+    f"{snakemake.params.name}: r against g - i",
     radius_arcmin=target.get("radius_arcmin"),
     isochrone=isochrone,
 )
-log.info("%d sources in the catalogue of %s", len(catalogue), snakemake.wildcards.object)
+log.info("%d sources in the catalogue of %s", len(catalogue), snakemake.params.name)

@@ -1,9 +1,12 @@
 # Snakemake adapter: scan the raw night and write the inventory table and its HTML summary.
+from aifa_steps.atomic import write_table, write_text
 from aifa_steps.inventory import build_inventory, inventory_html
+from aifa_steps.night import config_warnings
 from aifa_steps.runlog import log_to_file
 
-log_to_file(snakemake.log[0])
-table = build_inventory(snakemake.input[0], snakemake.config)
-table.write(snakemake.output.table, overwrite=True)
-with open(snakemake.output.html, "w") as fh:
-    fh.write(inventory_html(table))
+log = log_to_file(snakemake.log[0])
+table = build_inventory(snakemake.params.raw_dir, snakemake.config, raise_fatal=False)
+for warning in config_warnings(snakemake.config, table):
+    log.warning("%s", warning)
+write_table(table, snakemake.output.table)
+write_text(snakemake.output.html, inventory_html(table))

@@ -1,5 +1,7 @@
-# Snakemake adapter: combine the night's biases into the master bias.
+# Snakemake adapter: combine the night's biases into the master bias (a header-only file
+# saying why, when that fails).
 from aifa_steps.calibrate import write_ccd
+from aifa_steps.failures import run_frame_step, write_failed_fits
 from aifa_steps.masters import ClipParameters, make_master_bias
 from aifa_steps.runlog import log_to_file
 
@@ -8,6 +10,16 @@ cal = snakemake.params.cal
 clip = ClipParameters(
     cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
 )
-master = make_master_bias(list(snakemake.input), clip)
-write_ccd(master, snakemake.output[0])
-log.info("master bias from %d frames", len(snakemake.input))
+
+
+def work():
+    write_ccd(make_master_bias(list(snakemake.input), clip), snakemake.output[0])
+    log.info("master bias from %d frames", len(snakemake.input))
+
+
+run_frame_step(
+    "master_bias",
+    "bias",
+    work,
+    lambda reason: write_failed_fits(snakemake.output[0], "master_bias", reason),
+)

@@ -1,5 +1,7 @@
-# Snakemake adapter: combine the darks of one exposure time, bias subtracted.
-from aifa_steps.calibrate import read_ccd, write_ccd
+# Snakemake adapter: combine the darks of one exposure time, bias subtracted when the night has
+# biases (a header-only file saying why, when that fails).
+from aifa_steps.calibrate import Masters, write_ccd
+from aifa_steps.failures import run_frame_step, write_failed_fits
 from aifa_steps.masters import ClipParameters, make_master_dark
 from aifa_steps.runlog import log_to_file
 
@@ -8,8 +10,26 @@ cal = snakemake.params.cal
 clip = ClipParameters(
     cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
 )
-bias = read_ccd(snakemake.input.bias)
-bias.meta["FILENAME"] = "bias.fits"
-master = make_master_dark(list(snakemake.input.darks), bias, clip)
-write_ccd(master, snakemake.output[0])
-log.info("master dark of %s s from %d frames", master.meta["EXPTIME"], len(snakemake.input.darks))
+out = snakemake.output[0]
+
+
+def work():
+    bias = Masters.load(snakemake.input.bias[0] if snakemake.input.bias else None, [], {}).bias
+    if bias is not None:
+        bias.meta["FILENAME"] = "bias.fits"
+    master = make_master_dark(list(snakemake.input.darks), bias, clip)
+    write_ccd(master, out)
+    log.info(
+        "master dark of %s s from %d frames%s",
+        master.meta["EXPTIME"],
+        len(snakemake.input.darks),
+        "" if bias is not None else " (no master bias: bias level included)",
+    )
+
+
+run_frame_step(
+    "master_dark",
+    f"dark_{snakemake.wildcards.exptime}s",
+    work,
+    lambda reason: write_failed_fits(out, "master_dark", reason),
+)

@@ -1,30 +1,64 @@
-# Snakemake adapter: combine the flats of one filter (bias and scaled dark removed).
-from aifa_steps.calibrate import read_ccd, write_ccd
-from aifa_steps.masters import ClipParameters, make_master_flat
+# Snakemake adapter: combine the flats of one filter (bias and scaled dark removed). When no
+# flat is usable the master is a header-only file saying why, and the lights of the filter
+# are calibrated without a flat.
+from astropy.table import Table
+
+from aifa_steps.atomic import write_table
+from aifa_steps.calibrate import Masters, write_ccd
+from aifa_steps.failures import run_frame_step, write_failed_fits
+from aifa_steps.masters import ClipParameters, NoUsableFlat, make_master_flat
 from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal
+band = snakemake.wildcards.filter
+out = snakemake.output
 clip = ClipParameters(
     cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
 )
-bias = read_ccd(snakemake.input.bias)
-darks = {float(d.meta["EXPTIME"]): d for d in map(read_ccd, snakemake.input.darks)}
-master, frames = make_master_flat(
-    list(snakemake.input.flats),
-    bias,
-    darks,
-    min_level=cal["flat_min_adu"],
-    max_level=cal["flat_max_adu"],
-    saturation=snakemake.params.saturation,
-    clip=clip,
-    filter_name=snakemake.wildcards.filter,
-)
-write_ccd(master, snakemake.output.flat)
-frames.write(snakemake.output.frames, overwrite=True)
-log.info(
-    "master flat %s from %d of %d flats",
-    snakemake.wildcards.filter,
-    frames["used"].sum(),
-    len(frames),
-)
+flats = list(snakemake.input.flats)
+
+
+def work():
+    masters = Masters.load(
+        snakemake.input.bias[0] if snakemake.input.bias else None, list(snakemake.input.darks), {}
+    )
+    try:
+        master, frames = make_master_flat(
+            flats,
+            masters.bias,
+            masters.darks,
+            min_level=cal["flat_min_adu"],
+            max_level=cal["flat_max_adu"],
+            saturation=snakemake.params.saturation,
+            clip=clip,
+            filter_name=band,
+            bias_level=float(snakemake.params.bias_level or 0.0),
+        )
+    except NoUsableFlat as exc:
+        write_table(exc.frames, out.frames)
+        raise
+    write_ccd(master, out.flat)
+    write_table(frames, out.frames)
+    log.info("master flat %s from %d of %d flats", band, frames["used"].sum(), len(frames))
+
+
+def failed(reason):
+    write_failed_fits(out.flat, "master_flat", reason)
+    try:
+        Table.read(out.frames)
+    except Exception:  # noqa: BLE001 - no table from the attempt: list the flats as unused
+        frames = Table(
+            {
+                "path": flats,
+                "exptime": [float("nan")] * len(flats),
+                "level": [float("nan")] * len(flats),
+                "saturated_fraction": [float("nan")] * len(flats),
+                "used": [False] * len(flats),
+                "reason": [f"master flat failed: {reason}"] * len(flats),
+            }
+        )
+        write_table(frames, out.frames)
+
+
+run_frame_step("master_flat", f"flat_{band}", work, failed)

@@ -1,13 +1,23 @@
-# Snakemake adapter: forced aperture photometry of one solved frame.
+# Snakemake adapter: forced aperture photometry of one solved frame. A frame that cannot be
+# measured (no stars, any error) gets a table without rows that says why; the night goes on.
 from astropy.table import Table
 
+from aifa_steps.atomic import write_table
 from aifa_steps.calibrate import read_ccd
-from aifa_steps.frame_photometry import FrameInfo, PhotometryParameters, measure_frame
+from aifa_steps.failures import run_frame_step
+from aifa_steps.frame_photometry import (
+    FrameInfo,
+    PhotometryParameters,
+    check_stars_measured,
+    failed_photometry,
+    measure_frame,
+)
 from aifa_steps.observing import Site
 from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 frame = snakemake.params.frame
+out = snakemake.output[0]
 info = FrameInfo(
     stem=snakemake.wildcards.stem,
     object=str(frame["object"]),
@@ -16,22 +26,36 @@ info = FrameInfo(
     mjd=float(frame["mjd"]),
 )
 params = PhotometryParameters.from_config(snakemake.params.photometry, snakemake.params.saturation)
-reference = Table.read(snakemake.input.reference)
-table = measure_frame(
-    read_ccd(snakemake.input.frame),
-    reference,
-    info,
-    Site.from_config(snakemake.params.site),
-    tuple(snakemake.params.target),
-    params,
-)
-table.meta["REFFRAME"] = reference.meta.get("REFFRAME", "")
-table.write(snakemake.output[0], overwrite=True)
-log.info(
-    "%s: %d sources, seeing %.2f arcsec, flux fraction in %g arcsec %.3f",
+
+
+def work():
+    reference = Table.read(snakemake.input.reference)
+    table = measure_frame(
+        read_ccd(snakemake.input.frame),
+        reference,
+        info,
+        Site.from_config(snakemake.params.site),
+        tuple(snakemake.params.target),
+        params,
+    )
+    check_stars_measured(table)
+    table.meta["REFFRAME"] = reference.meta.get("REFFRAME", "")
+    table.meta["TARGET"] = frame["target"]
+    table.meta["PHOTOK"] = True
+    write_table(table, out)
+    log.info(
+        "%s: %d sources, seeing %.2f arcsec, flux fraction in %g arcsec %.3f",
+        info.stem,
+        len(table),
+        table.meta["SEEING"],
+        params.apertures_arcsec[0],
+        table.meta[f"APFRAC_{params.apertures_arcsec[0]:g}"],
+    )
+
+
+run_frame_step(
+    "photometry",
     info.stem,
-    len(table),
-    table.meta["SEEING"],
-    params.apertures_arcsec[0],
-    table.meta[f"APFRAC_{params.apertures_arcsec[0]:g}"],
+    work,
+    lambda reason: write_table(failed_photometry(info, reason, frame["target"]), out),
 )

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
+from aifa_steps.atomic import write_table
 from aifa_steps.calibrate import read_ccd
 from aifa_steps.detection import (
     DetectionParameters,
@@ -45,14 +46,15 @@ table = reference_sources(
 )
 table.meta.update(params.as_header())
 table.meta["REFFRAME"] = (stem, "frame the sources were detected on")
-table.meta["OBJECT"] = snakemake.wildcards.object
-table.write(out.table, overwrite=True)
+table.meta["OBJECT"] = snakemake.params.name
+table.meta["TARGET"] = snakemake.wildcards.object
+write_table(table, out.table)
 write_ds9_regions(table, out.regions, radius_arcsec=min(phot["apertures_arcsec"]))
 detections_figure(
     ccd.data - background,
     table,
     out.figure,
-    f"{snakemake.wildcards.object}: {len(table)} sources on {stem}",
+    f"{snakemake.params.name}: {len(table)} sources on {stem}",
 )
 log.info(
     "%s: %d sources on %s, %d isolated, %d in the reference catalogue",

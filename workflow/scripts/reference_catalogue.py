@@ -1,6 +1,7 @@
 # Snakemake adapter: extract the reference catalogue around one target.
 from pathlib import Path
 
+from aifa_steps.atomic import write_table
 from aifa_steps.refcat import reference_extract
 from aifa_steps.runlog import log_to_file
 
@@ -16,7 +17,7 @@ if problem:
     extract.meta["problem"] = problem
 extract.meta["source"] = source
 extract.meta["centre"] = [ra, dec]
-extract.write(snakemake.output[0], overwrite=True)
+write_table(extract, snakemake.output[0])
 log.info(
     "%d reference stars within %s deg of %.5f %+.5f from %s",
     len(extract),

@@ -1,14 +1,14 @@
 # Snakemake adapter: differential light curve and transit fit of one time-series target.
-import json
-
 from astropy.table import Table
 
+from aifa_steps.atomic import write_json, write_table
+from aifa_steps.frame_photometry import usable_photometry
 from aifa_steps.lightcurve import ComparisonParameters, lightcurve_figure, transit_light_curve
 from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 target = snakemake.params.target
-name = snakemake.wildcards.object
+name = snakemake.params.name
 ephemeris = target.get("ephemeris")
 if not ephemeris or "t0_bjd_tdb" not in ephemeris or "period_days" not in ephemeris:
     raise ValueError(
@@ -21,7 +21,7 @@ params = ComparisonParameters(
     elevation_m=float(snakemake.params.elevation_m),
 )
 result = transit_light_curve(
-    [Table.read(p) for p in snakemake.input.tables],
+    usable_photometry([Table.read(p) for p in snakemake.input.tables]),
     Table.read(snakemake.input.reference),
     (float(target["ra"]), float(target["dec"])),
     ephemeris,
@@ -33,15 +33,14 @@ result = transit_light_curve(
 for note in result["notes"]:
     log.info("%s", note)
 result["table"].meta["OBJECT"] = name
-result["table"].write(snakemake.output.table, overwrite=True)
-result["comparisons"].write(snakemake.output.comparisons, overwrite=True)
+write_table(result["table"], snakemake.output.table)
+write_table(result["comparisons"], snakemake.output.comparisons)
 fit = result["fit"].as_dict()
 fit.update(
     aperture_arcsec=result["aperture"],
     aperture_rms=result["apertures"],
     baseline_terms=["constant", *result["table"].meta["DETREND"]],
 )
-with open(snakemake.output.fit, "w") as handle:
-    json.dump(fit, handle, indent=2)
+write_json(snakemake.output.fit, fit)
 lightcurve_figure(result, snakemake.output.figure, f"{name}: transit light curve", ephemeris)
 log.info("%s: %s", name, fit)

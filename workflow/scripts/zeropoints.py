@@ -1,12 +1,16 @@
-# Snakemake adapter: zero points of every frame, extinction, residual and trend figures.
+# Snakemake adapter: zero points of every frame, extinction, residual and trend figures. Frames
+# whose photometry failed get rows without zero point that carry the reason.
 from pathlib import Path
 
 from astropy.table import Table, vstack
 
+from aifa_steps.atomic import write_table
+from aifa_steps.frame_photometry import photometry_failed
 from aifa_steps.photometry_plots import zeropoint_figure, zeropoint_residual_figure
 from aifa_steps.runlog import log_to_file
 from aifa_steps.zeropoints import (
     ZeropointParameters,
+    failed_frame_zeropoints,
     fit_extinction,
     frame_zeropoints,
     photometry_targets,
@@ -15,10 +19,16 @@ from aifa_steps.zeropoints import (
 log = log_to_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output
 params = ZeropointParameters.from_config(snakemake.params.zeropoints)
+apertures = [float(r) for r in snakemake.params.apertures]
 references = {Path(p).parent.name: Table.read(p) for p in inp.references}
 zp_rows, star_rows = [], []
 for path in inp.tables:
     photometry = Table.read(path)
+    reason = photometry_failed(photometry)
+    if reason:
+        log.warning("%s: photometry failed: %s", photometry.meta["STEM"], reason)
+        zp_rows.append(failed_frame_zeropoints(photometry, apertures))
+        continue
     zps, stars = frame_zeropoints(photometry, references[Path(path).parent.name], params)
     zp_rows.append(zps)
     star_rows.append(stars)
@@ -28,13 +38,13 @@ for path in inp.tables:
         )
 zeropoints = vstack(zp_rows) if zp_rows else Table()
 stars = vstack(star_rows) if star_rows else Table()
-zeropoints.write(out.table, overwrite=True)
-stars.write(out.stars, overwrite=True)
+write_table(zeropoints, out.table)
+write_table(stars, out.stars)
 aperture = params.catalogue_aperture_arcsec
 extinction = fit_extinction(zeropoints, aperture) if len(zeropoints) else Table()
-extinction.write(out.extinction, overwrite=True)
+write_table(extinction, out.extinction)
 targets = photometry_targets(snakemake.params.objects, references, zeropoints)
-targets.write(out.targets, overwrite=True)
+write_table(targets, out.targets)
 for row in targets[targets["reason"] != ""]:
     log.warning("%s: %s", row["object"], row["reason"])
 zeropoint_figure(zeropoints, extinction, aperture, out.figure)
