@@ -138,42 +138,34 @@ class CalibrationParameters:
     cosmic_rays: bool = False
     cosmic_ray_sigma: float = 4.5
     exptime_keyword: str = "EXPTIME"
-    bias_level: float | None = None  # ADU; for nights without bias frames (None: estimate)
+    bias_level: float | None = None  # ADU; for nights without bias frames and darks
 
 
-def _pedestal(
-    raw: np.ndarray, no_data: np.ndarray, params: CalibrationParameters
-) -> tuple[float, str]:
-    """The bias level of a frame of a night without bias frames or darks.
+def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple[float, float]:
+    """Median level and pixel-to-pixel variance of the sky in the central half of a frame.
 
-    The configured ``bias_level`` when there is one; otherwise estimated from the sky: in the
-    central half of the frame the pixel-to-pixel noise sigma (from differences of neighbours,
-    blind to gradients) and the median level m give the photon signal
-    ``S = g (sigma^2 - (RN / g)^2)`` of the CCD equation, and the pedestal is ``m - S``. It
-    only matters for the uncertainty plane (the background is subtracted in the photometry).
+    The noise comes from differences of neighbouring pixels (MAD / sqrt 2), which a gradient,
+    vignetting or a few stars hardly change. Used for the uncertainty of a frame whose bias
+    level is unknown: the measured sky variance then stands for the bias-free photon noise
+    of the sky plus read noise (and anything else that scatters the sky from pixel to pixel).
 
     Returns
     -------
-    pedestal : float
-        ADU.
-    source : str
-        ``instrument.bias_level`` or ``sky noise``.
+    level : float
+        Median (ADU).
+    variance : float
+        ADU^2 (NaN when the centre has too few good pixels).
     """
-    if params.bias_level is not None:
-        return float(params.bias_level), "instrument.bias_level"
     ny, nx = raw.shape
     box = (slice(ny // 4, ny - ny // 4), slice(nx // 4, nx - nx // 4))
     centre = raw[box]
-    good = ~no_data[box] & (centre < params.saturation)
+    good = ~no_data[box] & (centre < saturation)
     pairs = good[:, :-1] & good[:, 1:]
     diff = (centre[:, 1:] - centre[:, :-1])[pairs]
-    values = centre[good]
     if diff.size < 100:
-        return 0.0, "sky noise (too few pixels: none subtracted)"
-    level = float(np.median(values))
+        return float(np.median(raw)), float("nan")
     sigma = 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / np.sqrt(2.0)
-    signal = params.gain * (sigma**2 - (params.read_noise / params.gain) ** 2)
-    return float(np.clip(level - signal, 0.0, max(level, 0.0))), "sky noise"
+    return float(np.median(centre[good])), sigma**2
 
 
 def _native_float32(array: np.ndarray) -> np.ndarray:
@@ -252,10 +244,11 @@ def calibrate_frame(
 
     Notes
     -----
-    Masters the night lacks are skipped and the header says so: without a master bias the
-    bias level comes from a master dark that includes it (``BIASINCL``), else from
-    ``params.bias_level``, else it is estimated from the sky noise (`_pedestal`); without a
-    flat the frame is not flat-fielded (``FLATCORR = 'none'``, ``FLATNOTE`` says why).
+    Masters the night lacks are skipped and the header says so (``BIASNOTE``, ``FLATNOTE``):
+    without a master bias the bias level comes from a master dark that includes it
+    (``BIASINCL``), else from ``params.bias_level``; without either it stays in the data and
+    the uncertainty of the sky is its measured pixel-to-pixel noise (`_sky_noise`) instead of
+    the CCD equation. Without a flat the frame is not flat-fielded (``FLATCORR = 'none'``).
     """
     path = Path(path)
     raw, header = read_raw_image(path)  # plain, .gz, .fz; the image in any HDU
@@ -279,19 +272,35 @@ def calibrate_frame(
     if masters.darks:
         dark, scale = dark_for_exposure(masters.darks, exptime)
     dark_has_bias = dark is not None and bool(dark.meta.get("BIASINCL", False))
-    pedestal, pedestal_source = 0.0, ""
+    pedestal, bias_note = 0.0, ""
+    sky_noise = None
     if masters.bias is not None:
         signal -= _native_float32(masters.bias.data)
     elif dark_has_bias:
         # No bias frames: the darks carry the bias level; subtract them first, unscaled.
         np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
         signal -= scratch
-    else:
-        pedestal, pedestal_source = _pedestal(signal, no_data, params)
+        bias_note = "bias level in the dark"
+    elif params.bias_level is not None:
+        pedestal = float(params.bias_level)
         signal -= np.float32(pedestal)
-    variance = np.maximum(signal, 0.0)
-    variance *= np.float32(1.0 / params.gain)
-    variance += np.float32((params.read_noise / params.gain) ** 2)
+        bias_note = f"constant instrument.bias_level {pedestal:g} ADU"
+    else:
+        # Neither bias frames, darks nor a configured level: the bias level is unknown, so
+        # the CCD equation cannot split the sky level into photons and pedestal. The sky's
+        # measured pixel-to-pixel variance stands for its noise instead, and sources add
+        # their photon noise above the sky.
+        sky_noise = _sky_noise(signal, no_data, params.saturation)
+        bias_note = f"unknown: noise from the measured sky ({np.sqrt(sky_noise[1]):.2f} ADU rms)"
+    if sky_noise is not None and np.isfinite(sky_noise[1]):
+        variance = signal - np.float32(sky_noise[0])
+        np.maximum(variance, 0.0, out=variance)
+        variance *= np.float32(1.0 / params.gain)
+        variance += np.float32(sky_noise[1])
+    else:
+        variance = np.maximum(signal, 0.0)
+        variance *= np.float32(1.0 / params.gain)
+        variance += np.float32((params.read_noise / params.gain) ** 2)
     _add_square(variance, _uncertainty_plane(masters.bias), 1.0, scratch)
     dark_name = "none"
     if dark is not None:
@@ -352,12 +361,7 @@ def calibrate_frame(
     header["BUNIT"] = "adu"
     header["BIASCORR"] = (masters.names.get("bias", "none"), "master bias subtracted")
     if masters.bias is None:
-        header["BIASNOTE"] = (
-            "bias level in the dark"
-            if dark_has_bias
-            else f"pedestal {pedestal:.1f} ADU from {pedestal_source}",
-            "how the bias level was removed",
-        )
+        header["BIASNOTE"] = bias_note
         header["PEDESTAL"] = (round(float(pedestal), 3), "[adu] constant level subtracted")
     header["DARKCORR"] = (dark_name, "master dark subtracted")
     header["DARKSCAL"] = (round(scale, 6), "dark scaled by exposure-time ratio")

@@ -154,6 +154,8 @@ def read_frame(path: Path, config: dict) -> dict:
             truncated = completeness_problem(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is flagged, not fatal
         row.update(used=False, reason=f"unreadable FITS: {exc}".replace("\n", " "))
+        # The folder still tells what it was meant to be (the night's status lists it so).
+        row["imagetyp"] = frame_type(None, config.get("frame_types", {}), path) or ""
         return row
     if truncated:
         row.update(used=False, reason=truncated)

@@ -457,8 +457,8 @@ def calibration_notes(inventory: Table, flat_frames: Iterable[Table] = ()) -> li
         notes.append("bias: none in this night; the darks carry the bias level (used unscaled)")
     else:
         notes.append(
-            "bias: none in this night; a constant pedestal is subtracted "
-            "(instrument.bias_level, or estimated from each frame's sky noise)"
+            "bias: none in this night; instrument.bias_level is subtracted if set, otherwise "
+            "uncertainties come from each frame's measured sky noise"
         )
     if len(darks):
         times = sorted({float(t) for t in darks["exptime"]})

@@ -1,0 +1,213 @@
+"""Faults of the night as a whole, and calibration with what the night has.
+
+A problem of the whole night stops early with one message that names the cause and the fix;
+a night that lacks bias, darks or flats is reduced with what it has.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from .harness import rewrite_light, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_missing_solve_field_stops_before_any_job(night, raw_guard):
+    # A PATH with the environment's python but without astrometry.net's programs.
+    env = {"PATH": os.path.dirname(sys.executable)}
+    if shutil.which("solve-field", path=env["PATH"]):
+        pytest.skip("solve-field lives next to python here")
+    raw_guard(night)
+    proc = run(night, check=False, env=env)
+    assert proc.returncode != 0
+    assert "solve-field is not installed" in proc.text
+    assert "sudo apt-get install astrometry.net" in proc.text
+    assert not night.work.exists() or not (night.work / "inventory.ecsv").exists()
+
+
+def test_catalogue_aperture_not_among_the_apertures_stops_at_start(night, raw_guard):
+    night.set_cfg(zeropoints={"catalogue_aperture_arcsec": 5})
+    raw_guard(night)
+    proc = run(night, "inventory.ecsv", check=False)
+    assert proc.returncode != 0
+    assert "zeropoints.catalogue_aperture_arcsec is 5" in proc.text
+    assert "photometry.apertures_arcsec" in proc.text
+    assert not (night.work / "inventory.ecsv").exists()
+
+
+def test_an_index_folder_without_index_files_stops_at_start(night, raw_guard, tmp_path):
+    empty = tmp_path / "indexes"
+    empty.mkdir()
+    night.set_cfg(astrometry={"build_index": False, "index_dirs": [str(empty)]})
+    raw_guard(night)
+    proc = run(night, check=False)
+    assert proc.returncode != 0
+    assert f"astrometry.index_dirs names {empty}, which holds no index files" in proc.text
+    assert "astrometry-data-tycho2" in proc.text
+
+
+def test_nothing_solved_ends_with_the_night_summary(night, raw_guard):
+    # A pixel scale twice the real one: solve-field cannot find any of the frames.
+    cfg = night.cfg()
+    night.set_cfg(instrument={**cfg["instrument"], "pixel_scale": 1.214})
+    raw_guard(night)
+    proc = run(night, check=False)
+    assert proc.returncode != 0
+    assert "Nothing solved: none of the 3 light frames" in proc.text
+    assert "3 x astrometry: solve-field found no solution" in proc.text
+    assert "instrument.pixel_scale" in proc.text  # the fix
+    status = night.status()
+    lights = status[status["imagetyp"] == "light"]
+    assert set(lights["status"]) == {"failed"} and set(lights["step"]) == {"astrometry"}
+    assert (night.work / "qc" / "night_summary.html").exists()
+    assert not (night.work / "zeropoints.ecsv").exists()
+    assert "Traceback" not in proc.stderr.split("Nothing solved")[0][-3000:]
+
+
+def test_an_empty_reference_catalogue_says_why_nothing_solved(night, raw_guard):
+    refcat = Table.read(night.raw / "refcat.ecsv")
+    empty = night.raw.parent / "empty_refcat.ecsv"
+    refcat[:0].write(empty)
+    night.set_cfg(reference_catalogue={"source": "file", "path": str(empty)})
+    raw_guard(night)
+    proc = run(night, check=False)
+    assert proc.returncode != 0 and "Nothing solved" in proc.text
+    assert "no index built: the reference catalogue is empty" in proc.text
+
+
+def test_fatal_problem_from_the_configuration_stops_after_the_inventory(night, raw_guard):
+    shutil.rmtree(night.raw / "FLAT")
+    night.set_cfg(inventory={"fatal": ["no_flat"]})
+    raw_guard(night)
+    proc = run(night, check=False)
+    assert proc.returncode != 0
+    assert "inventory.fatal declares fatal" in proc.text and "[no_flat]" in proc.text
+    assert str(night.work / "inventory.ecsv") in proc.text
+    assert (night.work / "inventory.ecsv").exists()
+    assert not (night.work / "calibrated").exists()
+
+
+def test_targets_and_filters_without_frames_are_warnings(night, raw_guard):
+    targets = night.cfg()["targets"]
+    targets["Qatar-1"]["filters"] = ["r", "g"]
+    targets["WASP-12"] = {"kind": "field", "ra": 97.64, "dec": 29.67}
+    night.set_cfg(targets=targets)
+    raw_guard(night)
+    run(night, "night_status.ecsv")
+    log = (night.work / "logs" / "inventory.log").read_text()
+    assert "targets.WASP-12 has no usable light frame in this night" in log
+    assert "targets.Qatar-1.filters lists g, but the night has no Qatar-1 frames in g" in log
+    html = (night.work / "qc" / "night_summary.html").read_text()
+    assert "WASP-12" in html and "Warnings" in html
+
+
+def test_night_without_bias_frames(night, raw_guard):
+    from aifa_steps.calibrate import read_ccd
+
+    shutil.rmtree(night.raw / "BIAS")
+    raw_guard(night)
+    run(night, "night_status.ecsv", "qc/camera.ecsv")
+    stem = night.lights()[0].name.removesuffix(".fits")
+    ccd = read_ccd(night.work / "calibrated" / f"{stem}.fits")
+    assert ccd.meta["BIASCORR"] == "none" and ccd.meta["BIASNOTE"] == "bias level in the dark"
+    assert fits.getheader(night.work / "masters" / "dark_60s.fits")["BIASINCL"] is True
+    camera = Table.read(night.work / "qc" / "camera.ecsv")
+    assert all(r.startswith("not measured") for r in camera["reason"])
+    # The sky noise still follows the CCD equation: the dark carried the bias level.
+    assert ccd.meta["SKYSTD"] / ccd.meta["SKYPRED"] == pytest.approx(1.0, abs=0.1)
+    status = night.status()
+    assert (status["status"][status["imagetyp"] == "light"] == "used").all()
+
+
+def test_night_without_darks_or_flats(night, raw_guard):
+    from aifa_steps.calibrate import read_ccd
+
+    shutil.rmtree(night.raw / "DARK")
+    shutil.rmtree(night.raw / "FLAT")
+    raw_guard(night)
+    run(night, "night_status.ecsv", "qc/masters.ecsv")
+    stem = night.lights()[0].name.removesuffix(".fits")
+    ccd = read_ccd(night.work / "calibrated" / f"{stem}.fits")
+    assert ccd.meta["DARKCORR"] == "none" and ccd.meta["FLATCORR"] == "none"
+    assert ccd.meta["BPMASK"] == "none" and "no flat" in ccd.meta["FLATNOTE"]
+    masters = Table.read(night.work / "qc" / "masters.ecsv")
+    reasons = dict(zip(masters["kind"], masters["reason"], strict=True))
+    assert reasons["bad_pixels"].startswith("skipped: the night has no usable master dark or flat")
+    html = (night.work / "qc" / "night_summary.html").read_text()
+    assert "flat r: none in this night; r frames are not flat-fielded" in html
+    assert "dark: none in this night" in html
+
+
+def test_every_flat_saturated(night, raw_guard):
+    for flat in sorted((night.raw / "FLAT").glob("*.fits")):
+        rewrite_light(flat, data=lambda d: np.full_like(d, 65535))
+    raw_guard(night)
+    run(night, "night_status.ecsv")
+    header = fits.getheader(night.work / "masters" / "flat_r.fits")
+    assert header["FRAMEOK"] is False and "no usable flat among 2 frames" in header["FAILREAS"]
+    status = night.status()
+    flats = status[status["imagetyp"] == "flat"]
+    assert set(flats["step"]) == {"master_flat"} and all(
+        r.startswith("saturated") for r in flats["reason"]
+    )
+    lights = status[status["imagetyp"] == "light"]
+    assert (lights["status"] == "used").all()
+    stem = night.lights()[0].name.removesuffix(".fits")
+    assert fits.getheader(night.work / "calibrated" / f"{stem}.fits")["FLATCORR"] == "none"
+
+
+def test_every_bias_corrupt(night, raw_guard):
+    for bias in sorted((night.raw / "BIAS").glob("*.fits")):
+        bias.write_bytes(bias.read_bytes()[:5000])
+    raw_guard(night)
+    stems = [p.name.removesuffix(".fits") for p in night.lights()]
+    run(night, *(f"calibrated/{s}.fits" for s in stems))
+    inventory = night.table("inventory.ecsv")
+    biases = inventory[inventory["imagetyp"] == "bias"]
+    assert len(biases) == 3 and not biases["used"].any()
+    assert not (night.work / "masters" / "bias.fits").exists()
+    for stem in stems:  # calibrated as in a night without biases: the dark holds the bias
+        header = fits.getheader(night.work / "calibrated" / f"{stem}.fits")
+        assert header["FRAMEOK"] and header["BIASNOTE"] == "bias level in the dark"
+
+
+def test_two_runs_on_one_work_folder(night, raw_guard):
+    import subprocess
+    import time
+
+    from .harness import REPO, SNAKEFILE
+
+    raw_guard(night)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *(str(night.work / "calibrated" / f"{p.stem}.fits") for p in night.lights()),
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(night.config.parent),
+        "--cores",
+        "1",
+        "--configfile",
+        str(night.config),
+    ]
+    first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while not (night.work / "inventory.ecsv").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+    finally:
+        first.wait(timeout=600)
+    assert first.returncode == 0

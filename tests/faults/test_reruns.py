@@ -1,0 +1,156 @@
+"""Reruns: a changed raw folder reruns only what depends on it; a killed run resumes to the
+same products; a night of light frames only reduces to a light curve."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from astropy.table import Table
+
+from .harness import REPO, SNAKEFILE, Night, checksums, rewrite_light, run
+
+pytestmark = pytest.mark.slow
+
+
+def _mtimes(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.fits")}
+
+
+def test_changes_to_the_raw_folder_rerun_only_what_they_touch(night, tiny_night):
+    first, second, third = night.lights()
+    rewrite_light(third, FILTER=None)  # excluded at first: missing keyword FILTER
+    run(night)
+    inventory = night.table("inventory.ecsv")
+    assert not inventory["used"][inventory["stem"] == third.stem][0]
+    calibrated = night.work / "calibrated"
+    before = _mtimes(calibrated)
+    assert set(before) == {f"{first.stem}.fits", f"{second.stem}.fits"}
+
+    # 1. The header is fixed: the frame joins the night, the others are not recalibrated.
+    rewrite_light(third, FILTER="r")
+    run(night)
+    after = _mtimes(calibrated)
+    assert set(after) == {f"{p.stem}.fits" for p in (first, second, third)}
+    assert all(after[name] == mtime for name, mtime in before.items())
+    assert (night.status()["status"] == "used").all()
+
+    # 2. A light is added: only it is calibrated.
+    frames = Table.read(tiny_night / "truth" / "frames.ecsv")
+    names = {p.name for p in night.lights()}
+    extra = next(
+        f
+        for f in frames["file"][(frames["object"] == "Qatar-1") & (frames["defect"] == "none")]
+        if f.split("/")[-1] not in names and not frames["cloudy"][frames["file"] == f][0]
+    )
+    shutil.copy2(tiny_night / extra, night.raw / extra)
+    before = _mtimes(calibrated)
+    run(night)
+    after = _mtimes(calibrated)
+    assert len(after) == 4 and all(after[n] == m for n, m in before.items())
+
+    # 3. A header changes the filter of one frame and another frame is removed: the changed
+    # frame alone is recalibrated, now without a flat (the night has no g flats), the others
+    # keep theirs, and the night forgets the removed frame.
+    rewrite_light(second, FILTER="g")
+    third_time = _mtimes(calibrated)[f"{third.stem}.fits"]
+    first.unlink()
+    run(night)
+    assert _mtimes(calibrated)[f"{third.stem}.fits"] == third_time
+    assert fits.getheader(calibrated / f"{second.stem}.fits")["FLATCORR"] == "none"
+    assert fits.getheader(calibrated / f"{third.stem}.fits")["FLATCORR"] == "flat_r.fits"
+    status = night.status()
+    assert first.stem not in set(status["stem"])
+    assert len(status[status["imagetyp"] == "light"]) == 3
+
+
+def test_kill_then_rerun_gives_the_same_products(night, reduced_micro):
+    before = checksums(night.raw)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(night.config.parent),
+        "--cores",
+        "2",
+        "--configfile",
+        str(night.config),
+    ]
+    job = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    solved = night.work / "astrometry" / "solve"
+    deadline = time.time() + 300
+    while time.time() < deadline and job.poll() is None:
+        if solved.is_dir() and any(solved.glob("*.wcs")):
+            break
+        time.sleep(0.2)
+    assert job.poll() is None, "the run ended before it could be killed"
+    os.killpg(job.pid, signal.SIGKILL)  # the whole process group: Snakemake and its jobs
+    job.wait()
+    # As Snakemake says after a kill: remove the stale lock, then run again.
+    proc = run(night, check=False)
+    assert proc.returncode != 0 and "--unlock" in proc.text
+    run(night, extra=("--unlock",))
+    run(night)
+    assert checksums(night.raw) == before
+    mine, reference = night.table("zeropoints.ecsv"), reduced_micro.table("zeropoints.ecsv")
+    assert list(mine["stem"]) == list(reference["stem"])
+    assert np.allclose(mine["zeropoint"], reference["zeropoint"], rtol=0, atol=1e-9)
+    for stem in mine["stem"]:
+        a = fits.getdata(night.work / "calibrated" / f"{stem}.fits")
+        b = fits.getdata(reduced_micro.work / "calibrated" / f"{stem}.fits")
+        assert np.array_equal(a, b)
+    assert (night.status()["status"] == reduced_micro.status()["status"]).all()
+
+
+def test_a_night_of_light_frames_only_reduces_to_a_light_curve(tiny_night, tmp_path):
+    """No BIAS, DARK or FLAT folder (a transit night of a small telescope): every light is
+    calibrated with an estimated bias level and without a flat, and the night reaches its
+    light curve and transit fit with the default workflow."""
+    raw, work = tmp_path / "raw", tmp_path / "work"
+    (raw / "LIGHT").mkdir(parents=True)
+    for path in (tiny_night / "LIGHT").glob("Qatar-1*.fits"):  # the transit series
+        shutil.copy2(path, raw / "LIGHT" / path.name)
+    shutil.copy2(tiny_night / "refcat.ecsv", raw / "refcat.ecsv")
+    cfg = yaml.safe_load((tiny_night / "config.yaml").read_text())
+    cfg.update(raw_dir=str(raw), work_dir=str(work), stacks={"max_frames": 5})
+    cfg["targets"] = {"Qatar-1": cfg["targets"]["Qatar-1"]}
+    cfg["reference_catalogue"] = {"source": "file", "path": str(raw / "refcat.ecsv")}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    night = Night(raw, work, config)
+    before = checksums(raw)
+    proc = run(night)
+    assert checksums(raw) == before
+    assert "light frames reduced" in proc.text
+    curve = Table.read(work / "products" / "Qatar-1" / "lightcurve.ecsv")
+    fit = json.loads((work / "products" / "Qatar-1" / "transit_fit.json").read_text())
+    status = night.status()
+    used = status[(status["imagetyp"] == "light") & (status["status"] == "used")]
+    assert len(curve) == int(np.sum(used["object"] == "Qatar-1")) >= 15
+    assert np.isfinite(fit["depth"]) and np.isfinite(fit["t0_bjd_tdb"])
+    # Without a bias level the uncertainties come from the measured sky noise: the sky noise
+    # matches them, and the light curve's error bars match its scatter (a reduced chi-square
+    # near 1, where guessed bias levels or gains give factors of several).
+    headers = [fits.getheader(work / "calibrated" / f"{s}.fits") for s in used["stem"]]
+    assert all(h["BIASCORR"] == "none" and h["BIASNOTE"].startswith("unknown") for h in headers)
+    ratios = [h["SKYSTD"] / h["SKYPRED"] for h in headers]
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.1)
+    assert 0.5 < fit["reduced_chi2"] < 2.0, fit["reduced_chi2"]
+    truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
+    assert abs(fit["t0_bjd_tdb"] - truth["t0_bjd_tdb"]) * 24 * 60 < 10  # minutes, 21 frames
+    html = (work / "qc" / "night_summary.html").read_text()
+    assert "bias: none in this night" in html and "r frames are not flat-fielded" in html
