@@ -279,3 +279,22 @@ def test_targets_and_filters_without_frames_are_warned_about():
     assert len(warnings) == 2
     assert "targets.HAT-P-32 b.filters lists g" in warnings[0]
     assert "targets.WASP-12 has no usable light frame" in warnings[1]
+
+
+def test_the_summary_page_lists_frames_left_out_calibration_and_warnings():
+    from aifa_steps.night import calibration_notes, night_summary_html
+
+    inventory = _inventory(
+        [
+            ("L/a.fits", "a", "light", "Q b", "Q_b", "r", True, ""),
+            ("L/d.fits", "d", "light", "Q b", "Q_b", "r", False, "missing keyword FILTER"),
+        ]
+    )
+    status = night_status(inventory)
+    notes = calibration_notes(inventory)
+    assert notes[0].startswith("bias: none in this night")
+    assert "dark: none in this night" in notes[1]
+    assert "flat r: none in this night; r frames are not flat-fielded" in notes[2]
+    html = night_summary_html(status, "Night summary: 1 of 2", ["targets.X has no frame"], notes)
+    for text in ("missing keyword FILTER", "targets.X has no frame", "not flat-fielded", "Q b"):
+        assert text in html

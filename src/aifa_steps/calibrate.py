@@ -293,10 +293,12 @@ def calibrate_frame(
         sky_noise = _sky_noise(signal, no_data, params.saturation)
         bias_note = f"unknown: noise from the measured sky ({np.sqrt(sky_noise[1]):.2f} ADU rms)"
     if sky_noise is not None and np.isfinite(sky_noise[1]):
+        # The sky's variance plus the photons above it (unclipped, so that the sky's own
+        # fluctuations average out), never below a quarter of the sky's variance.
         variance = signal - np.float32(sky_noise[0])
-        np.maximum(variance, 0.0, out=variance)
         variance *= np.float32(1.0 / params.gain)
         variance += np.float32(sky_noise[1])
+        np.maximum(variance, np.float32(0.25 * sky_noise[1]), out=variance)
     else:
         variance = np.maximum(signal, 0.0)
         variance *= np.float32(1.0 / params.gain)

@@ -130,7 +130,7 @@ def run(
     *targets: str,
     env: dict | None = None,
     check: bool = True,
-    cores: int = 2,
+    cores: int | None = None,
     extra: tuple = (),
 ) -> subprocess.CompletedProcess:
     """Run the workflow on a night as a user would; return the finished process.
@@ -152,6 +152,8 @@ def run(
         str(night.config),
         *extra,
     ]
+    if cores is None:  # two cases at a time under pytest-xdist: one core each
+        cores = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=full_env)
     proc.text = proc.stdout + proc.stderr  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from aifa_steps.rawio import frame_stem
 
 from .harness import NIGHT_GOES_ON, rewrite_light, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
 def _stem(path) -> str:
@@ -198,12 +198,15 @@ def test_lights_as_cameras_and_archives_write_them(night, raw_guard, suffix):
     light.rename(night.raw / f"{stem}.original")  # not a FITS name: not inventoried
     raw_guard(night)
     new_stem = _stem(target)
-    run(night, "inventory.ecsv", f"calibrated/{new_stem}.fits")
+    compressed = suffix in (".fits.gz", ".fits.fz")  # the two that once failed: calibrate them
+    run(night, "inventory.ecsv", *([f"calibrated/{new_stem}.fits"] if compressed else []))
     inventory = night.table("inventory.ecsv")
     row = inventory[inventory["stem"] == new_stem][0]
     assert row["used"] and row["imagetyp"] == "light" and row["filter"] == "r"
-    calibrated = fits.getdata(night.work / "calibrated" / f"{new_stem}.fits")
-    assert calibrated.shape == data.shape and np.isfinite(calibrated).all()
+    assert (row["naxis1"], row["naxis2"]) == (data.shape[1], data.shape[0])
+    if compressed:
+        calibrated = fits.getdata(night.work / "calibrated" / f"{new_stem}.fits")
+        assert calibrated.shape == data.shape and np.isfinite(calibrated).all()
 
 
 def test_missing_date_unknown_type_odd_shape_and_duplicate_are_excluded(night, raw_guard):

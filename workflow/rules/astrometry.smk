@@ -6,7 +6,9 @@ SCALE = config["instrument"]["pixel_scale"]
 
 rule astrometry_index:
     input:
-        catalogues=lambda wc: reference_catalogues() if ASTRO["build_index"] else [],
+        catalogues=lambda wc: (
+            reference_catalogues() if ASTRO["build_index"] else inventory_ready()
+        ),
     output:
         solver=WORK / "astrometry" / "index" / "solver.cfg",
         verifier=WORK / "astrometry" / "index" / "verify.cfg",
@@ -26,7 +28,7 @@ rule astrometry_index:
 
 rule solve_field:
     input:
-        frame=WORK / "calibrated" / "{stem}.fits",
+        frame=after_inventory(WORK / "calibrated" / "{stem}.fits"),
         solver=WORK / "astrometry" / "index" / "solver.cfg",
         verifier=WORK / "astrometry" / "index" / "verify.cfg",
     output:
@@ -89,7 +91,7 @@ rule solve_field:
 
 rule astrometry_frame:
     input:
-        frame=WORK / "calibrated" / "{stem}.fits",
+        frame=after_inventory(WORK / "calibrated" / "{stem}.fits"),
         wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
         solver=WORK / "astrometry" / "index" / "solver.cfg",

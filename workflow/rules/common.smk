@@ -64,6 +64,24 @@ def inventory_table():
     return table
 
 
+def after_inventory(path):
+    """An input function for ``path`` that waits for the inventory: for rules whose
+    parameters read the inventory while their inputs are fixed paths (Snakemake requires
+    the checkpoint a parameter waits for among the rule's inputs)."""
+
+    def wait(wildcards):
+        inventory_table()
+        return str(path).format(**wildcards)
+
+    return wait
+
+
+def inventory_ready(wildcards=None):
+    """No input, but only once the inventory exists (see `after_inventory`)."""
+    inventory_table()
+    return []
+
+
 def used_frames():
     """Used rows of the inventory."""
     table = inventory_table()
@@ -213,6 +231,7 @@ def _read_status(path, mtime):
 
 
 def astrometry_status_table():
+    inventory_table()  # first, so that inputs and parameters wait for the same checkpoint
     path = checkpoints.astrometry_status.get().output.table
     return _read_status(path, os.path.getmtime(path))
 

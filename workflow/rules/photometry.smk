@@ -35,7 +35,7 @@ rule photometry_reference:
 
 rule photometry_frame:
     input:
-        frame=WORK / "astrometry" / "{stem}.fits",
+        frame=after_inventory(WORK / "astrometry" / "{stem}.fits"),
         reference=WORK / "photometry" / "{object}" / "reference.ecsv",
     output:
         WORK / "photometry" / "{object}" / "{stem}.ecsv",

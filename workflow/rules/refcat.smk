@@ -9,7 +9,10 @@ localrules:
 
 rule reference_catalogue:
     input:
-        lambda wc: REFCAT["path"] if REFCAT.get("source") == "file" else [],
+        lambda wc: [
+            *inventory_ready(),
+            *([REFCAT["path"]] if REFCAT.get("source") == "file" else []),
+        ],
     output:
         WORK / "refcat" / "{object}.ecsv",
     log:
