@@ -272,5 +272,16 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     run_snakemake(tmp_path, "--configfile", str(cfg), "--report", str(work / "report.html"))
     report_html = (work / "report.html").read_text(errors="replace")
     assert (work / "report.html").stat().st_size > 10_000
-    for label in ("colour image of NGC7789", "transit light curve of Qatar-1"):
+    for label in ("colour image of NGC7789", "transit light curve of Qatar-1", "night summary"):
         assert label in report_html, label
+    # The night's status: every raw file, the left-out ones with the step and the reason.
+    night = Table.read(work / "night_status.ecsv")
+    assert len(night) == len(frames)
+    left_out = night[night["status"] != "used"]
+    assert set(left_out["stem"][left_out["step"] == "inventory"]) == set(
+        inventory["stem"][~inventory["used"]]
+    )
+    assert set(left_out["stem"][left_out["step"] == "astrometry"]) == set(
+        status["stem"][~status["solved"]]
+    )
+    assert "Night summary:" in (work / "qc" / "night_summary.html").read_text()

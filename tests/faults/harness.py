@@ -125,19 +125,12 @@ def new_night(base: Path, where: Path) -> Night:
     return Night(raw, work, config)
 
 
-def run(
-    night: Night,
-    *targets: str,
-    env: dict | None = None,
-    check: bool = True,
-    cores: int | None = None,
-    extra: tuple = (),
-) -> subprocess.CompletedProcess:
-    """Run the workflow on a night as a user would; return the finished process.
-
-    ``targets`` are paths relative to the work folder (default: the whole night).
-    """
-    cmd = [
+def command(night: Night, *targets: str, cores: int | None = None, extra: tuple = ()) -> list:
+    """The Snakemake command line a user would type for ``night`` (targets relative to the
+    work folder; default: the whole night)."""
+    if cores is None:  # two cases at a time under pytest-xdist: one core each
+        cores = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -152,8 +145,18 @@ def run(
         str(night.config),
         *extra,
     ]
-    if cores is None:  # two cases at a time under pytest-xdist: one core each
-        cores = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+
+
+def run(
+    night: Night,
+    *targets: str,
+    env: dict | None = None,
+    check: bool = True,
+    cores: int | None = None,
+    extra: tuple = (),
+) -> subprocess.CompletedProcess:
+    """Run the workflow on a night as a user would; return the finished process."""
+    cmd = command(night, *targets, cores=cores, extra=extra)
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=full_env)
     proc.text = proc.stdout + proc.stderr  # type: ignore[attr-defined]

@@ -174,23 +174,11 @@ def test_two_runs_on_one_work_folder(night, raw_guard):
     import subprocess
     import time
 
-    from .harness import REPO, SNAKEFILE
+    from .harness import REPO, command
 
     raw_guard(night)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        *(str(night.work / "calibrated" / f"{p.stem}.fits") for p in night.lights()),
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(night.config.parent),
-        "--cores",
-        "1",
-        "--configfile",
-        str(night.config),
-    ]
+    targets = [f"calibrated/{p.stem}.fits" for p in night.lights()]
+    cmd = command(night, *targets, cores=1)
     first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120

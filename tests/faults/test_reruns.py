@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from .harness import NIGHT_GOES_ON, REPO, SNAKEFILE, Night, checksums, rewrite_light, run
+from .harness import NIGHT_GOES_ON, REPO, Night, checksums, command, rewrite_light, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -75,19 +74,7 @@ def test_changes_to_the_raw_folder_rerun_only_what_they_touch(night, tiny_night)
 
 def test_kill_then_rerun_gives_the_same_products(night, reduced_micro):
     before = checksums(night.raw)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(night.config.parent),
-        "--cores",
-        "2",
-        "--configfile",
-        str(night.config),
-    ]
+    cmd = command(night, cores=2)
     job = subprocess.Popen(
         cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

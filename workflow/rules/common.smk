@@ -236,6 +236,12 @@ def astrometry_status_table():
     return _read_status(path, os.path.getmtime(path))
 
 
+# Rules whose inputs follow from the astrometry status take it as an ``ancient`` input: a
+# dependency (so that Snakemake re-reads their inputs when the status checkpoint reruns in the
+# same invocation) whose time stamp alone reruns nothing.
+ASTROMETRY_STATUS = ancient(WORK / "astrometry" / "status.ecsv")
+
+
 def solved_stems():
     """Stems whose astrometry succeeded (waits for the astrometry_status checkpoint)."""
     table = astrometry_status_table()

@@ -9,6 +9,7 @@ rule photometry_reference:
     input:
         frame=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
         refcat=WORK / "refcat" / "{object}.ecsv",
+        status=ASTROMETRY_STATUS,
     output:
         table=WORK / "photometry" / "{object}" / "reference.ecsv",
         regions=WORK / "photometry" / "{object}" / "reference.reg",
@@ -61,6 +62,7 @@ rule photometry_frame:
 rule zeropoints:
     input:
         tables=photometry_tables,
+        status=ASTROMETRY_STATUS,
         references=lambda wc: [
             WORK / "photometry" / obj / "reference.ecsv"
             for obj in photometry_objects()
@@ -100,6 +102,7 @@ rule calibrated_magnitudes:
     input:
         zeropoints=WORK / "zeropoints.ecsv",
         reference=WORK / "photometry" / "{object}" / "reference.ecsv",
+        status=ASTROMETRY_STATUS,
         tables=lambda wc: [
             WORK / "photometry" / wc.object / f"{s}.ecsv"
             for s in photometry_stems(wc.object)

@@ -29,6 +29,7 @@ rule cluster_products:
 rule transit_products:
     input:
         reference=WORK / "photometry" / "{object}" / "reference.ecsv",
+        status=ASTROMETRY_STATUS,
         tables=lambda wc: [
             WORK / "photometry" / wc.object / f"{s}.ecsv"
             for s in photometry_stems(wc.object)
@@ -66,6 +67,7 @@ rule stack:
         ],
         grid=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
         zeropoints=WORK / "zeropoints.ecsv",
+        status=ASTROMETRY_STATUS,
     output:
         WORK / "products" / "{object}" / "stack_{filter}.fits",
     log:
@@ -87,6 +89,7 @@ rule stack:
 
 rule colour_image:
     input:
+        status=ASTROMETRY_STATUS,
         stacks=lambda wc: [
             WORK / "products" / wc.object / f"stack_{f}.fits"
             for f in colour_filters(wc.object)
