@@ -298,3 +298,18 @@ def test_the_summary_page_lists_frames_left_out_calibration_and_warnings():
     html = night_summary_html(status, "Night summary: 1 of 2", ["targets.X has no frame"], notes)
     for text in ("missing keyword FILTER", "targets.X has no frame", "not flat-fielded", "Q b"):
         assert text in html
+
+
+def test_errors_of_the_machine_end_the_job_instead_of_failing_the_frame():
+    import errno
+
+    from aifa_steps.failures import is_environment_error
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert is_environment_error(full) and is_environment_error(MemoryError())
+    assert is_environment_error(OSError("Not enough space on disk: requested 5, available 0"))
+    assert not is_environment_error(OSError("Empty or corrupt FITS file"))
+    reasons = []
+    with pytest.raises(OSError):
+        run_frame_step("calibration", "f", lambda: (_ for _ in ()).throw(full), reasons.append)
+    assert reasons == []

@@ -29,7 +29,7 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, Sip
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from .atomic import save_figure, write_table, write_text
+from .atomic import atomic_path, save_figure, write_table, write_text
 from .badpixels import coarse_background
 from .centroids import half_max_fwhm, windowed_centroids
 from .refcat import select_around
@@ -132,30 +132,36 @@ def build_indexes(
         write_table(table, source)
         for k, scale in enumerate(scales):
             out = outdir / f"index-{scale:+d}.fits".replace("+", "p").replace("-", "m", 1)
-            cmd = [
-                "build-astrometry-index",
-                "-i",
-                str(source),
-                "-e",
-                "1",
-                "-o",
-                str(out),
-                "-P",
-                str(scale),
-                "-S",
-                "MAG",
-                "-E",
-                "-I",
-                str(id_base + k),
-            ]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(
-                    f"build-astrometry-index failed for scale {scale}: {proc.stderr[-2000:]}"
-                )
+            with atomic_path(out) as partial:
+                _build_index(source, partial, scale, id_base + k)
             files.append(out)
     log.info("built %d index files from %d stars: scales %s", len(files), len(table), scales)
     return files
+
+
+def _build_index(source: Path, out: Path, scale: int, index_id: int) -> None:
+    """Run ``build-astrometry-index`` for one scale."""
+    cmd = [
+        "build-astrometry-index",
+        "-i",
+        str(source),
+        "-e",
+        "1",
+        "-o",
+        str(out),
+        "-P",
+        str(scale),
+        "-S",
+        "MAG",
+        "-E",
+        "-I",
+        str(index_id),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"build-astrometry-index failed for scale {scale}: {proc.stderr[-2000:]}"
+        )
 
 
 def write_solver_config(

@@ -12,6 +12,7 @@ A failed FITS product is a header-only file with ``FRAMEOK = F``, ``FAILSTEP`` a
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -27,6 +28,7 @@ __all__ = [
     "FrameFailure",
     "FAULT_ENV",
     "failure_reason",
+    "is_environment_error",
     "run_frame_step",
     "write_failed_fits",
     "fits_failure",
@@ -59,6 +61,33 @@ def failure_reason(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: Errors of the machine, not of a frame (errno): a full disk or quota, a read-only file
+#: system, missing permissions, no memory. They end the job, so the next run tries again.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOMEM,
+}
+_ENVIRONMENT_MESSAGES = ("no space left on device", "not enough space on disk")
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    """Whether an error comes from the machine (disk, permissions, memory), not the frame.
+
+    Such errors must not become a frame's failure record: the record would outlive the
+    cause, and the rerun after freeing space would keep the frame failed.
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, OSError) and any(m in text for m in _ENVIRONMENT_MESSAGES)
+
+
 def _injected(step: str, stem: str) -> bool:
     wanted = os.environ.get(FAULT_ENV, "")
     return any(item.strip() in (f"{step}:{stem}", f"{step}:*") for item in wanted.split(","))
@@ -84,6 +113,12 @@ def run_frame_step(
         Called with the reason when ``work`` raises; writes the outputs that mark the frame
         as failed. An error here does end the job (nothing could be written).
 
+    Raises
+    ------
+    Exception
+        Errors of the machine (`is_environment_error`: a full disk, permissions, memory) are
+        not the frame's: they end the job, which the next run repeats.
+
     Returns
     -------
     object or None
@@ -94,6 +129,9 @@ def run_frame_step(
             raise RuntimeError(f"fault injected by {FAULT_ENV}")
         return work()
     except Exception as exc:  # noqa: BLE001 - every failure of one frame becomes data
+        if is_environment_error(exc):
+            log.error("%s of %s stopped by the machine, not the frame: %s", step, stem, exc)
+            raise
         reason = failure_reason(exc)
         if isinstance(exc, FrameFailure):
             log.warning("%s of %s failed: %s", step, stem, reason)

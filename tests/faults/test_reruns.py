@@ -141,3 +141,41 @@ def test_a_night_of_light_frames_only_reduces_to_a_light_curve(tiny_night, tmp_p
     assert abs(fit["t0_bjd_tdb"] - truth["t0_bjd_tdb"]) * 24 * 60 < 10  # minutes, 21 frames
     html = (work / "qc" / "night_summary.html").read_text()
     assert "bias: none in this night" in html and "r frames are not flat-fielded" in html
+
+
+def test_a_full_disk_fails_cleanly_and_the_rerun_recovers(night, reduced_micro, tmp_path):
+    """The work folder on a file system of 8 MB: the night fails with the disk's error, leaves
+    no half-written product, and once there is space again the rerun completes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mount.stderr.decode()[:200]}")
+    try:
+        cfg = night.cfg()
+        night.set_cfg(work_dir=str(disk / "work"))
+        night.work = disk / "work"
+        before = checksums(night.raw)
+        proc = run(night, check=False)
+        assert proc.returncode != 0
+        said = proc.text + "".join(p.read_text(errors="replace") for p in night.work.rglob("*.log"))
+        assert "No space left on device" in said or "Not enough space on disk" in said
+        assert "Nothing solved" not in said  # the disk's fault, not the frames'
+        assert not (night.work / "night_status.ecsv").exists()
+        for path in night.work.rglob("*"):  # every product there is complete
+            if path.name.endswith(".fits"):
+                with fits.open(path) as hdul:
+                    for hdu in hdul:
+                        _ = hdu.data
+            elif path.name.endswith(".ecsv"):
+                Table.read(path)
+        subprocess.run(["mount", "-o", "remount,size=200m", str(disk)], check=True)
+        run(night)
+        mine, reference = night.table("zeropoints.ecsv"), reduced_micro.table("zeropoints.ecsv")
+        assert np.allclose(mine["zeropoint"], reference["zeropoint"], rtol=0, atol=1e-9)
+        assert checksums(night.raw) == before
+        assert cfg["raw_dir"] == str(night.raw)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
