@@ -50,15 +50,15 @@ def raw_files(wildcards=None):
 def _read_inventory(path, mtime):
     from astropy.table import Table
 
-    return Table.read(path)
+    table = Table.read(path)
+    return table, inventory_verdict(table, config["inventory"]["fatal"], path)
 
 
 def inventory_table():
     """The whole inventory (waits for the checkpoint). A night that cannot go on (every light
     excluded, or a problem that inventory.fatal names) stops here with one message."""
     path = checkpoints.inventory.get().output.table
-    table = _read_inventory(path, os.path.getmtime(path))
-    verdict = inventory_verdict(table, config["inventory"]["fatal"], path)
+    table, verdict = _read_inventory(path, os.path.getmtime(path))
     if verdict:
         raise WorkflowError(verdict)
     return table
