@@ -23,6 +23,7 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.stats import biweight_scale
 
 from .atomic import write_hdul
 from .badpixels import COSMIC_RAY, LOW_RESPONSE, NO_DATA, SATURATED
@@ -144,10 +145,11 @@ class CalibrationParameters:
 def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple[float, float]:
     """Median level and pixel-to-pixel variance of the sky in the central half of a frame.
 
-    The noise comes from differences of neighbouring pixels (MAD / sqrt 2), which a gradient,
-    vignetting or a few stars hardly change. Used for the uncertainty of a frame whose bias
-    level is unknown: the measured sky variance then stands for the bias-free photon noise
-    of the sky plus read noise (and anything else that scatters the sky from pixel to pixel).
+    The noise comes from differences of neighbouring pixels (their biweight scale / sqrt 2),
+    which a gradient, vignetting or a few stars hardly change. Used for the uncertainty of a
+    frame whose bias level is unknown: the measured sky variance then stands for the photon
+    noise of the sky plus read noise (and anything else that scatters the sky from pixel to
+    pixel).
 
     Returns
     -------
@@ -164,7 +166,10 @@ def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple
     diff = (centre[:, 1:] - centre[:, :-1])[pairs]
     if diff.size < 100:
         return float(np.median(raw)), float("nan")
-    sigma = 1.4826 * float(np.median(np.abs(diff - np.median(diff)))) / np.sqrt(2.0)
+    # The biweight scale: robust against stars and hot pixels like the MAD, but not stepped
+    # by the integer values of raw data (the MAD of integer differences is).
+    step = max(1, diff.size // 1_000_000)
+    sigma = float(biweight_scale(diff[::step].astype(np.float64))) / np.sqrt(2.0)
     return float(np.median(centre[good])), sigma**2
 
 
