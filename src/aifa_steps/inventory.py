@@ -1,8 +1,10 @@
 """Inventory of a night: what every raw file is, and whether it can be used.
 
-Only headers are read (plus the file size, to catch truncated files). Frame types, filters and
-keywords are mapped through the configuration, so nights from other observatories need no code
-change. Raw files are opened read-only and never modified.
+Only headers are read, plus the file size to catch truncated files (a gzip-compressed file is
+decompressed as a stream to count its real data size; see `aifa_steps.rawio`). Frame types,
+filters and keywords are mapped through the configuration, so nights from other observatories
+need no code change. Every OBJECT gets a file-safe name (column ``target``). Raw files are
+opened read-only and never modified.
 """
 
 from __future__ import annotations
