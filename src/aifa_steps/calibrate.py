@@ -267,7 +267,8 @@ def calibrate_frame(
     # Single pixels without data (NaN in a float raw frame) are flagged and get a neutral
     # value, so that the arithmetic and the statistics stay finite.
     no_data = ~np.isfinite(raw)
-    if no_data.any():
+    n_no_data = int(np.count_nonzero(no_data))
+    if n_no_data:
         raw[no_data] = np.float32(np.median(raw[~no_data][::7]))
     # In-place float32 arithmetic: a full frame is 61 MB a plane, and every temporary costs.
     saturated = raw >= params.saturation
@@ -347,7 +348,8 @@ def calibrate_frame(
     mask[saturated] |= SATURATED
     if good_flat is not None:
         mask[~good_flat] |= LOW_RESPONSE
-    mask[no_data] |= NO_DATA
+    if n_no_data:
+        mask[no_data] |= NO_DATA
     n_cosmic = 0
     if params.cosmic_rays:
         import astroscrappy
@@ -381,7 +383,7 @@ def calibrate_frame(
             f"flat:{filter_name}", f"no flat in filter {filter_name}"
         )[:68]
     header["BPMASK"] = (masters.names.get("bad_pixels", "none"), "bad-pixel mask applied")
-    header["NNODATA"] = (int(no_data.sum()), "pixels without data (NaN) in the raw frame")
+    header["NNODATA"] = (n_no_data, "pixels without data (NaN) in the raw frame")
     header["GAIN_E"] = (params.gain, "[e-/adu] gain used for uncertainties")
     header["RDNOISE"] = (params.read_noise, "[e-] read noise used for uncertainties")
     header["SATURATE"] = (params.saturation, "[adu] raw saturation level")

@@ -38,6 +38,7 @@ __all__ = [
     "night_summary_html",
     "calibration_notes",
     "read_verdict",
+    "text_filled",
 ]
 
 #: Programs the workflow calls: (program, Debian package, what for, needed only when).
@@ -162,7 +163,7 @@ def config_warnings(config: Mapping, inventory: Table) -> list[str]:
         The night's inventory.
     """
     warnings = []
-    inventory = _unmasked(inventory)
+    inventory = text_filled(inventory)
     lights = inventory[(inventory["imagetyp"] == "light") & inventory["used"]]
     observed: dict[str, set[str]] = {}
     for row in lights:
@@ -255,7 +256,7 @@ def inventory_verdict(inventory: Table, fatal: Iterable[str], where: str | Path)
             "folder, or remove the problem from inventory.fatal to reduce the night without "
             "them."
         )
-    inventory = _unmasked(inventory)
+    inventory = text_filled(inventory)
     lights = inventory[inventory["imagetyp"] == "light"]
     if len(lights) == 0:
         kinds = Counter(str(k) for k in inventory["imagetyp"])
@@ -288,8 +289,11 @@ STATUS_COLUMNS = (
 )
 
 
-def _unmasked(table: Table | None) -> Table | None:
-    """The table with masked text (empty strings read back from ECSV) as ``''``."""
+def text_filled(table: Table | None) -> Table | None:
+    """The table with masked text (empty strings read back from ECSV) as ``''``.
+
+    ECSV writes an empty string as a missing value, which astropy reads back masked (``--``).
+    """
     if table is None or not table.has_masked_values:
         return table
     table = table.copy()
@@ -338,8 +342,8 @@ def night_status(
         ``calibration``, ``astrometry``, ``photometry``), ``reason``, ``note`` (what is
         missing for a used frame, e.g. its zero point).
     """
-    inventory, astrometry, zeropoints = map(_unmasked, (inventory, astrometry, zeropoints))
-    flat_frames = [_unmasked(t) for t in flat_frames]
+    inventory, astrometry, zeropoints = map(text_filled, (inventory, astrometry, zeropoints))
+    flat_frames = [text_filled(t) for t in flat_frames]
     solved = _rows_by(astrometry, "stem")
     zps = _rows_by(zeropoints, "stem")
     rejected_flats = {}
@@ -446,7 +450,7 @@ def calibration_notes(inventory: Table, flat_frames: Iterable[Table] = ()) -> li
     flat_frames : iterable of Table
         ``qc/flat_frames_<filter>.ecsv`` tables.
     """
-    inventory = _unmasked(inventory)
+    inventory = text_filled(inventory)
     used = inventory[inventory["used"]]
     kinds = {k: used[used["imagetyp"] == k] for k in ("bias", "dark", "flat", "light")}
     notes = []
@@ -465,12 +469,11 @@ def calibration_notes(inventory: Table, flat_frames: Iterable[Table] = ()) -> li
         notes.append(f"dark: {len(darks)} frames of {', '.join(f'{t:g}' for t in times)} s")
     else:
         notes.append("dark: none in this night; dark current is not subtracted")
-    flat_tables = {str(t["path"][0]): t for t in flat_frames if len(t)}
-    used_flats = {}
-    for table in flat_tables.values():
+    band_of = dict(zip(kinds["flat"]["path"], kinds["flat"]["filter"], strict=True))
+    used_flats: dict[str, list[int]] = {}
+    for table in flat_frames:
         for row in table:
-            match = kinds["flat"][kinds["flat"]["path"] == row["path"]]
-            band = str(match["filter"][0]) if len(match) else "?"
+            band = str(band_of.get(row["path"], "?"))
             used_flats.setdefault(band, [0, 0])[0 if row["used"] else 1] += 1
     for band in sorted(set(kinds["light"]["filter"])):
         counts = used_flats.get(band)

@@ -126,6 +126,8 @@ def _frames_table(paths: list[str | Path]) -> Table:
     rows = []
     for path in paths:
         h = fits.getheader(path)
+        if h.get("FRAMEOK", True) is False:  # failed: listed in the night summary instead
+            continue
         rows.append(
             {
                 "stem": Path(path).name.removesuffix(".fits"),
@@ -237,15 +239,12 @@ def calibration_report(
 
     preview_dir = Path(preview_dir)
     preview_dir.mkdir(parents=True, exist_ok=True)
-    mask = None
-    if bad_pixels:
-        failure = fits_failure(bad_pixels)
-        mask = None if failure else fits.getdata(bad_pixels)
+    mask_failure = fits_failure(bad_pixels) if bad_pixels else ("", "no bad-pixel mask")
+    mask = None if mask_failure else fits.getdata(bad_pixels)
     rows = []
-    if not bias:
-        rows.append(_missing_master("bias", "bias.fits", "no bias frames in this night"))
-    elif fits_failure(bias):
-        rows.append(_missing_master("bias", Path(bias).name, fits_failure(bias)[1]))
+    bias_failure = fits_failure(bias) if bias else ("", "no bias frames in this night")
+    if bias_failure:
+        rows.append(_missing_master("bias", Path(bias or "bias.fits").name, bias_failure[1]))
     else:
         master_bias = read_ccd(bias)
         rows.append(master_statistics("bias", master_bias, Path(bias).name, read_noise_adu))
@@ -293,11 +292,10 @@ def calibration_report(
     if mask is not None:
         bad_pixel_figure(mask, preview_dir / "bad_pixels.png")
     else:
-        reason = fits_failure(bad_pixels)[1] if bad_pixels else "no bad-pixel mask"
-        rows.append(_missing_master("bad_pixels", "bad_pixels.fits", reason))
+        rows.append(_missing_master("bad_pixels", "bad_pixels.fits", mask_failure[1]))
     for row in rows:
         row.setdefault("reason", "")
     write_table(Table(rows=rows), masters_table)
-    table = _frames_table([f for f in frames if not fits_failure(f)])
+    table = _frames_table(frames)
     write_table(table, frames_table)
     frames_figure(table, frames_plot)

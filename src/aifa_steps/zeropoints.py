@@ -135,25 +135,7 @@ def frame_zeropoints(
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             diff = cat_mag + 2.5 * np.log10(flux / fraction)
-        row = {
-            "stem": str(meta["STEM"]),
-            "object": str(meta["OBJECT"]),
-            "target": str(meta.get("TARGET") or meta["OBJECT"]),
-            "filter": band,
-            "aperture_arcsec": radius,
-            "zeropoint": np.nan,
-            "zeropoint_err": np.nan,
-            "n_stars": 0,
-            "airmass": float(meta["AIRMASS"]),
-            "mjd": float(meta["MJD"]),
-            "bjd_tdb": float(meta["BJD_TDB"]),
-            "exptime": float(meta["EXPTIME"]),
-            "seeing_arcsec": float(meta["SEEING"]),
-            "aperture_fraction": fraction,
-            "colour_term": np.nan,
-            "colour_term_err": np.nan,
-            "reason": "",
-        }
+        row = _zeropoint_row(meta, radius, fraction)
         used = np.zeros(len(diff), bool)
         if not has_catalogue:
             row["reason"] = f"the reference catalogue has no {column}"
@@ -217,31 +199,42 @@ def failed_frame_zeropoints(photometry: Table, apertures_arcsec: list[float]) ->
     apertures_arcsec : list of float
         The night's apertures (one row each).
     """
-    meta = photometry.meta
-    reason = "photometry failed: " + str(meta.get("REASON", ""))
+    reason = "photometry failed: " + str(photometry.meta.get("REASON", ""))
     rows = [
-        {
-            "stem": str(meta["STEM"]),
-            "object": str(meta["OBJECT"]),
-            "target": str(meta.get("TARGET") or meta["OBJECT"]),
-            "filter": str(meta["FILTER"]),
-            "aperture_arcsec": float(radius),
-            "zeropoint": np.nan,
-            "zeropoint_err": np.nan,
-            "n_stars": 0,
-            "airmass": np.nan,
-            "mjd": float(meta.get("MJD", np.nan)),
-            "bjd_tdb": np.nan,
-            "exptime": float(meta.get("EXPTIME", np.nan)),
-            "seeing_arcsec": np.nan,
-            "aperture_fraction": np.nan,
-            "colour_term": np.nan,
-            "colour_term_err": np.nan,
-            "reason": reason,
-        }
-        for radius in apertures_arcsec
+        _zeropoint_row(photometry.meta, float(radius), reason=reason) for radius in apertures_arcsec
     ]
     return Table(rows=rows)
+
+
+def _zeropoint_row(meta, radius: float, fraction: float = np.nan, reason: str = "") -> dict:
+    """A row of ``zeropoints.ecsv`` without a zero point yet.
+
+    The frame's properties come from its photometry metadata (NaN where a failed frame has
+    none).
+    """
+
+    def value(key: str) -> float:
+        return float(meta.get(key, np.nan))
+
+    return {
+        "stem": str(meta["STEM"]),
+        "object": str(meta["OBJECT"]),
+        "target": str(meta.get("TARGET") or meta["OBJECT"]),
+        "filter": str(meta["FILTER"]),
+        "aperture_arcsec": radius,
+        "zeropoint": np.nan,
+        "zeropoint_err": np.nan,
+        "n_stars": 0,
+        "airmass": value("AIRMASS"),
+        "mjd": value("MJD"),
+        "bjd_tdb": value("BJD_TDB"),
+        "exptime": value("EXPTIME"),
+        "seeing_arcsec": value("SEEING"),
+        "aperture_fraction": fraction,
+        "colour_term": np.nan,
+        "colour_term_err": np.nan,
+        "reason": reason,
+    }
 
 
 def fit_extinction(zeropoints: Table, aperture_arcsec: float, sigma: float = 3.0) -> Table:

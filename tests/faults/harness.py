@@ -21,6 +21,8 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
+from aifa_steps.night import text_filled
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 
@@ -58,11 +60,7 @@ class Night:
 
     def status(self) -> Table:
         """``night_status.ecsv`` with masked text as ''."""
-        table = Table.read(self.work / "night_status.ecsv")
-        for name in table.colnames:
-            if getattr(table[name], "mask", None) is not None and table[name].dtype.kind in "US":
-                table[name] = table[name].filled("")
-        return table
+        return text_filled(Table.read(self.work / "night_status.ecsv"))
 
     def row(self, stem: str):
         status = self.status()

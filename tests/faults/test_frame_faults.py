@@ -67,24 +67,22 @@ def test_all_nan_light_fails_calibration_and_the_night_goes_on(night, raw_guard)
     assert header["FRAMEOK"] is False and header["FAILSTEP"] == "calibration"
 
 
-def test_saturated_light_fails_calibration(night, raw_guard):
-    bad = night.lights()[0]
-    rewrite_light(bad, data=lambda d: np.full_like(d, 65535))
+@pytest.mark.parametrize(
+    ("index", "value", "reason"),
+    [
+        (0, 65535, "saturated: 100 % of the pixels"),
+        (2, 812, "blank frame: every pixel is 812 ADU"),
+    ],
+    ids=["saturated", "blank"],
+)
+def test_saturated_or_blank_light_fails_calibration(night, raw_guard, index, value, reason):
+    bad = night.lights()[index]
+    rewrite_light(bad, data=lambda d: np.full_like(d, value))
     raw_guard(night)
     run(night, "astrometry/status.ecsv")
     row = _astrometry_row(night, bad)
     assert (row["solved"], row["step"]) == (False, "calibration")
-    assert row["reason"].startswith("saturated: 100 % of the pixels")
-
-
-def test_blank_light_fails_calibration(night, raw_guard):
-    bad = night.lights()[2]
-    rewrite_light(bad, data=lambda d: np.full_like(d, 812))
-    raw_guard(night)
-    run(night, "astrometry/status.ecsv")
-    row = _astrometry_row(night, bad)
-    assert (row["solved"], row["step"]) == (False, "calibration")
-    assert row["reason"] == "blank frame: every pixel is 812 ADU"
+    assert row["reason"].startswith(reason)
 
 
 def test_a_nan_column_is_flagged_not_fatal(night, raw_guard):

@@ -51,17 +51,24 @@ def _read_inventory(path, mtime):
     from astropy.table import Table
 
     table = Table.read(path)
-    return table, inventory_verdict(table, config["inventory"]["fatal"], path)
+    verdict = inventory_verdict(table, config["inventory"]["fatal"], path)
+    return table, table[table["used"]], verdict
+
+
+def _inventory():
+    """``(table, used rows)`` of the inventory (waits for the checkpoint). A night that cannot
+    go on (every light excluded, or a problem that inventory.fatal names) stops here with one
+    message."""
+    path = checkpoints.inventory.get().output.table
+    table, used, verdict = _read_inventory(path, os.path.getmtime(path))
+    if verdict:
+        raise WorkflowError(verdict)
+    return table, used
 
 
 def inventory_table():
-    """The whole inventory (waits for the checkpoint). A night that cannot go on (every light
-    excluded, or a problem that inventory.fatal names) stops here with one message."""
-    path = checkpoints.inventory.get().output.table
-    table, verdict = _read_inventory(path, os.path.getmtime(path))
-    if verdict:
-        raise WorkflowError(verdict)
-    return table
+    """The whole inventory (see `_inventory`)."""
+    return _inventory()[0]
 
 
 def after_inventory(path):
@@ -84,8 +91,7 @@ def inventory_ready(wildcards=None):
 
 def used_frames():
     """Used rows of the inventory."""
-    table = inventory_table()
-    return table[table["used"]]
+    return _inventory()[1]
 
 
 def raw_frames_table(kind):

@@ -40,8 +40,10 @@ def work():
     ccd = read_ccd(inp.frame)
     wcs = read_solution(inp.wcs)
     matched = Table(names=EMPTY_MATCHES)
-    failure = f"solve-field found no solution: {solver_problem(inp.solver)}" if wcs is None else ""
-    failure = failure.removesuffix(": ")
+    failure = ""
+    if wcs is None:
+        problem = solver_problem(inp.solver)
+        failure = "solve-field found no solution" + (f": {problem}" if problem else "")
     if wcs is not None and astro["refine"]:
         refcat = Table.read(inp.refcat)
         band = str(ccd.meta.get("FILTNAME", ""))

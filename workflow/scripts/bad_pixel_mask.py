@@ -1,5 +1,7 @@
 # Snakemake adapter: bad-pixel mask from the longest master dark and all master flats; without
 # any of them (or when they failed) a header-only file that says why.
+from pathlib import Path
+
 from astropy.io import fits
 
 from aifa_steps.atomic import write_hdul
@@ -15,15 +17,15 @@ out = snakemake.output[0]
 
 
 def work():
-    masters = Masters.load(
-        None, list(snakemake.input.darks), {str(k): p for k, p in enumerate(snakemake.input.flats)}
-    )
+    flat_files = {Path(p).stem.removeprefix("flat_"): p for p in snakemake.input.flats}
+    masters = Masters.load(None, list(snakemake.input.darks), flat_files)
     darks = list(masters.darks.values())
     flats = list(masters.flats.values())
     if not darks and not flats:
+        missing = [m for key, m in masters.missing.items() if key != "bias"]
         raise FrameFailure(
             "skipped: the night has no usable master dark or flat"
-            + (f" ({'; '.join(masters.missing.values())})" if masters.missing else "")
+            + (f" ({'; '.join(missing)})" if missing else "")
         )
     longest = max(darks, key=lambda d: float(d.meta["EXPTIME"])) if darks else None
     if longest is not None and longest.meta.get("BIASINCL", False):
