@@ -16,6 +16,7 @@ Headers keep the raw keywords and record which masters and parameters were appli
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from astropy.stats import biweight_scale
 from .atomic import write_hdul
 from .badpixels import COSMIC_RAY, LOW_RESPONSE, NO_DATA, SATURATED
 from .failures import FrameFailure, check_light_data, fits_failure
+from .fitsutil import remove_wcs
+from .headers import header_float, keywords_for
 from .masters import dark_for_exposure
 from .provenance import add_provenance
 from .rawio import clean_header, read_raw_image
@@ -138,8 +141,9 @@ class CalibrationParameters:
     saturation: float = 65535.0
     cosmic_rays: bool = False
     cosmic_ray_sigma: float = 4.5
-    exptime_keyword: str = "EXPTIME"
+    exptime_keyword: str | tuple[str, ...] | None = None  # None: EXPTIME and the usual others
     bias_level: float | None = None  # ADU; for nights without bias frames and darks
+    readout: Mapping[str, object] | None = None  # overscan and trim (aifa_steps.readout)
 
 
 def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple[float, float]:
@@ -256,14 +260,21 @@ def calibrate_frame(
     the CCD equation. Without a flat the frame is not flat-fielded (``FLATCORR = 'none'``).
     """
     path = Path(path)
-    raw, header = read_raw_image(path)  # plain, .gz, .fz; the image in any HDU
+    # Plain, .gz, .fz, the image in any HDU; overscan subtracted and trimmed first.
+    raw, header = read_raw_image(path, readout=params.readout)
     header = clean_header(header)  # no XTENSION, ZIMAGE, BZERO... of the raw file
-    check_light_data(raw, params.saturation)
-    exptime = float(header[params.exptime_keyword])
+    if remove_wcs(header):  # the astrometry solves every frame itself
+        header["RAWWCS"] = (False, "the raw frame's WCS keywords were removed")
+    overscan_level = float(header.get("OVSLEVEL", 0.0)) if "OVERSCAN" in header else None
+    # Saturation is a raw level: after the overscan it sits that much lower.
+    saturation = params.saturation - (overscan_level or 0.0)
+    check_light_data(raw, saturation)
+    keywords = params.exptime_keyword
+    exptime = header_float(header, "exptime", {"exptime": keywords} if keywords else None)
+    if exptime is None:
+        raise FrameFailure(f"no exposure time ({'/'.join(keywords_for('exptime'))})")
     if not exptime > 0:
-        raise FrameFailure(
-            f"exposure time {params.exptime_keyword} = {exptime:g} s is not positive"
-        )
+        raise FrameFailure(f"exposure time = {exptime:g} s is not positive")
     # Single pixels without data (NaN in a float raw frame) are flagged and get a neutral
     # value, so that the arithmetic and the statistics stay finite.
     no_data = ~np.isfinite(raw)
@@ -271,7 +282,7 @@ def calibrate_frame(
     if n_no_data:
         raw[no_data] = np.float32(np.median(raw[~no_data][::7]))
     # In-place float32 arithmetic: a full frame is 61 MB a plane, and every temporary costs.
-    saturated = raw >= params.saturation
+    saturated = raw >= saturation
     signal = raw
     scratch = np.empty_like(signal)
     dark, scale = None, 0.0
@@ -287,6 +298,8 @@ def calibrate_frame(
         np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
         signal -= scratch
         bias_note = "bias level in the dark"
+    elif overscan_level is not None:
+        bias_note = "overscan only (no bias frames)"
     elif params.bias_level is not None:
         pedestal = float(params.bias_level)
         signal -= np.float32(pedestal)
@@ -296,7 +309,7 @@ def calibrate_frame(
         # the CCD equation cannot split the sky level into photons and pedestal. The sky's
         # measured pixel-to-pixel variance stands for its noise instead, and sources add
         # their photon noise above the sky.
-        sky_noise = _sky_noise(signal, no_data, params.saturation)
+        sky_noise = _sky_noise(signal, no_data, saturation)
         bias_note = f"unknown: noise from the measured sky ({np.sqrt(sky_noise[1]):.2f} ADU rms)"
     if sky_noise is not None and np.isfinite(sky_noise[1]):
         # The sky's variance plus the photons above it (unclipped, so that the sky's own
@@ -360,7 +373,7 @@ def calibrate_frame(
             sigclip=params.cosmic_ray_sigma,
             gain=params.gain,
             readnoise=params.read_noise,
-            satlevel=params.saturation,
+            satlevel=saturation,
             sepmed=True,
             cleantype="medmask",
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +204,7 @@ def combine_files(
     maxiters: int = 5,
     memory_limit_mb: float = 1024.0,
     threads: int = 1,
+    readout: Mapping[str, object] | None = None,
 ) -> CombineResult:
     """Sigma-clipped mean of FITS images, read and combined a band of rows at a time.
 
@@ -221,6 +222,9 @@ def combine_files(
         Working memory to aim for (all threads together); sets the number of rows per block.
     threads : int
         Blocks combined at the same time (numpy releases the GIL in the heavy parts).
+    readout : mapping, optional
+        Overscan and trim settings (`aifa_steps.readout.readout_for`); default: the headers'
+        BIASSEC and TRIMSEC when they have them.
 
     Returns
     -------
@@ -232,7 +236,7 @@ def combine_files(
     handles = []
     try:
         for p in paths:
-            handles.append(open_image_rows(p))
+            handles.append(open_image_rows(p, readout))
         shapes = {h.shape for h in handles}
         if len(shapes) != 1:
             raise ValueError(f"frames differ in shape: {sorted(shapes)}")

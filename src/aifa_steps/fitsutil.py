@@ -9,10 +9,11 @@ values are not allowed in FITS headers``), and a quality value of a bad frame is
 from __future__ import annotations
 
 import math
+import re
 
 from astropy.io import fits
 
-__all__ = ["fits_value", "set_card"]
+__all__ = ["fits_value", "set_card", "remove_wcs"]
 
 
 def fits_value(value: object) -> object:
@@ -32,3 +33,20 @@ def fits_value(value: object) -> object:
 def set_card(header: fits.Header, key: str, value: object, comment: str = "") -> None:
     """Set ``header[key]`` to ``value`` with ``comment``, even when the value is NaN."""
     header[key] = (fits_value(value), comment)
+
+
+_WCS_PREFIXES = ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT", "CROTA", "CRDELT", "CFINT")
+_WCS_PATTERN = re.compile(r"^(CD\d_\d|PC\d_\d|PV\d_\d+|[AB]P?_(\d_\d|ORDER|DMAX)|WCSAXES)$")
+
+
+def remove_wcs(header: fits.Header) -> int:
+    """Remove the world coordinate keywords a raw frame came with; returns how many.
+
+    Camera software and archives leave pointing WCS of unknown quality (sometimes with its
+    values as strings, or describing the untrimmed frame); the workflow solves every frame
+    itself and must not mix the two. RADESYS and EQUINOX are kept.
+    """
+    keys = {k for k in header.keys() if k.startswith(_WCS_PREFIXES) or _WCS_PATTERN.match(k or "")}
+    for key in keys:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    return len(keys)

@@ -10,17 +10,29 @@ opened read-only and never modified.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
-from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 
+from .headers import (
+    HeaderTimeError,
+    binning,
+    first_keyword,
+    header_float,
+    header_value,
+    keywords_for,
+    observation_time,
+    parse_dec,
+    parse_ra,
+)
 from .names import safe_names
 from .rawio import FITS_SUFFIXES, completeness_problem, frame_stem, is_fits_name, read_raw_header
+from .readout import readout_for
 
 __all__ = [
     "FRAME_TYPES",
@@ -71,6 +83,9 @@ COLUMNS = (
     "airmass",
     "ra",
     "dec",
+    "gain",
+    "read_noise",
+    "saturation",
     "used",
     "reason",
 )
@@ -89,31 +104,76 @@ def find_raw_files(raw_dir: str | Path) -> list[Path]:
     return sorted(files)
 
 
+_TYPE_WORDS = {
+    "bias": ("bias", "zero", "offset"),
+    "dark": ("dark",),
+    "flat": ("flat", "skyflat", "domeflat", "twflat", "flatfield"),
+    "light": ("light", "lights", "object", "science", "sci"),
+}
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z]+", text.lower()) if w]
+
+
+def _type_from_words(text: str, plural: bool = False) -> str | None:
+    words = _words(text)
+    for kind, stems in _TYPE_WORDS.items():
+        for word in words:
+            base = word[:-1] if plural and word.endswith("s") and word[:-1] in stems else word
+            if base in stems or (kind == "flat" and base.endswith("flat")):
+                return kind
+    return None
+
+
 def frame_type(
     value: object, aliases: dict[str, list[str]], path: Path | None = None
 ) -> str | None:
-    """The frame type (bias, dark, flat, light) of a header value, or of the folder name.
+    """The frame type (bias, dark, flat, light) of a header value, or of the file's name.
+
+    Tried in order: the configured aliases (``frame_types``); the words of the value as
+    camera software writes them (NINA ``LIGHT``, MaxIm DL ``Light Frame``/``Flat Field``,
+    IRAF-style ``OBJECT``, ``ZERO``, ``SKYFLAT``, ``DOMEFLAT``); then, when the header has no
+    frame type at all, the names of the file's folders (``BIAS/``, ``zero/``, ``flats/``, ...)
+    and of the file itself (``flat_r_001.fits``); and finally, for a file that says nothing
+    about its type anywhere, ``light`` (a night of science frames only).
 
     Parameters
     ----------
     value : object
-        The IMAGETYP value (or None when the keyword is missing).
+        The header value (None when the keyword is missing).
     aliases : dict
         Frame type -> accepted header values (case-insensitive).
     path : pathlib.Path, optional
-        The file; its folder names are the fallback when the header says nothing usable.
+        The file; its folder and file names are the fallback.
+
+    Returns
+    -------
+    str or None
+        The frame type, or None for a header value that names none of them (e.g. ``FOCUS``).
     """
-    if value is not None:
-        text = str(value).strip().lower()
+    text = "" if value is None else str(value).strip().lower()
+    if text:
         for kind in FRAME_TYPES:
             if text in {a.strip().lower() for a in aliases.get(kind, [])}:
                 return kind
+        kind = _type_from_words(text)
+        if kind:
+            return kind
     if path is not None:
+        # Any folder named like a frame type; words in names only for the file's own folder
+        # (a parent such as /data/dark_sky_survey/ says nothing about the frames).
         for part in reversed(path.parent.parts):
             kind = _FOLDER_TYPES.get(part.lower())
             if kind:
                 return kind
-    return None
+        kind = _type_from_words(path.parent.name, plural=True)
+        if kind:
+            return kind
+        kind = _type_from_words(frame_stem(path), plural=True)
+        if kind:
+            return kind
+    return "light" if not text else None
 
 
 def canonical_filter(value: object, aliases: dict[str, list[str]]) -> str | None:
@@ -144,7 +204,9 @@ def read_frame(path: Path, config: dict) -> dict:
     dict
         One inventory row (see `COLUMNS`).
     """
-    keys = config.get("headers", {})
+    keys = config.get("headers") or {}
+    aliases = config.get("frame_types") or {}
+    filters = config.get("filters") or {}
     row = {c: None for c in COLUMNS}
     row.update(path=str(path), stem=frame_stem(path), used=True, reason="")
     try:
@@ -157,66 +219,62 @@ def read_frame(path: Path, config: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is flagged, not fatal
         row.update(used=False, reason=f"unreadable FITS: {exc}".replace("\n", " "))
         # The folder still tells what it was meant to be (the night's status lists it so).
-        row["imagetyp"] = frame_type(None, config.get("frame_types", {}), path) or ""
+        row["imagetyp"] = frame_type(None, aliases, path) or ""
         return row
     if truncated:
         row.update(used=False, reason=truncated)
 
-    def get(name: str, default: str):
-        return header.get(keys.get(name, default))
-
-    kind = frame_type(get("imagetyp", "IMAGETYP"), config.get("frame_types", {}), path)
-    row["imagetyp"] = kind or str(get("imagetyp", "IMAGETYP"))
-    row["filter"] = canonical_filter(get("filter", "FILTER"), config.get("filters", {})) or ""
-    row["object"] = str(get("object", "OBJECT") or "").strip()
+    kind = frame_type(header_value(header, "imagetyp", keys), aliases, path)
+    row["imagetyp"] = kind or str(header_value(header, "imagetyp", keys))
+    row["filter"] = canonical_filter(header_value(header, "filter", keys), filters) or ""
+    row["object"] = str(header_value(header, "object", keys) or "").strip()
     row["naxis1"] = header.get("NAXIS1")
     row["naxis2"] = header.get("NAXIS2")
-    row["xbinning"] = get("xbinning", "XBINNING") or 1
-    row["ybinning"] = get("ybinning", "YBINNING") or 1
-    for name, default in (
-        ("exptime", "EXPTIME"),
-        ("airmass", "AIRMASS"),
-        ("ra", "RA"),
-        ("dec", "DEC"),
-    ):
-        value = get(name, default)
-        try:
-            row[name] = float(value) if value is not None else None
-        except (TypeError, ValueError):
-            row[name] = None
-    date = get("date_obs", "DATE-OBS")
-    row["date_obs"] = str(date or "")
-    if date:
-        try:
-            offset = float(keys.get("date_obs_utc_offset_hours", 0.0))
-            row["mjd"] = (
-                float(Time(str(date).strip(), format="isot", scale="utc").mjd) - offset / 24
-            )
-        except ValueError:
-            row["mjd"] = None
+    layout_problem = ""
+    if row["naxis1"] and row["naxis2"]:
+        try:  # the image's size after overscan and trim
+            layout = readout_for(header, config.get("readout"))
+            row["naxis2"], row["naxis1"] = layout.output_shape
+        except ValueError as exc:
+            layout_problem = f"readout: {exc}"
+    row["xbinning"], row["ybinning"] = binning(header, keys)
+    for name in ("exptime", "airmass", "gain", "read_noise", "saturation"):
+        row[name] = header_float(header, name, keys)
+    row["ra"] = parse_ra(header_value(header, "ra", keys))
+    row["dec"] = parse_dec(header_value(header, "dec", keys))
+    _, date = first_keyword(header, keywords_for("date_obs", keys))
+    row["date_obs"] = str(date or "").strip()
+    time_problem = ""
+    try:
+        row["mjd"], _ = observation_time(
+            header, keys, float(keys.get("date_obs_utc_offset_hours", 0.0))
+        )
+    except HeaderTimeError as exc:
+        time_problem = str(exc)
+
+    def named(name: str) -> str:
+        return "/".join(keywords_for(name, keys))
 
     problems = []
     if kind is None:
-        problems.append(
-            f"unknown frame type {row['imagetyp']!r} (keyword {keys.get('imagetyp', 'IMAGETYP')})"
-        )
+        problems.append(f"unknown frame type {row['imagetyp']!r} (keyword {named('imagetyp')})")
     if row["naxis1"] is None or row["naxis2"] is None or header.get("NAXIS", 0) != 2:
         problems.append("not a 2-D image")
-    needed = {"exptime": "EXPTIME", "date_obs": "DATE-OBS"}
+    needed = ["exptime"]
     if kind in ("flat", "light"):
-        needed["filter"] = "FILTER"
+        needed.append("filter")
     if kind == "light":
-        needed["object"] = "OBJECT"
-    for name, default in needed.items():
+        needed.append("object")
+    for name in needed:
         if row[name] in (None, ""):
-            problems.append(f"missing keyword {keys.get(name, default)}")
-    if row["date_obs"] and row["mjd"] is None:
-        problems.append(f"unreadable {keys.get('date_obs', 'DATE-OBS')} {row['date_obs']!r}")
+            problems.append(f"missing keyword {named(name)}")
+    if time_problem:
+        problems.append(time_problem)
+    if layout_problem:
+        problems.append(layout_problem)
     exptime = row["exptime"]
     if exptime is not None and not (np.isfinite(exptime) and (exptime > 0 or kind == "bias")):
-        problems.append(
-            f"exposure time {keys.get('exptime', 'EXPTIME')} = {exptime:g} s is not positive"
-        )
+        problems.append(f"exposure time {named('exptime')} = {exptime:g} s is not positive")
     if problems and row["used"]:
         row.update(used=False, reason="; ".join(problems))
     elif problems:
@@ -362,6 +420,9 @@ def build_inventory(raw_dir: str | Path, config: dict, raise_fatal: bool = True)
                 int,
                 int,
                 int,
+                float,
+                float,
+                float,
                 float,
                 float,
                 float,

@@ -9,7 +9,7 @@ normalised by its median, and the master normalised to median 1.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
 from .combine import combine_files
+from .headers import header_float, keywords_for
 from .provenance import add_provenance
 from .rawio import open_image_rows, read_raw_header
 
@@ -73,11 +74,27 @@ def _master(result, unit, header: fits.Header) -> CCDData:
     return ccd
 
 
-def _exptime(path: str | Path, keyword: str = "EXPTIME") -> float:
-    return float(read_raw_header(path)[0][keyword])
+def _exptime(path: str | Path, keyword: str | Sequence[str] | None = None) -> float:
+    """Exposure time of a raw file from its header (the configured or the usual keywords)."""
+    header = read_raw_header(path)[0]
+    value = header_float(header, "exptime", {"exptime": keyword} if keyword else None)
+    if value is None:
+        raise ValueError(f"{path}: no exposure time ({'/'.join(keywords_for('exptime'))})")
+    return value
 
 
-def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipParameters()):
+def _describe_readout(header: fits.Header, path: str | Path, readout) -> None:
+    """Record the overscan and trim of the first frame (all share one geometry)."""
+    with open_image_rows(path, readout) as image:
+        if image.layout.active:
+            image.layout.describe(header, image.overscan_level)
+
+
+def make_master_bias(
+    paths: Sequence[str | Path],
+    clip: ClipParameters = ClipParameters(),
+    readout: Mapping[str, object] | None = None,
+) -> CCDData:
     """Sigma-clipped mean of bias frames.
 
     Parameters
@@ -86,6 +103,9 @@ def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipPar
         Raw bias frames.
     clip : ClipParameters
         Combination parameters.
+    readout : mapping, optional
+        Overscan and trim settings (`aifa_steps.readout.readout_for`): each frame is
+        overscan-subtracted and trimmed before combining.
 
     Returns
     -------
@@ -99,9 +119,11 @@ def make_master_bias(paths: Sequence[str | Path], clip: ClipParameters = ClipPar
         maxiters=clip.maxiters,
         memory_limit_mb=clip.memory_limit_mb,
         threads=clip.threads,
+        readout=readout,
     )
     header = fits.Header()
     header["IMAGETYP"] = "MASTER BIAS"
+    _describe_readout(header, paths[0], readout)
     header["NCOMBINE"] = (len(paths), "number of frames combined")
     header["EXPTIME"] = 0.0
     add_provenance(header, "master bias", paths, clip.describe())
@@ -112,7 +134,8 @@ def make_master_dark(
     paths: Sequence[str | Path],
     master_bias: CCDData | None,
     clip: ClipParameters = ClipParameters(),
-    exptime_keyword: str = "EXPTIME",
+    exptime_keyword: str | Sequence[str] | None = None,
+    readout: Mapping[str, object] | None = None,
 ) -> CCDData:
     """Sigma-clipped mean of bias-subtracted darks of one exposure time.
 
@@ -126,8 +149,10 @@ def make_master_dark(
         dark together.
     clip : ClipParameters
         Combination parameters.
-    exptime_keyword : str
-        Header keyword of the exposure time.
+    exptime_keyword : str or list of str, optional
+        Header keyword(s) of the exposure time (default: the usual ones, EXPTIME first).
+    readout : mapping, optional
+        Overscan and trim settings, as for `make_master_bias`.
 
     Returns
     -------
@@ -150,9 +175,11 @@ def make_master_dark(
         clip.maxiters,
         clip.memory_limit_mb,
         threads=clip.threads,
+        readout=readout,
     )
     header = fits.Header()
     header["IMAGETYP"] = "MASTER DARK"
+    _describe_readout(header, paths[0], readout)
     header["EXPTIME"] = (times.pop(), "[s] exposure time of the combined darks")
     header["NCOMBINE"] = (len(paths), "number of frames combined")
     if master_bias is not None:
@@ -200,11 +227,17 @@ def _flat_level(
     dark: tuple[CCDData, float] | None,
     saturation: float,
     step: int = 4,
+    readout: Mapping[str, object] | None = None,
 ) -> tuple[float, float]:
-    """Median bias/dark-corrected level and the fraction of saturated pixels (subsampled)."""
-    with open_image_rows(path) as image:
+    """Median bias/dark-corrected level and the fraction of saturated pixels (subsampled).
+
+    Saturation is judged on the raw counts (before the overscan is subtracted).
+    """
+    with open_image_rows(path, readout) as image:
         raw = image.rows(slice(None, None, step))[:, ::step]
+        offset = image.overscan_level
     corrected = raw - bias[::step, ::step]
+    raw = raw + np.float32(offset)
     if dark is not None:
         corrected -= np.asarray(dark[0].data[::step, ::step], np.float32) * np.float32(dark[1])
     return float(np.median(corrected)), float(np.mean(raw >= saturation))
@@ -218,9 +251,10 @@ def make_master_flat(
     max_level: float = 55000.0,
     saturation: float = 65535.0,
     clip: ClipParameters = ClipParameters(),
-    exptime_keyword: str = "EXPTIME",
+    exptime_keyword: str | Sequence[str] | None = None,
     filter_name: str = "",
     bias_level: float = 0.0,
+    readout: Mapping[str, object] | None = None,
 ) -> tuple[CCDData, Table]:
     """Master flat of one filter; flats that are too faint or saturated are rejected.
 
@@ -239,13 +273,15 @@ def make_master_flat(
         Raw level of saturation; a flat with more than 0.1 % saturated pixels is rejected.
     clip : ClipParameters
         Combination parameters.
-    exptime_keyword : str
-        Header keyword of the exposure time.
+    exptime_keyword : str or list of str, optional
+        Header keyword(s) of the exposure time (default: the usual ones, EXPTIME first).
     filter_name : str
         Canonical filter name written to the master's header.
     bias_level : float
         Constant bias level (ADU) subtracted when there is neither a master bias nor a dark
         that includes it.
+    readout : mapping, optional
+        Overscan and trim settings, as for `make_master_bias`.
 
     Returns
     -------
@@ -271,7 +307,7 @@ def make_master_flat(
     for path in paths:
         t = _exptime(path, exptime_keyword)
         dark = dark_for_exposure(darks, t) if darks else None
-        level, sat = _flat_level(Path(path), bias, dark, saturation)
+        level, sat = _flat_level(Path(path), bias, dark, saturation, readout=readout)
         reason = ""
         if sat > 1e-3:
             reason = f"saturated ({100 * sat:.1f} % of pixels at {saturation:g} ADU)"
@@ -312,12 +348,14 @@ def make_master_flat(
         clip.maxiters,
         clip.memory_limit_mb,
         threads=clip.threads,
+        readout=readout,
     )
     norm = np.float32(np.median(result.mean[::2, ::2]))
     result.mean /= norm
     result.error /= norm
     header = fits.Header()
     header["IMAGETYP"] = "MASTER FLAT"
+    _describe_readout(header, used["path"][0], readout)
     header["FILTER"] = filter_name or str(read_raw_header(used["path"][0])[0].get("FILTER", ""))
     header["NCOMBINE"] = (len(used), "number of flats combined")
     header["NREJECT"] = (len(frames) - len(used), "flats rejected (level or saturation)")

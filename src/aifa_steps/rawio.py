@@ -17,7 +17,7 @@ import os
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from gzip import GzipFile
 from pathlib import Path
@@ -26,6 +26,8 @@ from typing import BinaryIO
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
+
+from .readout import readout_for
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -511,8 +513,12 @@ def _scaled(raw: np.ndarray, header: fits.Header, dtype: type = np.float32) -> n
     return out
 
 
-def read_raw_image(path: str | Path, dtype: type = np.float32) -> tuple[np.ndarray, fits.Header]:
-    """The image of a raw frame and its merged header.
+def read_raw_image(
+    path: str | Path,
+    dtype: type = np.float32,
+    readout: Mapping[str, object] | None = None,
+) -> tuple[np.ndarray, fits.Header]:
+    """The image of a raw frame, overscan-subtracted and trimmed, and its merged header.
 
     Parameters
     ----------
@@ -520,6 +526,10 @@ def read_raw_image(path: str | Path, dtype: type = np.float32) -> tuple[np.ndarr
         A raw FITS file (plain, gzip- or tile-compressed, single or multi-extension).
     dtype : numpy floating type
         Type of the returned pixels.
+    readout : mapping, optional
+        The configuration's ``readout`` section (overscan and trim, see
+        `aifa_steps.readout.readout_for`); default: the header's BIASSEC and TRIMSEC/DATASEC
+        when it has them. The header then says what was done (``OVERSCAN``, ``TRIMMED``).
 
     Returns
     -------
@@ -541,7 +551,13 @@ def read_raw_image(path: str | Path, dtype: type = np.float32) -> tuple[np.ndarr
         with _open(path, memmap=not gzip) as hdul:
             header, info = _header_and_info(hdul, gzip, strict=True)
             hdu = hdul[info.hdu]
-            return _scaled(hdu.data, hdu.header, dtype), header
+            data = _scaled(hdu.data, hdu.header, dtype)
+    layout = readout_for(header, readout, data.shape)
+    if layout.active:
+        profile = None if layout.overscan is None else layout.profile(data[layout.overscan])
+        data = layout.apply(data, profile).astype(dtype, copy=False)
+        layout.describe(header, None if profile is None else float(np.median(profile)))
+    return data, header
 
 
 class ImageRows:
@@ -556,12 +572,14 @@ class ImageRows:
     path : pathlib.Path
         The file.
     shape : tuple of int
-        ``(ny, nx)`` of the image.
+        ``(ny, nx)`` of the image (after trimming, see `open_image_rows`).
+    layout : aifa_steps.readout.Readout
+        The frame's overscan and trim sections.
     info : RawInfo
         Where the image is and how the file is stored.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readout: Mapping[str, object] | None = None) -> None:
         self.path = Path(path)
         gzip = _is_gzip(self.path)
         self._hdul: fits.HDUList | None = _open(self.path, memmap=not gzip)
@@ -588,15 +606,44 @@ class ImageRows:
                 self._data = np.asarray(self._data)
                 self._hdul.close()
                 self._hdul = None
+        self.layout = readout_for(self._header, readout, self.info.shape)
+        self._profile = None
+        if self.layout.overscan is not None:
+            rows, columns = self.layout.overscan
+            strip = self._raw_rows(rows)[:, columns]
+            self._profile = self.layout.profile(strip)
+        self.shape = self.layout.output_shape
 
-    def rows(self, rows: slice) -> np.ndarray:
-        """Rows ``rows`` of the image, BSCALE/BZERO applied, as a new native float32 array."""
+    @property
+    def overscan_level(self) -> float:
+        """Median overscan value subtracted from the rows (0 without an overscan), ADU."""
+        return 0.0 if self._profile is None else float(np.median(self._profile))
+
+    def _raw_rows(self, rows: slice) -> np.ndarray:
         if self._section is not None:
             with self._lock:  # decompression reads the file: one band at a time
                 raw = self._section[rows]
         else:
             raw = self._data[rows]
         return _scaled(raw, self._header, np.float32)
+
+    def rows(self, rows: slice) -> np.ndarray:
+        """Rows ``rows`` of the image, BSCALE/BZERO applied, as a new native float32 array.
+
+        With an overscan or trim section (see `open_image_rows`), rows and columns are those
+        of the trimmed image and the overscan is subtracted.
+        """
+        if not self.layout.active:
+            return self._raw_rows(rows)
+        start, stop, _ = rows.indices(self.shape[0])
+        y0, x_cut = 0, slice(None)
+        if self.layout.trim is not None:
+            y0, x_cut = self.layout.trim[0].start, self.layout.trim[1]
+        raw = self._raw_rows(slice(start + y0, stop + y0))
+        if self._profile is not None:
+            profile = self._profile
+            raw -= profile[start + y0 : stop + y0] if profile.shape[1] == 1 else profile
+        return np.ascontiguousarray(raw[:, x_cut])
 
     def close(self) -> None:
         """Release the file (and the memory map or decompressed image)."""
@@ -613,13 +660,16 @@ class ImageRows:
         self.close()
 
 
-def open_image_rows(path: str | Path) -> ImageRows:
+def open_image_rows(path: str | Path, readout: Mapping[str, object] | None = None) -> ImageRows:
     """Open a raw frame's image for reading bands of rows (see `ImageRows`).
 
     Parameters
     ----------
     path : str or pathlib.Path
         A raw FITS file (plain, gzip- or tile-compressed, single or multi-extension).
+    readout : mapping, optional
+        Overscan and trim settings, as for `read_raw_image`: the bands are then those of the
+        trimmed, overscan-subtracted image (the overscan model is computed once per frame).
 
     Returns
     -------
@@ -631,4 +681,4 @@ def open_image_rows(path: str | Path) -> ImageRows:
     ValueError
         If no HDU holds a 2-D image.
     """
-    return ImageRows(path)
+    return ImageRows(path, readout)

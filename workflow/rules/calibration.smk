@@ -2,6 +2,8 @@
 # Bias, darks and flats are each optional: lights are calibrated with whatever the night has,
 # and a master that cannot be made is written as a header-only file that says why.
 CAL = config["calibration"]
+READOUT = config["readout"]
+CLIP = keys_of(CAL, "sigma_clip", "max_iterations", "memory_limit_mb")
 
 
 rule master_bias:
@@ -17,7 +19,8 @@ rule master_bias:
         "../../environment.yml"
     threads: 2
     params:
-        cal=CAL,
+        cal=CLIP,
+        readout=READOUT,
     script:
         "../scripts/master_bias.py"
 
@@ -38,7 +41,8 @@ rule master_dark:
         "../../environment.yml"
     threads: 2
     params:
-        cal=CAL,
+        cal=CLIP,
+        readout=READOUT,
     script:
         "../scripts/master_dark.py"
 
@@ -59,7 +63,8 @@ rule master_flat:
         "../../environment.yml"
     threads: 2
     params:
-        cal=CAL,
+        cal={**CLIP, **keys_of(CAL, "flat_min_adu", "flat_max_adu")},
+        readout=READOUT,
         saturation=config["instrument"]["saturation"],
         bias_level=config["instrument"].get("bias_level", 0.0),
     script:
@@ -79,7 +84,7 @@ rule bad_pixel_mask:
     conda:
         "../../environment.yml"
     params:
-        cal=CAL,
+        cal=keys_of(CAL, "hot_pixel_sigma", "low_response", "high_response"),
     script:
         "../scripts/bad_pixel_mask.py"
 
@@ -101,9 +106,10 @@ rule calibrate_frame:
         "../../environment.yml"
     params:
         frame=lambda wc: frame_info(wc.stem),
-        cal=CAL,
+        cal=keys_of(CAL, "cosmic_rays", "cosmic_ray_sigma"),
+        readout=READOUT,
         instrument=config["instrument"],
-        exptime_keyword=config["headers"]["exptime"],
+        exptime_keyword=config["headers"].get("exptime"),
     script:
         "../scripts/calibrate_frame.py"
 

@@ -12,6 +12,12 @@ from pathlib import Path
 
 RAW = Path(config["raw_dir"])
 WORK = Path(config["work_dir"])
+
+
+def keys_of(section, *names):
+    """Only the named keys of a config section: a job's parameters hold what it uses, so
+    changing another key of the section does not rerun it."""
+    return {name: section[name] for name in names if name in section}
 LOGS = WORK / "logs"
 BENCHMARKS = WORK / "benchmarks"  # per job: wall and CPU time, peak memory
 SIMULATE = config.get("simulate")

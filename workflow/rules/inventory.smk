@@ -24,6 +24,7 @@ checkpoint inventory:
     params:
         raw_dir=str(RAW),
         headers=config["headers"],
+        readout=config["readout"],
         frame_types=config["frame_types"],
         filters=config["filters"],
     script:

@@ -34,6 +34,7 @@ def work():
         cosmic_ray_sigma=params.cal["cosmic_ray_sigma"],
         exptime_keyword=params.exptime_keyword,
         bias_level=params.instrument.get("bias_level"),
+        readout=params.readout,
     )
     ccd = calibrate_frame(inp.raw, masters, band, cal_params)
     stats = frame_statistics(ccd)

@@ -13,7 +13,10 @@ clip = ClipParameters(
 
 
 def work():
-    write_ccd(make_master_bias(list(snakemake.input), clip), snakemake.output[0])
+    write_ccd(
+        make_master_bias(list(snakemake.input), clip, readout=snakemake.params.readout),
+        snakemake.output[0],
+    )
     log.info("master bias from %d frames", len(snakemake.input))
 
 

@@ -17,7 +17,9 @@ def work():
     bias = Masters.load(snakemake.input.bias[0] if snakemake.input.bias else None, [], {}).bias
     if bias is not None:
         bias.meta["FILENAME"] = "bias.fits"
-    master = make_master_dark(list(snakemake.input.darks), bias, clip)
+    master = make_master_dark(
+        list(snakemake.input.darks), bias, clip, readout=snakemake.params.readout
+    )
     write_ccd(master, out)
     log.info(
         "master dark of %s s from %d frames%s",

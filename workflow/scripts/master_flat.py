@@ -34,6 +34,7 @@ def work():
             clip=clip,
             filter_name=band,
             bias_level=float(snakemake.params.bias_level or 0.0),
+            readout=snakemake.params.readout,
         )
     except NoUsableFlat as exc:
         write_table(exc.frames, out.frames)

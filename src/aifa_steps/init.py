@@ -1,0 +1,399 @@
+"""Draft a night's configuration from its raw headers: ``python -m aifa_steps.init RAW_DIR``.
+
+Every raw file's header is read (nothing else; raw files are never modified) and a
+schema-valid configuration is written to standard output, with comments that say what was
+found where and what the user still has to check or fill in::
+
+    python -m aifa_steps.init /data/2019-03-26 > config/nights/2019-03-26.yaml
+    snakemake --cores 4 --configfile config/nights/2019-03-26.yaml
+
+Values the headers do not give are drafted so that the night still runs (gain and read noise
+``auto``, measured from the data; the pixel scale from the WCS, the pixel size and focal
+length, or a pixel-scale keyword; the site from the headers) and are listed on standard
+error, and in the file under ``# TO CHECK``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+from astropy.wcs import WCS
+
+from .headers import (
+    DEFAULT_KEYWORDS,
+    binning,
+    first_keyword,
+    header_float,
+    observation_time,
+    parse_degrees,
+)
+from .inventory import build_inventory, find_raw_files
+from .rawio import read_raw_header
+
+__all__ = ["NightSurvey", "survey_night", "draft_config", "main"]
+
+# Folders where Debian's and astrometry.net's own installations keep index files.
+INDEX_FOLDERS = (
+    "/usr/share/astrometry",
+    "/usr/local/astrometry/data",
+    "/usr/local/share/astrometry",
+)
+
+_SUMMARY_MEANINGS = (
+    "imagetyp",
+    "filter",
+    "exptime",
+    "object",
+    "date_obs",
+    "time_obs",
+    "mjd_obs",
+    "ra",
+    "dec",
+    "airmass",
+    "xbinning",
+    "ccdsum",
+    "gain",
+    "read_noise",
+    "saturation",
+)
+
+
+@dataclass
+class NightSurvey:
+    """What the headers of a night say, collected for drafting its configuration."""
+
+    raw_dir: Path
+    n_files: int = 0
+    keywords: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    values: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    numbers: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    pixel_scales: list[tuple[float, str]] = field(default_factory=list)
+    sections: Counter = field(default_factory=Counter)
+    time_sources: Counter = field(default_factory=Counter)
+    zone_suffix: int = 0
+    saturation_guess: float | None = None
+    inventory: object = None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.median(finite)) if finite else None
+
+
+def _wcs_scale(header: fits.Header) -> float | None:
+    if not str(header.get("CTYPE1", "")).startswith("RA"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cards = {k: header[k] for k in header if k and not k.startswith(("PV", "A_", "B_"))}
+            wcs = WCS(fits.Header({k: _number_or_text(v) for k, v in cards.items()}), naxis=2)
+            scales = wcs.proj_plane_pixel_scales()
+        value = float(np.sqrt(scales[0] * scales[1]).to_value("arcsec"))
+    except Exception:  # noqa: BLE001 - a broken WCS in a raw header is only not used
+        return None
+    return value if 0.01 < value < 100 else None
+
+
+def _number_or_text(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def survey_night(raw_dir: str | Path) -> NightSurvey:
+    """Read every raw header below ``raw_dir`` and collect what a configuration needs.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The night folder.
+
+    Returns
+    -------
+    NightSurvey
+    """
+    survey = NightSurvey(Path(raw_dir))
+    files = find_raw_files(raw_dir)
+    survey.n_files = len(files)
+    survey.inventory = build_inventory(raw_dir, {}, raise_fatal=False)
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AstropyWarning)
+                header, _ = read_raw_header(path)
+        except Exception:  # noqa: BLE001 - the inventory lists unreadable files
+            continue
+        for meaning in _SUMMARY_MEANINGS:
+            key, value = first_keyword(header, DEFAULT_KEYWORDS[meaning])
+            if key is not None:
+                survey.keywords[meaning][key] += 1
+                if meaning in ("imagetyp", "filter"):
+                    survey.values[meaning][str(value).strip()] += 1
+        for meaning in ("gain", "read_noise", "saturation", "elevation"):
+            number = header_float(header, meaning)
+            if number is not None:
+                survey.numbers[meaning].append(number)
+        for meaning in ("latitude", "longitude"):
+            number = parse_degrees(first_keyword(header, DEFAULT_KEYWORDS[meaning])[1])
+            if number is not None:
+                survey.numbers[meaning].append(number)
+        for meaning in ("telescope", "instrument"):
+            _, value = first_keyword(header, DEFAULT_KEYWORDS[meaning])
+            if value is not None:
+                survey.values[meaning][str(value).strip()] += 1
+        try:
+            _, source = observation_time(header)
+            survey.time_sources[source] += 1
+        except ValueError:
+            pass
+        date = str(header.get("DATE-OBS", ""))
+        if "T" in date and (date.endswith("Z") or date[-5:-4] in "+-" or date[-6:-5] in "+-"):
+            survey.zone_suffix += 1
+        for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
+            if isinstance(header.get(key), str):
+                survey.sections[f"{key} = {header[key].strip()}"] += 1
+        scale = _wcs_scale(header)
+        if scale is not None:
+            survey.pixel_scales.append((scale, "the headers' WCS"))
+        else:
+            bx, _ = binning(header)
+            size, focal = header_float(header, "pixel_size"), header_float(header, "focal_length")
+            if size and focal:
+                # NINA and MaxIm write XPIXSZ for the binned pixel.
+                survey.pixel_scales.append((206.265 * size / focal, "XPIXSZ / FOCALLEN"))
+            else:
+                value = header_float(header, "pixel_scale")
+                if value:
+                    survey.pixel_scales.append((value, "a pixel-scale keyword"))
+        if survey.saturation_guess is None and header.get("BITPIX") in (8, 16, 32):
+            bits = int(header["BITPIX"])
+            if bits == 16 and float(header.get("BZERO", 0)) == 32768:
+                survey.saturation_guess = 65535.0
+            elif bits == 16:
+                survey.saturation_guess = 32767.0
+    return survey
+
+
+def _index_folders() -> list[str]:
+    return [d for d in INDEX_FOLDERS if any(Path(d).glob("index-*.fits"))]
+
+
+def _targets(inventory) -> dict[str, dict]:
+    lights = inventory[(inventory["imagetyp"] == "light") & inventory["used"]]
+    targets: dict[str, dict] = {}
+    for name in sorted({str(o) for o in lights["object"]}):
+        rows = lights[lights["object"] == name]
+        ra, dec = _median(list(rows["ra"])), _median(list(rows["dec"]))
+        entry: dict[str, object] = {"kind": "field"}
+        if ra is not None and dec is not None:
+            entry["ra"] = round(ra, 5)
+            entry["dec"] = round(dec, 5)
+        entry["filters"] = sorted({str(f) for f in rows["filter"]})
+        targets[name] = entry
+    return targets
+
+
+def _count_lines(counter: Mapping, limit: int = 8) -> str:
+    items = Counter(counter).most_common(limit)
+    return ", ".join(f"{k} ({n})" for k, n in items)
+
+
+def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str, list[str]]:
+    """A commented, schema-valid configuration for the night in ``raw_dir``.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The night folder (as it should appear in the configuration).
+    work_dir : str, optional
+        Folder for the products (default ``results/<name of raw_dir>``).
+
+    Returns
+    -------
+    text : str
+        The YAML configuration with comments.
+    to_check : list of str
+        What the user must check or fill in (also in the text, under ``# TO CHECK``).
+    """
+    survey = survey_night(raw_dir)
+    inventory = survey.inventory
+    used = inventory[inventory["used"]]
+    to_check: list[str] = []
+    name = Path(raw_dir).resolve().name
+    config: dict[str, object] = {
+        "raw_dir": str(raw_dir),
+        "work_dir": work_dir or f"results/{name}",
+    }
+
+    # Camera.
+    instrument: dict[str, object] = {}
+    names = [
+        survey.values[m].most_common(1)[0][0]
+        for m in ("telescope", "instrument")
+        if survey.values.get(m)
+    ]
+    instrument["name"] = " + ".join(names) or "camera"
+    for meaning, unit in (("gain", "e-/ADU"), ("read_noise", "e-")):
+        value = _median(survey.numbers.get(meaning, []))
+        if value is not None and value > 0:
+            instrument[meaning] = round(value, 4)
+        else:
+            instrument[meaning] = "auto"
+            to_check.append(
+                f"instrument.{meaning}: not in the headers; 'auto' measures it from the data "
+                f"({unit}); write the camera's value if you know it"
+            )
+    scales = [s for s, _ in survey.pixel_scales]
+    scale = _median(scales)
+    if scale is not None:
+        sources = Counter(src for _, src in survey.pixel_scales).most_common(1)[0][0]
+        instrument["pixel_scale"] = round(scale, 4)
+        to_check.append(
+            f"instrument.pixel_scale: {scale:.4f} arcsec/px from {sources}; solve-field "
+            "searches +-10 % around it (astrometry.scale_tolerance)"
+        )
+    else:
+        instrument["pixel_scale"] = 1.0
+        to_check.append(
+            "instrument.pixel_scale: NOT IN THE HEADERS, set to 1.0 as a placeholder: write "
+            "206.265 * pixel size [um] / focal length [mm] (binned pixels)"
+        )
+    saturation = _median(survey.numbers.get("saturation", [])) or survey.saturation_guess
+    instrument["saturation"] = float(saturation or 65535.0)
+    if not survey.numbers.get("saturation"):
+        to_check.append(
+            f"instrument.saturation: {instrument['saturation']:g} ADU from the data type; a "
+            "12- or 14-bit camera saturates lower"
+        )
+    config["instrument"] = instrument
+
+    # Site.
+    site: dict[str, object] = {"name": "observatory"}
+    lat = _median(survey.numbers.get("latitude", []))
+    lon = _median(survey.numbers.get("longitude", []))
+    elevation = _median(survey.numbers.get("elevation", []))
+    if lat is not None and lon is not None:
+        site.update(latitude=round(lat, 5), longitude=round(lon, 5))
+        site["elevation"] = round(elevation, 1) if elevation is not None else 0.0
+        to_check.append(
+            "site: from the headers; check the sign of the longitude (east positive here)"
+        )
+    else:
+        site.update(latitude=0.0, longitude=0.0, elevation=0.0)
+        to_check.append(
+            "site.latitude/longitude/elevation: NOT IN THE HEADERS, placeholders 0: airmass "
+            "and barycentric times need the real values"
+        )
+    config["site"] = site
+
+    headers: dict[str, object] = {"date_obs_utc_offset_hours": 0.0}
+    config["headers"] = headers
+    config["readout"] = {"overscan": "header", "trim": "header", "model": "poly", "order": 0}
+
+    targets = _targets(inventory)
+    config["targets"] = targets
+    if targets:
+        to_check.append(
+            "targets: drafted as kind 'field'; make a cluster 'cluster' (catalogue and CMD) or "
+            "a transit host 'transit' with its ephemeris"
+        )
+    light_filters = sorted({str(f) for f in used[used["imagetyp"] == "light"]["filter"]})
+    folders = _index_folders()
+    config["astrometry"] = {
+        "build_index": True,
+        "index_dirs": folders,
+        "scale_tolerance": 0.1,
+    }
+    if not folders:
+        to_check.append(
+            "astrometry: no index files installed; without network install Debian's "
+            "astrometry-data-tycho2 (or set index_dirs)"
+        )
+    config["reference_catalogue"] = {"source": "vizier", "radius_deg": 0.5}
+    if light_filters:
+        config["photometry"] = {"reference_filter": light_filters[0]}
+
+    # Comments: what was found.
+    lines = [
+        f"# Night configuration drafted by `python -m aifa_steps.init {raw_dir}`",
+        f"# from {survey.n_files} raw files ({len(used)} usable). Check the TO CHECK notes, then:",
+        "#   snakemake --cores 4 --configfile THIS_FILE",
+        "#",
+        "# Header keywords found (keyword (files)):",
+    ]
+    for meaning in _SUMMARY_MEANINGS:
+        found = survey.keywords.get(meaning)
+        lines.append(f"#   {meaning:11s} {_count_lines(found) if found else '-- not found'}")
+    lines.append(f"# Frame types: {_count_lines(survey.values.get('imagetyp', {}))}")
+    lines.append(f"# Filters: {_count_lines(survey.values.get('filter', {}))}")
+    kinds = Counter(str(t) for t in used["imagetyp"])
+    lines.append(f"# Usable frames by type: {_count_lines(kinds)}")
+    exposure = Counter(
+        f"{r['imagetyp']} {float(r['exptime']):g} s" for r in used if r["imagetyp"] != "bias"
+    )
+    lines.append(f"# Exposure times: {_count_lines(exposure, 12)}")
+    binned = Counter(f"{r['xbinning']}x{r['ybinning']}" for r in used)
+    shapes = Counter(f"{r['naxis1']}x{r['naxis2']}" for r in used)
+    lines.append(
+        f"# Binning: {_count_lines(binned)}; image size after trim: {_count_lines(shapes)}"
+    )
+    lines.append(f"# Time from: {_count_lines(survey.time_sources)}")
+    if survey.zone_suffix:
+        lines.append(f"# {survey.zone_suffix} DATE-OBS values carry a time zone: applied")
+    if survey.sections:
+        lines.append(f"# Overscan/trim sections: {_count_lines(survey.sections)}")
+    excluded = inventory[~inventory["used"]]
+    if len(excluded):
+        lines.append(
+            f"# Excluded files ({len(excluded)}): {_count_lines(Counter(excluded['reason']), 5)}"
+        )
+    if not any(kinds.get(k) for k in ("bias", "dark", "flat")):
+        lines.append("# No calibration frames: the lights are reduced without them")
+    lines.append("#")
+    lines.append("# TO CHECK:")
+    lines.extend(f"#   - {note}" for note in to_check)
+    text = "\n".join(lines) + "\n\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    return text, to_check
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: write the drafted configuration to standard output."""
+    parser = argparse.ArgumentParser(
+        prog="python -m aifa_steps.init",
+        description="Draft a night configuration from the raw headers (written to stdout).",
+    )
+    parser.add_argument("raw_dir", help="folder of the night's raw FITS files")
+    parser.add_argument("--work-dir", help="folder for the products (default results/<night>)")
+    args = parser.parse_args(argv)
+    if not Path(args.raw_dir).is_dir():
+        print(f"error: {args.raw_dir} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        text, to_check = draft_config(args.raw_dir, args.work_dir)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    print(f"drafted; {len(to_check)} value(s) to check:", file=sys.stderr)
+    for note in to_check:
+        print(f"  - {note}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
