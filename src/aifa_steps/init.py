@@ -97,8 +97,12 @@ def _wcs_scale(header: fits.Header) -> float | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cards = {k: header[k] for k in header if k and not k.startswith(("PV", "A_", "B_"))}
-            wcs = WCS(fits.Header({k: _number_or_text(v) for k, v in cards.items()}), naxis=2)
+            cards = {
+                k: _number_or_text(header[k])
+                for k in header
+                if k and k.startswith(("CTYPE", "CRVAL", "CRPIX", "CD1_", "CD2_", "CDELT", "PC"))
+            }
+            wcs = WCS(fits.Header(cards), naxis=2)
             scales = wcs.proj_plane_pixel_scales()
         value = float(np.sqrt(scales[0] * scales[1]).to_value("arcsec"))
     except Exception:  # noqa: BLE001 - a broken WCS in a raw header is only not used
@@ -193,19 +197,24 @@ def _index_folders() -> list[str]:
     return [d for d in INDEX_FOLDERS if any(Path(d).glob("index-*.fits"))]
 
 
-def _targets(inventory) -> dict[str, dict]:
+def _targets(inventory) -> tuple[dict[str, dict], list[str]]:
+    """Targets with their median header pointing; and the objects without a pointing."""
     lights = inventory[(inventory["imagetyp"] == "light") & inventory["used"]]
     targets: dict[str, dict] = {}
+    missing: list[str] = []
     for name in sorted({str(o) for o in lights["object"]}):
         rows = lights[lights["object"] == name]
         ra, dec = _median(list(rows["ra"])), _median(list(rows["dec"]))
-        entry: dict[str, object] = {"kind": "field"}
-        if ra is not None and dec is not None:
-            entry["ra"] = round(ra, 5)
-            entry["dec"] = round(dec, 5)
-        entry["filters"] = sorted({str(f) for f in rows["filter"]})
-        targets[name] = entry
-    return targets
+        if ra is None or dec is None:
+            missing.append(name)
+            continue
+        targets[name] = {
+            "kind": "field",
+            "ra": round(ra, 5),
+            "dec": round(dec, 5),
+            "filters": sorted({str(f) for f in rows["filter"]}),
+        }
+    return targets, missing
 
 
 def _count_lines(counter: Mapping, limit: int = 8) -> str:
@@ -258,10 +267,12 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
                 f"instrument.{meaning}: not in the headers; 'auto' measures it from the data "
                 f"({unit}); write the camera's value if you know it"
             )
-    scales = [s for s, _ in survey.pixel_scales]
-    scale = _median(scales)
+    # The best source any frame has: a celestial WCS, else optics, else a scale keyword.
+    ranked = ("the headers' WCS", "XPIXSZ / FOCALLEN", "a pixel-scale keyword")
+    found = {src for _, src in survey.pixel_scales}
+    sources = next((src for src in ranked if src in found), "")
+    scale = _median([s for s, src in survey.pixel_scales if src == sources])
     if scale is not None:
-        sources = Counter(src for _, src in survey.pixel_scales).most_common(1)[0][0]
         instrument["pixel_scale"] = round(scale, 4)
         to_check.append(
             f"instrument.pixel_scale: {scale:.4f} arcsec/px from {sources}; solve-field "
@@ -305,8 +316,14 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
     config["headers"] = headers
     config["readout"] = {"overscan": "header", "trim": "header", "model": "poly", "order": 0}
 
-    targets = _targets(inventory)
+    targets, unpointed = _targets(inventory)
     config["targets"] = targets
+    for name in unpointed:
+        to_check.append(
+            f"targets: {name!r} has no pointing in the headers (RA/DEC, OBJCTRA/OBJCTDEC): "
+            "add it under targets with kind, ra and dec in degrees (solve-field searches "
+            "blindly without them)"
+        )
     if targets:
         to_check.append(
             "targets: drafted as kind 'field'; make a cluster 'cluster' (catalogue and CMD) or "
