@@ -191,7 +191,7 @@ _HINTS = (
     (
         "missing keyword",
         "set the headers section of the configuration to the keywords your camera writes "
-        "(fitsheader FILE lists them)",
+        "(fitsheader FILE lists them; python -m aifa_steps.init RAW_DIR drafts it)",
     ),
     (
         "unknown frame type",
@@ -200,6 +200,11 @@ _HINTS = (
     ),
     ("unreadable FITS", "copy the files again from the camera computer"),
     ("truncated", "copy the files again from the camera computer"),
+    (
+        "no time of day",
+        "set headers.time_obs to the keyword that holds the time of the exposure start",
+    ),
+    ("readout:", "check the readout section (overscan and trim sections of the frames)"),
     ("unreadable", "check headers.date_obs and headers.date_obs_utc_offset_hours"),
     (
         "shape or binning differs",
