@@ -177,3 +177,121 @@ def test_rms_limit_follows_the_pixel_scale():
     assert rms_limit_arcsec(0.607, 0.5, 0.5) == 0.5  # fine pixels: the arcsec limit
     assert rms_limit_arcsec(5.2, 0.5, 0.5) == pytest.approx(2.6)  # coarse: half a pixel
     assert rms_limit_arcsec(5.2, 2.0, 0.0) == 2.0  # pixel rule switched off
+
+
+# ---- The workflow on a night whose pointing drifts 115 px, solve-field on one frame each. ----
+DRIFT_SEED = 5
+
+
+def _run(night, config, target):
+    from .test_workflow import run_snakemake
+
+    run_snakemake(night, str(target), "--cores", "2", "--configfile", str(config))
+
+
+@pytest.fixture(scope="module")
+def drift_night(tmp_path_factory):
+    """The ``drift`` night reduced to its astrometry with ``solve_field: first``: the cluster's
+    single frame and the first Qatar-1 frame are solved by solve-field, the other nine Qatar-1
+    frames (one clouded, one made starless here) only by matching. Returns (raw, work, config).
+    """
+    import yaml
+    from astropy.io import fits
+
+    from aifa_steps.simulate import get_preset, simulate_night
+
+    from .conftest import require_program
+
+    require_program("solve-field")
+    root = tmp_path_factory.mktemp("drift")
+    raw, work = root / "raw", root / "work"
+    simulate_night(raw, get_preset("drift"), seed=DRIFT_SEED, jobs=2, work_dir=str(work))
+    starless = sorted((raw / "LIGHT").glob("Qatar-1*.fits"))[4]
+    with fits.open(starless, mode="update") as hdul:
+        data = hdul[0].data
+        noise = np.random.default_rng(1).normal(0, 20, data.shape)
+        hdul[0].data = (np.median(data) + noise).astype(np.uint16)
+    cfg = yaml.safe_load((raw / "config.yaml").read_text())
+    cfg["astrometry"] = {**cfg.get("astrometry", {}), "solve_field": "first"}
+    config = root / "first.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    _run(root, config, work / "astrometry" / "status.ecsv")
+    return raw, work, config, starless.name.removesuffix(".fits")
+
+
+def _truth_rms(raw, work, stem):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    header = fits.getheader(work / "astrometry" / f"{stem}.fits")
+    truth = WCS(fits.getheader(raw / "truth" / "wcs" / f"{stem}.fits"))
+    return wcs_separation(WCS(header), truth, (header["NAXIS2"], header["NAXIS1"]))[0]
+
+
+def _check_night(raw, work, starless, reference):
+    from aifa_steps.night import text_filled
+
+    frames = Table.read(raw / "truth" / "frames.ecsv")
+    cloudy = {f.split("/")[-1].removesuffix(".fits") for f in frames["file"][frames["cloudy"]]}
+    status = text_filled(Table.read(work / "astrometry" / "status.ecsv"))
+    assert len(status) == 11 and len(cloudy) == 1
+    for row in status:
+        stem = row["stem"]
+        if stem in cloudy | {starless}:
+            assert not row["solved"] and row["step"] == "astrometry" and row["reason"], stem
+            continue
+        assert row["solved"], (stem, row["reason"])
+        assert row["reference"].startswith(reference), row["reference"]
+        assert _truth_rms(raw, work, stem) <= 0.05, stem
+    reasons = dict(zip(status["stem"], status["reason"], strict=True))
+    assert reasons[starless].startswith("no solved frame matched: ")
+    assert "only" in reasons[starless] or "asterism" in reasons[starless]
+    return status
+
+
+@pytest.mark.slow
+def test_solve_field_on_one_frame_and_matching_give_every_clear_frame_its_wcs(drift_night):
+    raw, work, _, starless = drift_night
+    status = _check_night(raw, work, starless, "refcat")
+    methods = dict(zip(status["stem"], status["method"], strict=True))
+    solved_by_solve_field = sorted(s for s, m in methods.items() if m == "solve-field")
+    assert [s.split("_")[0] for s in solved_by_solve_field] == ["NGC7789", "Qatar-1"]
+    matched = [s for s, m in methods.items() if m.startswith("matched to ")]
+    assert len(matched) == 8  # 9 other Qatar-1 frames, the starless one not
+    # Frames that solve-field skipped did not pay for it: Source Extractor only.
+    for stem in status["stem"]:
+        log = (work / "logs" / "solve_field" / f"{stem}.log").read_text()
+        assert ("pass 1" in log) == (stem in solved_by_solve_field), stem
+        assert (work / "astrometry" / "solve" / f"{stem}.xyls").exists()
+    chain = Table.read(work / "astrometry" / "chain" / "Qatar-1" / "frames.ecsv")
+    assert set(chain["method"]) == {"solve-field", "matched", "none"}
+
+
+@pytest.mark.slow
+def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_stars(
+    drift_night, tmp_path
+):
+    """Offline: an empty reference catalogue and index files from elsewhere (as Debian's
+    Tycho-2 ones would be): every frame is refined against the stars of a solved frame."""
+    import shutil
+
+    import yaml
+
+    from aifa_steps.astrometry import build_indexes, index_scales
+
+    raw, work, config, starless = drift_night
+    refcat = Table.read(raw / "refcat.ecsv")
+    build_indexes(refcat, tmp_path / "index", index_scales(6.47, 4.53))
+    refcat[:0].write(tmp_path / "empty.ecsv")
+    offline = tmp_path / "work"
+    shutil.copytree(work, offline, symlinks=True)  # the calibrated frames stay valid
+    cfg = yaml.safe_load(config.read_text())
+    cfg["work_dir"] = str(offline)
+    cfg["reference_catalogue"] = {"source": "file", "path": str(tmp_path / "empty.ecsv")}
+    cfg["astrometry"].update(build_index=False, index_dirs=[str(tmp_path / "index")])
+    (tmp_path / "offline.yaml").write_text(yaml.safe_dump(cfg))
+    _run(tmp_path, tmp_path / "offline.yaml", offline / "astrometry" / "status.ecsv")
+    status = _check_night(raw, offline, starless, "stars of ")
+    # The frame whose stars are the reference is measured against solve-field's index stars.
+    own = status[[r.endswith("(solve-field's index stars)") for r in status["reference"]]]
+    assert len(own) == 2 and all(own["rms_arcsec"] > 0)
