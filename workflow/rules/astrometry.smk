@@ -3,44 +3,8 @@
 # solutions to the frames without one (asterism matching), SIP refinement against the
 # reference catalogue (or a solved frame's stars), status of every frame (a checkpoint:
 # later steps use solved frames only).
-from aifa_steps.astrometry_chain import solve_field_selection
-
 ASTRO = config["astrometry"]
 SCALE = config["instrument"]["pixel_scale"]
-
-
-def solve_field_wanted(stem):
-    """'yes' when solve-field runs on this frame (astrometry.solve_field), else 'no'."""
-    rows = raw_frames_table("light")
-    chosen = solve_field_selection(
-        rows["stem"], rows["target"], rows["mjd"], ASTRO["solve_field"]
-    )
-    return "yes" if stem in chosen else "no"
-
-
-def target_stems(target):
-    rows = raw_frames_table("light")
-    return sorted(rows["stem"][rows["target"] == target])
-
-
-def target_frames(target):
-    """Stem, time and header pointing of each light frame of a target (the chain's
-    parameters: a changed header reruns its target's chain)."""
-    return [
-        {
-            "stem": s,
-            "mjd": float(light_row(s)["mjd"]),
-            "hint": pointing_hint(s, ASTRO["search_radius_deg"]),
-            "solve": solve_field_wanted(s),
-        }
-        for s in target_stems(target)
-    ]
-
-
-def solve_files(kind):
-    return lambda wc: [
-        WORK / "astrometry" / "solve" / f"{s}.{kind}" for s in target_stems(wc.target)
-    ]
 
 
 rule astrometry_index:
