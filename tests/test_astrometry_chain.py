@@ -295,3 +295,14 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
     # The frame whose stars are the reference is measured against solve-field's index stars.
     own = status[[r.endswith("(solve-field's index stars)") for r in status["reference"]]]
     assert len(own) == 2 and all(own["rms_arcsec"] > 0)
+
+
+def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
+    from aifa_steps.night import config_problems
+
+    base = {"reference_catalogue": {"source": "vizier"}}
+    assert config_problems({**base, "astrometry": {"max_rms_arcsec": 0.0}}) == []
+    (problem,) = config_problems(
+        {**base, "astrometry": {"max_rms_arcsec": 0.0, "max_rms_pixels": 0}}
+    )
+    assert "max_rms_pixels are both 0" in problem
