@@ -465,8 +465,8 @@ def propagate_wcs(
             )
         return [results[s] for s in stems]
 
-    def gap(stem: str) -> float:
-        return min(abs(times[stem] - times[s]) for s in solved)
+    # Time to the nearest solved frame, kept up to date as frames are solved.
+    gap = {p: min(abs(times[p] - times[s]) for s in solved) for p in pending}
 
     # Frames with less than half the typical number of sources (clouds) serve others only
     # when no better frame is solved.
@@ -476,7 +476,7 @@ def propagate_wcs(
         return len(sources.get(stem, ())) < 0.5 * typical
 
     while pending:
-        stem = min(pending, key=gap)
+        stem = min(pending, key=gap.__getitem__)
         pending.remove(stem)
         xy = np.column_stack([sources[stem]["x"], sources[stem]["y"]]) if stem in sources else []
         neighbours = sorted(solved, key=lambda s: (weak(s), abs(times[stem] - times[s])))
@@ -492,6 +492,8 @@ def propagate_wcs(
                 reasons.append(f"{ref}: {exc}")
                 continue
             solved[stem] = wcs
+            for other in pending:
+                gap[other] = min(gap[other], abs(times[other] - times[stem]))
             results[stem] = ChainResult(
                 stem, "matched", ref, len(match.source), match.rms_px, wcs=wcs
             )
