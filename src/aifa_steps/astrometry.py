@@ -519,6 +519,11 @@ class SolveStatus:
     pixel_scale: float = float("nan")
     rotation_deg: float = float("nan")
     fwhm_arcsec: float = float("nan")
+    #: How the frame got its starting WCS: ``solve-field``, ``matched to <stem>`` or ''.
+    method: str = ""
+    #: What the WCS was refined against: ``refcat``, ``stars of <stem>``, ``solve-field``
+    #: (its matched index stars, without refinement) or ''.
+    reference: str = ""
 
     def as_dict(self) -> dict:
         """The status as a table row."""

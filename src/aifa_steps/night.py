@@ -124,6 +124,11 @@ def config_problems(config: Mapping, check_files: bool = True) -> list[str]:
                 "install them (Debian: sudo apt-get install astrometry-data-tycho2) or "
                 "remove the folder from the list"
             )
+    if not astro.get("max_rms_arcsec", 0.5) and not astro.get("max_rms_pixels", 0.5):
+        problems.append(
+            "astrometry.max_rms_arcsec and astrometry.max_rms_pixels are both 0: every frame "
+            "would fail its astrometry. Set one of them, e.g. max_rms_pixels: 0.5"
+        )
     refcat = config.get("reference_catalogue", {})
     if refcat.get("source", "vizier") == "file":
         path = refcat.get("path")

@@ -1,5 +1,8 @@
-# Astrometry: index files, two solve-field passes per frame (shell), SIP refinement against the
-# reference catalogue, status of every frame (a checkpoint: later steps use solved frames only).
+# Astrometry: index files, a source list and two solve-field passes per frame (shell; the
+# passes only on the frames astrometry.solve_field selects), per target the hand-over of
+# solutions to the frames without one (asterism matching), SIP refinement against the
+# reference catalogue (or a solved frame's stars), status of every frame (a checkpoint:
+# later steps use solved frames only).
 ASTRO = config["astrometry"]
 SCALE = config["instrument"]["pixel_scale"]
 
@@ -34,6 +37,7 @@ rule solve_field:
     output:
         wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
+        xyls=WORK / "astrometry" / "solve" / "{stem}.xyls",
     log:
         LOGS / "solve_field" / "{stem}.log",
     benchmark:
@@ -48,6 +52,7 @@ rule solve_field:
         high=SCALE * (1 + ASTRO["scale_tolerance"]),
         cpulimit=ASTRO["cpulimit"],
         sip=ASTRO["sip_order"],
+        solve=lambda wc: solve_field_wanted(wc.stem),
     shell:
         """
         tmp=$(mktemp -d)
@@ -64,6 +69,13 @@ rule solve_field:
             --scale-units arcsecperpix --scale-low {params.low} --scale-high {params.high} \
             --crpix-center --cpulimit {params.cpulimit} --no-remove-lines {params.hint}"
         if [ -s $tmp/sources.fits ]; then
+            cp $tmp/sources.fits {output.xyls:q}.partial && mv {output.xyls:q}.partial {output.xyls:q}
+        else
+            : >{output.xyls:q}
+        fi
+        if [ {params.solve} = no ]; then
+            echo "solve-field skipped (astrometry.solve_field: the WCS comes from a neighbour)" >>{log}
+        elif [ -s $tmp/sources.fits ]; then
             echo "pass 1: blind solve with scale and position hints" >>{log}
             solve-field $common --config {input.solver} --out pass1 --no-verify --uniformize 0 \
                 --tweak-order 2 --corr $tmp/pass1.corr --wcs $tmp/pass1.wcs \
@@ -89,11 +101,51 @@ rule solve_field:
         """
 
 
+# Per target: solve-field's solutions handed on to the frames without one (asterism matching
+# of the source lists, along the time series), and the stars of one solved frame for nights
+# without a reference catalogue.
+rule astrometry_chain:
+    input:
+        frames=lambda wc: [
+            WORK / "calibrated" / f"{s}.fits" for s in target_stems(wc.target)
+        ],
+        wcs=solve_files("wcs"),
+        corr=solve_files("corr"),
+        xyls=solve_files("xyls"),
+        solver=WORK / "astrometry" / "index" / "solver.cfg",
+        verifier=WORK / "astrometry" / "index" / "verify.cfg",
+    output:
+        frames=WORK / "astrometry" / "chain" / "{target}" / "frames.ecsv",
+        stars=WORK / "astrometry" / "chain" / "{target}" / "stars.ecsv",
+    log:
+        LOGS / "astrometry_chain" / "{target}.log",
+    benchmark:
+        BENCHMARKS / "astrometry_chain" / "{target}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        astro=ASTRO,
+        pixel_scale=SCALE,
+        frames=lambda wc: target_frames(wc.target),
+    script:
+        "../scripts/astrometry_chain.py"
+
+
 rule astrometry_frame:
     input:
         frame=after_inventory(WORK / "calibrated" / "{stem}.fits"),
         wcs=WORK / "astrometry" / "solve" / "{stem}.wcs",
         corr=WORK / "astrometry" / "solve" / "{stem}.corr",
+        chain=lambda wc: WORK
+        / "astrometry"
+        / "chain"
+        / frame_object(wc.stem)
+        / "frames.ecsv",
+        stars=lambda wc: WORK
+        / "astrometry"
+        / "chain"
+        / frame_object(wc.stem)
+        / "stars.ecsv",
         solver=WORK / "astrometry" / "index" / "solver.cfg",
         refcat=lambda wc: (
             WORK / "refcat" / f"{frame_object(wc.stem)}.ecsv"
@@ -114,6 +166,7 @@ rule astrometry_frame:
         astro=ASTRO,
         pixel_scale=SCALE,
         frame=lambda wc: frame_info(wc.stem),
+        solve=lambda wc: solve_field_wanted(wc.stem),
     script:
         "../scripts/astrometry_frame.py"
 

@@ -234,6 +234,43 @@ def frame_info(stem):
     }
 
 
+# ---- Astrometry: the frames solve-field runs on, the frames of a target. -------------------
+def solve_field_wanted(stem):
+    """'yes' when solve-field runs on this frame (astrometry.solve_field), else 'no'."""
+    from aifa_steps.astrometry_chain import solve_field_selection
+
+    rows = raw_frames_table("light")
+    chosen = solve_field_selection(
+        rows["stem"], rows["target"], rows["mjd"], config["astrometry"]["solve_field"]
+    )
+    return "yes" if stem in chosen else "no"
+
+
+def target_stems(target):
+    rows = raw_frames_table("light")
+    return sorted(rows["stem"][rows["target"] == target])
+
+
+def target_frames(target):
+    """Stem, time and header pointing of each light frame of a target (the chain's
+    parameters: a changed header reruns its target's chain)."""
+    return [
+        {
+            "stem": s,
+            "mjd": float(light_row(s)["mjd"]),
+            "hint": pointing_hint(s, config["astrometry"]["search_radius_deg"]),
+            "solve": solve_field_wanted(s),
+        }
+        for s in target_stems(target)
+    ]
+
+
+def solve_files(kind):
+    return lambda wc: [
+        WORK / "astrometry" / "solve" / f"{s}.{kind}" for s in target_stems(wc.target)
+    ]
+
+
 # ---- After the astrometry: solved frames, targets with photometry. -------------------------
 @functools.lru_cache
 def _read_status(path, mtime):

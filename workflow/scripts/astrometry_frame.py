@@ -1,6 +1,7 @@
 # Snakemake adapter: refine and judge one frame's solution, attach it to the calibrated frame.
-# A frame whose calibration failed, or whose astrometry raises, gets a status row with the step
-# and the reason; the night goes on.
+# The starting WCS is solve-field's or one handed on from a solved frame of the same target
+# (astrometry_chain). A frame whose calibration failed, or whose astrometry raises, gets a
+# status row with the step and the reason; the night goes on.
 from astropy.table import Table
 
 from aifa_steps.astrometry import (
@@ -8,9 +9,15 @@ from aifa_steps.astrometry import (
     attach_wcs,
     judge_solution,
     matches_from_corr,
-    read_solution,
-    refine_wcs,
     solver_problem,
+)
+from aifa_steps.astrometry_chain import (
+    chain_failure,
+    chain_start,
+    own_reference,
+    read_corr,
+    refine_with_fallback,
+    rms_limit_arcsec,
 )
 from aifa_steps.atomic import write_table
 from aifa_steps.calibrate import read_ccd, write_ccd
@@ -20,6 +27,7 @@ from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inp, out, astro = snakemake.input, snakemake.output, snakemake.params.astro
+scale = snakemake.params.pixel_scale
 stem = snakemake.wildcards.stem
 frame = snakemake.params.frame
 EMPTY_MATCHES = ("x", "y", "ra", "dec", "dx", "dy", "residual_arcsec")
@@ -38,39 +46,49 @@ def write_status(status, step):
 
 def work():
     ccd = read_ccd(inp.frame)
-    wcs = read_solution(inp.wcs)
+    chain = Table.read(inp.chain)
+    wcs, method = chain_start(chain, stem)
     matched = Table(names=EMPTY_MATCHES)
-    failure = ""
+    failure, reference = "", ""
     if wcs is None:
-        problem = solver_problem(inp.solver)
-        failure = "solve-field found no solution" + (f": {problem}" if problem else "")
-    if wcs is not None and astro["refine"]:
-        refcat = Table.read(inp.refcat)
+        failure = chain_failure(
+            chain, stem, snakemake.params.solve == "yes", solver_problem(inp.solver)
+        )
+    elif astro["refine"] or method != "solve-field":
+        refcat = Table.read(inp.refcat) if astro["refine"] else None
         band = str(ccd.meta.get("FILTNAME", ""))
-        mag = f"{band}mag" if f"{band}mag" in refcat.colnames else astro["index_mag_column"]
+        mag = astro["index_mag_column"]
+        if refcat is not None and f"{band}mag" in refcat.colnames:
+            mag = f"{band}mag"
+        corr = read_corr(inp.corr) if method == "solve-field" else None
+        stars = own_reference(Table.read(inp.stars), stem, corr)
         try:
-            wcs, matched = refine_wcs(
-                ccd.data, wcs, refcat, mask=ccd.mask, mag_column=mag, sip_degree=astro["sip_order"]
+            wcs, matched, reference = refine_with_fallback(
+                ccd.data, wcs, refcat, stars, ccd.mask, mag, astro["sip_order"]
             )
         except ValueError as exc:
             failure = f"refinement failed: {exc}"
             wcs = None
-    elif wcs is not None:
-        matched = matches_from_corr(Table.read(inp.corr), wcs, snakemake.params.pixel_scale)
+    else:
+        matched = matches_from_corr(Table.read(inp.corr), wcs, scale)
+        reference = "solve-field"
     status = judge_solution(
         stem,
         wcs,
         matched,
-        snakemake.params.pixel_scale,
+        scale,
         astro["scale_tolerance"],
-        astro["max_rms_arcsec"],
+        rms_limit_arcsec(scale, astro["max_rms_arcsec"], astro["max_rms_pixels"]),
         astro["min_matches"],
         failure,
     )
+    status.method, status.reference = method, reference
     if status.solved:
         ccd = attach_wcs(ccd, wcs, status)
     ccd.meta["ASTSOLVD"] = (status.solved, "astrometric solution found and accepted")
     set_card(ccd.meta, "ASTREASN", status.reason[:60], "why the astrometry failed")
+    set_card(ccd.meta, "ASTSTART", method[:60], "where the starting WCS came from")
+    set_card(ccd.meta, "ASTREF", reference[:60], "what the WCS was refined against")
     write_ccd(ccd, out.fits)
     matched.meta["NAXIS1"], matched.meta["NAXIS2"] = ccd.shape[1], ccd.shape[0]
     write_table(matched, out.matches)

@@ -1,8 +1,9 @@
 """What a simulated night contains: the instrument, the site, the targets and the frame counts.
 
 A preset is plain data. ``tiny`` is for tests (small frames, few exposures, every kind of bad
-frame), ``demo`` is the night the default configuration reduces, ``full`` has true-size frames
-for benchmarks.
+frame), ``drift`` too (small frames, a pointing that drifts 115 px through the series),
+``demo`` is the night the default configuration reduces, ``full`` has true-size frames for
+benchmarks.
 """
 
 from __future__ import annotations
@@ -145,6 +146,18 @@ PRESETS: dict[str, Preset] = {
         cluster=ClusterSpec(n_dithers=2),
         transit=TransitSpec(n_frames=24),
         defects=("saturated_flat", "faint_flat", "corrupt", "no_filter"),
+    ),
+    # Tiny frames of a pointing that drifts 115 px through the series (guiding-less mount):
+    # the astrometry's hand-over of solutions from frame to frame is tested on it.
+    "drift": Preset(
+        name="drift",
+        shape=(448, 640),
+        n_bias=3,
+        n_dark=2,
+        dark_exptime=60.0,
+        n_flat=3,
+        cluster=ClusterSpec(n_dithers=1, filters=("r",)),
+        transit=TransitSpec(n_frames=10, drift_arcsec_per_hour=20.0),
     ),
     "demo": Preset(
         name="demo",
