@@ -306,3 +306,27 @@ def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
         {**base, "astrometry": {"max_rms_arcsec": 0.0, "max_rms_pixels": 0}}
     )
     assert "max_rms_pixels are both 0" in problem
+
+
+def test_a_header_wcs_is_the_reference_only_when_solve_field_solved_nothing():
+    """An offline night: solve-field solves nothing, the raw headers carry a pipeline's WCS."""
+    ra, dec, flux = sky_stars(n=250)
+    truths = {"a": frame_wcs(0, 0), "b": frame_wcs(30, 10), "c": frame_wcs(60, 20)}
+    sources = {s: source_list(w, ra, dec, flux, seed=k) for k, (s, w) in enumerate(truths.items())}
+    sources["a"] = sources["a"][:40]  # the richest frame ("b") is chosen as the reference
+    headers = {s: frame_wcs(*offset) for s, offset in (("a", (0, 0)), ("b", (30, 10)))}
+    results = propagate_wcs(
+        ["a", "b", "c"], [1.0, 2.0, 3.0], sources, {}, SHAPE, SCALE, header_solutions=headers
+    )
+    assert [r.method for r in results] == ["matched", "header", "matched"]
+    assert results[2].reference == "b"
+    assert wcs_separation(results[2].wcs, truths["c"], SHAPE)[0] < 0.1
+    # With a solve-field solution the header WCS is not used.
+    solved = propagate_wcs(
+        ["a", "b"], [1.0, 2.0], sources, {"a": truths["a"]}, SHAPE, SCALE, header_solutions=headers
+    )
+    assert [r.method for r in solved] == ["solve-field", "matched"]
+    # A header WCS of another pixel scale is refused with a reason.
+    wrong = {"b": make_wcs(SHAPE, RA0, DEC0, 1.5 * SCALE, 180.6)}
+    (result,) = propagate_wcs(["b"], [1.0], sources, {}, SHAPE, SCALE, header_solutions=wrong)
+    assert result.method == "none" and "header WCS" in result.reason

@@ -184,3 +184,20 @@ def test_inventory_reads_gain_and_names_the_keywords_it_tried(tmp_path):
     assert not row["used"] and "missing keyword FILTER/FILTERS/FILTNAME" in row["reason"]
     configured = read_frame(tmp_path / "b.fits", {"headers": {"filter": "READOUTM"}})
     assert configured["used"] and configured["filter"] == "Monochrome"
+
+
+def test_the_wcs_a_raw_header_carries_moves_with_the_trim():
+    """The LOIS lights carry their pipeline's WCS with string values and SCAMP PV terms."""
+    from aifa_steps.headers import celestial_wcs
+
+    light = real("lowell_lois_object.hdr")
+    wcs = celestial_wcs(light)
+    trimmed = celestial_wcs(light, "[18:1382,1:1370]")
+    assert wcs is not None and trimmed is not None
+    centre = wcs.pixel_to_world(715.0, 684.0)
+    assert centre.ra.deg == pytest.approx(float(light["CRVAL1"]), abs=2e-3)
+    # Raw pixel x is trimmed pixel x + 17.
+    assert trimmed.pixel_to_world(698.0, 684.0).separation(centre).arcsec < 1e-6
+    scale = np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600
+    assert scale == pytest.approx(1.107, abs=0.002)
+    assert celestial_wcs(real("lowell_lois_bias.hdr")) is None  # 'Linear Unbinned ADC Pixels'

@@ -103,7 +103,8 @@ class ChainResult:
     stem : str
         The frame.
     method : str
-        ``solve-field``, ``matched`` (to the frame ``reference``) or ``none``.
+        ``solve-field``, ``header`` (the raw header's WCS, when solve-field solved none of
+        the target's frames), ``matched`` (to the frame ``reference``) or ``none``.
     reference : str
         The solved frame whose sources this frame was matched to ('' otherwise).
     n_matched : int
@@ -384,6 +385,7 @@ def propagate_wcs(
     tries: int = 3,
     solve: Callable[[str], WCS | None] | None = None,
     max_solves: int = 3,
+    header_solutions: dict[str, WCS] | None = None,
 ) -> list[ChainResult]:
     """Give every frame of one target a starting WCS: its own solution, or its neighbours'.
 
@@ -421,6 +423,10 @@ def propagate_wcs(
         target's frames has a solution.
     max_solves : int
         Most frames handed to ``solve``.
+    header_solutions : dict, optional
+        WCS that raw headers carry (`aifa_steps.headers.celestial_wcs`), by frame. When
+        ``solve-field`` solved no frame of the target, the one with the most sources among
+        them becomes the reference (method ``header``), checked against the pixel scale.
 
     Returns
     -------
@@ -432,20 +438,21 @@ def propagate_wcs(
     results: dict[str, ChainResult] = {}
     solved: dict[str, WCS] = {}
 
-    def accept_solution(stem: str, wcs: WCS | None) -> bool:
+    def accept_solution(stem: str, wcs: WCS | None, method: str = "solve-field") -> bool:
         if wcs is None:
             return False
         scale = _pixel_scale(wcs)
         if abs(scale / pixel_scale - 1.0) > scale_tolerance:
+            source = "solve-field's" if method == "solve-field" else "the header WCS's"
             results[stem] = ChainResult(
                 stem,
                 "none",
-                reason=f"solve-field's pixel scale {scale:.4f} arcsec differs from the "
+                reason=f"{source} pixel scale {scale:.4f} arcsec differs from the "
                 f"configured {pixel_scale}",
             )
             return False
         solved[stem] = wcs
-        results[stem] = ChainResult(stem, "solve-field", n_matched=-1, wcs=wcs)
+        results[stem] = ChainResult(stem, method, n_matched=-1, wcs=wcs)
         return True
 
     for stem in stems:
@@ -456,6 +463,14 @@ def propagate_wcs(
         for stem in untried[:max_solves]:
             log.info("no solved frame of this target yet: solve-field on %s", stem)
             if accept_solution(stem, solve(stem)):
+                break
+    if not solved and header_solutions:
+        candidates = [s for s in stems if header_solutions.get(s) is not None]
+        candidates.sort(key=lambda s: -len(sources.get(s, ())))
+        for stem in candidates:
+            results.pop(stem, None)
+            if accept_solution(stem, header_solutions[stem], "header"):
+                log.info("no frame solved by solve-field: %s's header WCS is the reference", stem)
                 break
     pending = [s for s in stems if s not in results]
     if not solved:
@@ -829,13 +844,18 @@ def target_stars(
     """
     stars = Table(names=("RA_ICRS", "DE_ICRS", "mag"), dtype=(float, float, float))
     anchors = [r for r in results if r.method == "solve-field" and r.stem in corrs]
-    if not anchors:
+    header_anchors = [r for r in results if r.method == "header"]
+    if not anchors and not header_anchors:
         stars.meta["REASON"] = "no frame of this target was solved by solve-field"
         return stars
-    anchor = max(anchors, key=lambda r: len(corrs[r.stem]))
+    anchor = max(anchors, key=lambda r: len(corrs[r.stem])) if anchors else header_anchors[0]
     data, mask = read_frame(anchor.stem)
     wcs = anchor.wcs
+    if not anchors:
+        log.info("%s: its header WCS measures the stars (no solve-field solution)", anchor.stem)
     try:
+        if not anchors:
+            raise ValueError("no index stars to refine a header WCS against")
         wcs, matched = refine_wcs(
             data,
             wcs,

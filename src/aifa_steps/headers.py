@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 from astropy.coordinates import Angle
+from astropy.io import fits
 from astropy.time import Time
+from astropy.wcs import WCS
 
 __all__ = [
     "DEFAULT_KEYWORDS",
@@ -33,6 +37,7 @@ __all__ = [
     "parse_time_of_day",
     "observation_time",
     "binning",
+    "celestial_wcs",
     "HeaderTimeError",
 ]
 
@@ -329,3 +334,56 @@ def binning(header: Mapping, configured: Mapping[str, object] | None = None) -> 
             bx = bx if bx is not None else numbers[0]
             by = by if by is not None else numbers[1]
     return int(bx or 1), int(by or 1)
+
+
+_WCS_KEYS = ("CTYPE", "CRVAL", "CRPIX", "CD1_", "CD2_", "CDELT", "PC1_", "PC2_", "CUNIT", "PV1_")
+_WCS_KEYS += ("PV2_", "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "A_", "B_", "AP_", "BP_")
+
+
+def celestial_wcs(header: Mapping, trim_section: str = "") -> WCS | None:
+    """The celestial WCS a raw header carries (from a plate solver or a pipeline), or None.
+
+    Values written as strings (``CRVAL1 = '124.61'``) are read as numbers; SCAMP's TAN with
+    ``PV`` terms is read as TPV. With ``trim_section`` (the raw section kept, FITS
+    convention), the reference pixel is moved to the trimmed frame.
+
+    Parameters
+    ----------
+    header : mapping
+        The raw header.
+    trim_section : str
+        E.g. ``'[18:1382,1:1370]'`` ('' when the frame was not trimmed).
+
+    Returns
+    -------
+    astropy.wcs.WCS or None
+        None when the header has no celestial WCS or it cannot be read.
+    """
+    if not str(header.get("CTYPE1", "")).upper().startswith("RA"):
+        return None
+    cards = fits.Header()
+    for key in header:
+        if key and key.startswith(_WCS_KEYS):
+            value = header[key]
+            number = _to_float(value) if isinstance(value, str) else None
+            cards[key] = number if number is not None and not key.startswith("CTYPE") else value
+    has_pv = any(k.startswith(("PV1_", "PV2_")) for k in cards)
+    for axis in ("1", "2"):
+        ctype = str(cards.get(f"CTYPE{axis}", ""))
+        if has_pv and ctype.endswith("-TAN"):
+            cards[f"CTYPE{axis}"] = ctype[:-4] + "-TPV"
+    if trim_section:
+        match = re.fullmatch(r"\[\s*(\d+)\s*:\s*\d+\s*,\s*(\d+)\s*:\s*\d+\s*\]", trim_section)
+        if match:
+            cards["CRPIX1"] = float(cards.get("CRPIX1", 0.0)) - (int(match[1]) - 1)
+            cards["CRPIX2"] = float(cards.get("CRPIX2", 0.0)) - (int(match[2]) - 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = WCS(cards, naxis=2)
+            scale = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))) * 3600.0
+    except Exception:  # noqa: BLE001 - an unreadable WCS is only not used
+        return None
+    if not (wcs.has_celestial and 0.001 < scale < 1000.0):
+        return None
+    return wcs

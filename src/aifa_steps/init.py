@@ -33,6 +33,7 @@ from astropy.wcs import WCS
 from .headers import (
     DEFAULT_KEYWORDS,
     binning,
+    celestial_wcs,
     first_keyword,
     header_float,
     observation_time,
@@ -82,6 +83,7 @@ class NightSurvey:
     sections: Counter = field(default_factory=Counter)
     time_sources: Counter = field(default_factory=Counter)
     zone_suffix: int = 0
+    header_wcs: int = 0
     saturation_guess: float | None = None
     inventory: object = None
 
@@ -172,6 +174,8 @@ def survey_night(raw_dir: str | Path) -> NightSurvey:
             if isinstance(header.get(key), str):
                 survey.sections[f"{key} = {header[key].strip()}"] += 1
         scale = _wcs_scale(header)
+        if scale is not None and celestial_wcs(header) is not None:
+            survey.header_wcs += 1
         if scale is not None:
             survey.pixel_scales.append((scale, "the headers' WCS"))
         else:
@@ -335,7 +339,19 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
         "build_index": True,
         "index_dirs": folders,
         "scale_tolerance": 0.1,
+        "header_wcs": bool(survey.header_wcs),
+        "solve_field": 10,
     }
+    if survey.header_wcs:
+        to_check.append(
+            f"astrometry.header_wcs: {survey.header_wcs} light(s) carry a celestial WCS; it "
+            "is the reference when solve-field solves none of a target's frames (offline "
+            "nights); set false if it is only a rough pointing"
+        )
+    to_check.append(
+        "astrometry.solve_field: 10 runs solve-field on every 10th frame of a target and hands "
+        "its solutions on to the others by matching their stars (all: every frame)"
+    )
     if not folders:
         to_check.append(
             "astrometry: no index files installed; without network install Debian's "

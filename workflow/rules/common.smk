@@ -257,6 +257,7 @@ def target_frames(target):
     return [
         {
             "stem": s,
+            "path": str(light_row(s)["path"]),
             "mjd": float(light_row(s)["mjd"]),
             "hint": pointing_hint(s, config["astrometry"]["search_radius_deg"]),
             "solve": solve_field_wanted(s),

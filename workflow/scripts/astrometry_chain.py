@@ -15,6 +15,8 @@ from aifa_steps.astrometry_chain import (
 from aifa_steps.atomic import write_table
 from aifa_steps.calibrate import read_ccd
 from aifa_steps.failures import fits_failure
+from aifa_steps.headers import celestial_wcs
+from aifa_steps.rawio import read_raw_header
 from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
@@ -63,6 +65,13 @@ def read_frame(stem):
     return ccd.data, ccd.mask
 
 
+header_solutions = {}
+if astro.get("header_wcs"):
+    for f in frames:
+        if f["stem"] in usable:
+            trim = str(fits.getheader(path["frames"][f["stem"]]).get("TRIMMED", ""))
+            header_solutions[f["stem"]] = celestial_wcs(read_raw_header(f["path"])[0], trim)
+
 results = propagate_wcs(
     usable,
     [f["mjd"] for f in frames if f["stem"] in usable],
@@ -74,6 +83,7 @@ results = propagate_wcs(
     astro["sip_order"],
     solve=solve,
     max_solves=astro["max_extra_solves"],
+    header_solutions=header_solutions,
 )
 for r in results:
     log.info("%s: %s %s %s", r.stem, r.method, r.reference, r.reason)
