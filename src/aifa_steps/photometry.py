@@ -212,6 +212,7 @@ def forced_photometry(
     flags: np.ndarray | None = None,
     ids: np.ndarray | None = None,
     background_box: int = 300,
+    keys: list[str] | None = None,
 ) -> Table:
     """Aperture photometry at fixed sky positions, one set of columns per radius.
 
@@ -236,6 +237,9 @@ def forced_photometry(
     background_box : int
         Box size of the background estimate: its level is known to ~1.25 RMS / box per pixel,
         an error added (fully correlated) over the aperture.
+    keys : list of str, optional
+        Column suffixes of the radii (default: the radius, e.g. ``6``; automatic apertures
+        use their multiple of the FWHM, e.g. ``1.5fwhm``).
 
     Returns
     -------
@@ -286,8 +290,8 @@ def forced_photometry(
         sums = aperture_photometry(residual, apertures, error=uncertainty)
         peak = np.full(n, np.nan)
         peak[idx] = _peak_in_circle(residual, x[idx], y[idx], radii_arcsec[0] / scale)
-    for k, radius in enumerate(radii_arcsec):
-        key = f"{radius:g}"
+    keys = list(keys) if keys is not None else [f"{radius:g}" for radius in radii_arcsec]
+    for k, (radius, key) in enumerate(zip(radii_arcsec, keys, strict=True)):
         flux, err, bkg_sum, area = (np.full(n, np.nan) for _ in range(4))
         flag = np.where(inside, 0, FLAG_OFF_FRAME).astype(np.int16)
         if idx.size:

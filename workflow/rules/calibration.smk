@@ -2,6 +2,47 @@
 # Bias, darks and flats are each optional: lights are calibrated with whatever the night has,
 # and a master that cannot be made is written as a header-only file that says why.
 CAL = config["calibration"]
+DETECTOR_TABLE = WORK / "qc" / "detector.ecsv"
+
+
+def detector_auto():
+    """Which of instrument.gain and instrument.read_noise are 'auto'."""
+    from aifa_steps.camera import is_auto
+
+    return [k for k in ("gain", "read_noise") if is_auto(config["instrument"][k])]
+
+
+def frame_detector(stem):
+    """A light's header gain and read noise (inventory columns ``gain``, ``read_noise``;
+    None when the column is absent or the header had no value)."""
+    row = light_row(stem)
+    values = {}
+    for key in ("gain", "read_noise"):
+        try:
+            value = float(row[key])
+        except (KeyError, TypeError, ValueError):
+            value = None
+        values[key] = value if value is not None and np.isfinite(value) else None
+    return values
+
+
+def detector_input(wildcards):
+    """The night's measured gain and read noise, when a light needs them ('auto' without a
+    plausible header value)."""
+    from aifa_steps.camera import GAIN_LIMITS, READ_NOISE_LIMITS
+
+    limits = {"gain": GAIN_LIMITS, "read_noise": READ_NOISE_LIMITS}
+    header = frame_detector(wildcards.stem)
+    for key in detector_auto():
+        value = header[key]
+        if value is None or not limits[key][0] <= value <= limits[key][1]:
+            return [DETECTOR_TABLE]
+    return []
+
+
+def detector_inputs(wildcards=None):
+    """The night's detector table for steps that need the resolved values."""
+    return [DETECTOR_TABLE] if detector_auto() else []
 
 
 rule master_bias:
@@ -91,6 +132,7 @@ rule calibrate_frame:
         darks=master_darks,
         flat=lambda wc: master_flat_for(light_row(wc.stem)["filter"]),
         bad_pixels=WORK / "masters" / "bad_pixels.fits",
+        detector=detector_input,
     output:
         WORK / "calibrated" / "{stem}.fits",
     log:
@@ -103,6 +145,7 @@ rule calibrate_frame:
         frame=lambda wc: frame_info(wc.stem),
         cal=CAL,
         instrument=config["instrument"],
+        detector=lambda wc: frame_detector(wc.stem),
         exptime_keyword=config["headers"]["exptime"],
     script:
         "../scripts/calibrate_frame.py"
@@ -113,9 +156,12 @@ rule camera_characterisation:
         biases=lambda wc: raw_frames("bias"),
         flats=lambda wc: raw_frames("flat"),
         bias=master_bias_file,
+        lights=lambda wc: raw_frames("light") if detector_auto() else [],
     output:
         summary=WORK / "qc" / "camera.ecsv",
         pairs=WORK / "qc" / "photon_transfer.ecsv",
+        detector=DETECTOR_TABLE,
+        sky=WORK / "qc" / "sky_transfer.ecsv",
         plot=report(
             WORK / "qc" / "photon_transfer.png",
             caption="../report/camera.rst",
@@ -131,6 +177,7 @@ rule camera_characterisation:
     params:
         instrument=config["instrument"],
         tolerance=CAL["gain_tolerance"],
+        auto=detector_auto(),
     script:
         "../scripts/camera_characterisation.py"
 
@@ -142,6 +189,7 @@ rule calibration_qc:
         flats=master_flats,
         bad_pixels=WORK / "masters" / "bad_pixels.fits",
         frames=calibrated_frames,
+        detector=detector_inputs,
     output:
         masters=WORK / "qc" / "masters.ecsv",
         frames=WORK / "qc" / "calibrated_frames.ecsv",
