@@ -230,3 +230,41 @@ def test_zero_points_with_automatic_apertures(coarse_night):
     assert good.sum() >= 4
     assert np.all(np.abs(zeropoints["zeropoint"][good] - 25.0 + 0.01) < 0.02)
     assert set(stars["aperture"]) == set(zeropoints["aperture"])
+
+
+def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
+    """A patch of sky light 50 px across (nebulosity, scattered light) around one star: the
+    background mesh (66 px boxes on this frame) takes in part of it, the annulus all of it;
+    elsewhere the annulus changes nothing beyond the noise."""
+    frames, reference, target = coarse_night
+    _, _, ccd = frames[0]
+    params = PhotometryParameters(apertures="auto", sky_annulus_fwhm=[3, 5], saturation=1e7)
+    reference = reference.copy()
+    set_reference_apertures(reference, params, [fwhm for _, fwhm, _ in frames])
+    fwhm = reference.meta["APFWHM"]
+    assert reference.meta["ANNULUS"] == pytest.approx([3 * fwhm, 5 * fwhm])
+    plain = reference.copy()
+    del plain.meta["ANNULUS"]
+    patched = ccd.copy()
+    yy, xx = np.mgrid[: ccd.shape[0], : ccd.shape[1]]
+    patch = 40.0 * (np.hypot(xx - 100.0, yy - 100.0) < 25.0)  # 2.7 % of the sky, at the target
+    patched.data = (ccd.data + patch).astype(np.float32)
+    info = FrameInfo("f", "T", "r", 30.0, 60962.9)
+
+    def flux(frame, sources):
+        table = measure_frame(frame, sources, info, SITE, target, params)
+        return np.asarray(table["flux_1.5fwhm"]), np.asarray(table["flux_err_1.5fwhm"]), table
+
+    clean, err, _ = flux(ccd, plain)
+    mesh, _, _ = flux(patched, plain)
+    local, local_err, table = flux(patched, reference)
+    area = np.pi * (1.5 * fwhm / 5.2) ** 2
+    assert mesh[0] - clean[0] > 0.3 * 40.0 * area  # the mesh misses much of the patch
+    assert abs(local[0] - clean[0]) < 3 * err[0]  # the annulus removes it
+    _, _, unpatched = flux(ccd, reference)
+    # The patch, on top of the star's own wings in the annulus (8 ADU: 0.1 % of its flux).
+    assert table["sky_local"][0] - unpatched["sky_local"][0] == pytest.approx(40.0, abs=3.0)
+    # The other stars, away from the patch: the same fluxes within their errors, slightly
+    # larger errors (the annulus median's noise).
+    assert np.all(np.abs(local[1:] - mesh[1:]) < 2 * err[1:])
+    assert np.all(local_err >= err)

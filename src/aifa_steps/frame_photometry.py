@@ -55,6 +55,9 @@ class PhotometryParameters:
         list: radii in arcsec.
     aperture_fwhm : list of float
         Radii of automatic apertures in units of the target's FWHM.
+    sky_annulus_fwhm : list of float, optional
+        Inner and outer radius of a local sky annulus in units of the target's FWHM (see
+        `aifa_steps.photometry.forced_photometry`); None: the frame's background mesh alone.
     background_box : int
         Box size (pixels) of the background mesh.
     background_filter : int
@@ -74,6 +77,7 @@ class PhotometryParameters:
 
     apertures: str | list[float] = field(default_factory=lambda: [4.0, 6.0, 8.0, 10.0])
     aperture_fwhm: list[float] = field(default_factory=lambda: list(AUTO_APERTURE_FWHM))
+    sky_annulus_fwhm: list[float] | None = None
     background_box: int = 300
     background_filter: int = 3
     growth_radius_fwhm: float = 3.0
@@ -224,8 +228,9 @@ def set_reference_apertures(
 
     Every frame of the target is then measured through these apertures
     (`measure_frame`): ``APERTURES`` (radii, arcsec), ``APKEYS`` (column suffixes), ``APMODE``
-    (``auto`` or ``arcsec``), ``APFWHM`` (the FWHM that sized them, arcsec; NaN for explicit
-    radii), ``APMULT`` (multiples of it, automatic apertures only).
+    (``auto`` or ``arcsec``), ``APFWHM`` (the target's FWHM, arcsec, that sized automatic
+    apertures and the sky annulus), ``APMULT`` (multiples of it, automatic apertures only),
+    ``ANNULUS`` (inner and outer radius of the sky annulus, arcsec, when configured).
 
     Parameters
     ----------
@@ -252,7 +257,7 @@ def set_reference_apertures(
             good &= np.asarray(reference["snr"], float) >= 50
         if good.any():
             fallback = float(np.median(fwhm[good]))
-    fwhm = target_fwhm(frame_fwhm_arcsec, fallback) if params.auto else float("nan")
+    fwhm = target_fwhm(frame_fwhm_arcsec, fallback)
     radii, keys = aperture_plan(params.apertures, fwhm, params.aperture_fwhm)
     reference.meta["APERTURES"] = radii
     reference.meta["APKEYS"] = keys
@@ -260,6 +265,14 @@ def set_reference_apertures(
     reference.meta["APFWHM"] = fwhm
     if params.auto:
         reference.meta["APMULT"] = sorted(float(m) for m in params.aperture_fwhm)
+    if params.sky_annulus_fwhm:
+        inner, outer = (float(m) for m in params.sky_annulus_fwhm)
+        if not (np.isfinite(fwhm) and fwhm > 0 and 0 < inner < outer):
+            raise ValueError(
+                "photometry.sky_annulus_fwhm needs an inner radius below the outer one and a "
+                "measured FWHM of the target"
+            )
+        reference.meta["ANNULUS"] = [inner * fwhm, outer * fwhm]
     return radii, keys
 
 
@@ -392,6 +405,7 @@ def measure_frame(
         ids=reference["id"],
         background_box=params.background_box,
         keys=keys,
+        annulus_arcsec=reference.meta.get("ANNULUS"),
     )
     for key in keys:
         table[f"snr_{key}"] = table[f"flux_{key}"] / table[f"flux_err_{key}"]
