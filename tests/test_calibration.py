@@ -17,7 +17,13 @@ from aifa_steps.calibrate import (
     read_ccd,
     write_ccd,
 )
-from aifa_steps.camera import characterise_camera
+from aifa_steps.camera import (
+    characterise_camera,
+    gain_from_sky,
+    night_detector,
+    resolve_detector,
+    sky_transfer,
+)
 from aifa_steps.combine import clipped_mean, combine_files
 from aifa_steps.inventory import build_inventory
 from aifa_steps.masters import (
@@ -371,6 +377,102 @@ def test_camera_gain_and_read_noise(inventory, masters):
         INST.read_noise,
     )
     assert not wrong["ok"][wrong["quantity"] == "gain"][0]
+
+
+def test_gain_and_read_noise_auto_from_the_nights_pairs(inventory, masters):
+    """instrument.gain/read_noise: auto on a night with biases and flats: photon transfer."""
+    summary, _ = characterise_camera(
+        _paths(inventory, "bias"), _paths(inventory, "flat"), masters["bias"].data, np.nan, np.nan
+    )
+    assert not any(summary["ok"])  # nothing configured to compare with
+    night = night_detector({"gain": "auto", "read_noise": "auto"}, summary)
+    gain, read_noise = night["value"]
+    assert gain == pytest.approx(INST.gain, rel=0.03)
+    assert read_noise == pytest.approx(INST.read_noise, rel=0.05)
+    assert list(night["source"]) == ["photon transfer (flat pairs)", "bias pairs"]
+    # A configured value stays; the other is measured.
+    mixed = night_detector({"gain": 0.4, "read_noise": "auto"}, summary)
+    assert mixed["value"][0] == 0.4 and mixed["source"][0] == "configuration"
+    assert mixed["value"][1] == pytest.approx(RN_ADU * 0.4, rel=0.05)
+
+
+@pytest.fixture(scope="module")
+def light_paths(inventory):
+    return _paths(inventory, "light")
+
+
+def test_gain_auto_from_the_lights_sky(light_paths, masters):
+    """Without flat pairs: the lights' sky variance against level gives the gain within 10 %
+    (stars masked; measured -2.5 % with the read noise known, -4 % from the slope alone)."""
+    sky = sky_transfer(light_paths, masters["bias"].data)
+    assert len(sky) >= 20 and sky.meta["PEDESTAL"]
+    known = gain_from_sky(sky, read_noise_adu=RN_ADU)
+    assert known["gain"] == pytest.approx(INST.gain, rel=0.1)
+    assert known["method"].startswith("lights' sky, ") and "read noise known" in known["method"]
+    in_electrons = gain_from_sky(sky, read_noise_e=INST.read_noise)
+    assert in_electrons["gain"] == pytest.approx(known["gain"], rel=0.01)
+    slope = gain_from_sky(sky)
+    assert slope["gain"] == pytest.approx(INST.gain, rel=0.1) and "slope" in slope["method"]
+    # Without any bias level (a night of lights only): the slope, independent of the pedestal.
+    raw = sky_transfer(light_paths, None)
+    night = night_detector({"gain": "auto", "read_noise": "auto"}, None, raw)
+    assert night["value"][0] == pytest.approx(INST.gain, rel=0.1)
+    assert "slope" in night["source"][0]
+    assert night["source"][1] == "none" and night["reason"][1]
+    # Too little spread in level and no bias level: no gain, with the reason.
+    same = raw[np.argsort(raw["level"])][:3]
+    same["level"] = same["level"][0] + np.array([0.0, 0.1, 0.2])
+    failed = gain_from_sky(same)
+    assert np.isnan(failed["gain"]) and "span too little" in failed["reason"]
+
+
+def test_resolve_detector_prefers_configuration_then_header_then_night():
+    night = Table(
+        rows=[("gain", 0.38, 0.01, "e-/adu", "photon transfer (flat pairs)", "")],
+        names=("quantity", "value", "error", "unit", "source", "reason"),
+    )
+    night.add_row(("read_noise", np.nan, np.nan, "e-", "none", "no biases"))
+    auto = {"gain": "auto", "read_noise": "auto"}
+    assert resolve_detector({"gain": 0.5, "read_noise": 3.0}, 1.2, 7.0, night) == (
+        0.5,
+        3.0,
+        "configuration",
+        "configuration",
+    )
+    assert resolve_detector(auto, 1.2, 7.0, night) == (1.2, 7.0, "header", "header")
+    # NaN or implausible header values (NINA's GAIN is a gain setting like 26) are ignored.
+    gain, _, source, _ = resolve_detector({**auto, "read_noise": 3}, 26.0, np.nan, night)
+    assert (gain, source) == (0.38, "photon transfer (flat pairs)")
+    with pytest.raises(ValueError, match="instrument.read_noise is auto.*no biases"):
+        resolve_detector(auto, np.nan, None, night)
+
+
+def test_calibrated_frame_uses_and_records_the_resolved_values(tiny_night, masters, tmp_path):
+    """The uncertainty plane follows the resolved gain; the header says where it came from."""
+    truth_flat = fits.getdata(tiny_night / "truth" / "flat_r.fits")
+    det = DetectorTruth(
+        bias=fits.getdata(tiny_night / "truth" / "bias.fits"),
+        dark_rate=fits.getdata(tiny_night / "truth" / "dark_rate.fits"),
+        hot_pixels=fits.getdata(tiny_night / "truth" / "hot_pixels.fits"),
+        flats={"r": truth_flat},
+    )
+    raw = read_out(
+        np.random.default_rng(9), np.float32(1500) * truth_flat, 30.0, det, INST, cosmic_rays=False
+    )
+    path = tmp_path / "sky.fits"
+    fits.PrimaryHDU(raw, fits.Header({"EXPTIME": 30.0, "FILTER": "r"})).writeto(path)
+    ratios = {}
+    for gain, source in ((0.3765, "photon transfer (flat pairs)"), (3 * INST.gain, "header")):
+        params = CalibrationParameters(
+            gain=gain, read_noise=3.5, gain_source=source, read_noise_source="bias pairs"
+        )
+        ccd = calibrate_frame(path, masters["loaded"], "r", params)
+        assert ccd.meta["GAINSRC"] == source and ccd.meta["RDNSRC"] == "bias pairs"
+        assert ccd.meta["GAIN_E"] == gain
+        stats = frame_statistics(ccd)
+        ratios[source] = stats["sky_std"] / stats["predicted_std"]
+    assert ratios["photon transfer (flat pairs)"] == pytest.approx(1.0, abs=0.05)
+    assert ratios["header"] == pytest.approx(np.sqrt(3.0), rel=0.05)  # a wrong gain shows
 
 
 def test_inventory_problems_can_be_fatal(tiny_night):

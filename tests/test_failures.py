@@ -171,7 +171,7 @@ def test_config_contradictions_name_the_keys(tmp_path):
     bad = {**BASE, "zeropoints": {"catalogue_aperture_arcsec": 5}}
     (problem,) = config_problems(bad)
     assert "zeropoints.catalogue_aperture_arcsec is 5" in problem
-    assert "photometry.apertures_arcsec [4.0, 6.0, 8.0, 10.0]" in problem
+    assert "photometry.apertures [4.0, 6.0, 8.0, 10.0]" in problem
     no_index = {**BASE, "astrometry": {"build_index": False, "index_dirs": []}}
     assert "astrometry.build_index is false" in config_problems(no_index)[0]
     missing = {**BASE, "astrometry": {"build_index": True, "index_dirs": [str(tmp_path / "x")]}}

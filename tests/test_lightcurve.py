@@ -13,6 +13,7 @@ from aifa_steps.lightcurve import (
     transit_light_curve,
 )
 from aifa_steps.simulate.transit import TransitModel
+from aifa_steps.transit_fit import error_scale
 
 TRUTH = TransitModel(2460963.391, 1.4200242, 0.1455, 6.25, 84.26, (0.45, 0.2))
 EPHEMERIS = {"t0_bjd_tdb": 2460963.391 + 3 * 1.4200242, "period_days": 1.4200242}
@@ -135,3 +136,45 @@ def test_detrending_against_seeing_removes_a_seeing_trend():
     assert fixed["fit"].depth == pytest.approx(both["fit"].depth, rel=0.02)
     with pytest.raises(ValueError, match="unknown detrending term 'focus'"):
         transit_light_curve(tables, reference, *args, detrend=["focus"])
+
+
+def test_error_scale_limits():
+    rng = np.random.default_rng(2)
+    flux = 1.0 + rng.normal(0, 0.001, 200)
+    outside = np.ones(200, bool)
+    for errors, rescaled in ((0.001, False), (0.0009, False), (0.0006, True), (0.003, True)):
+        ratio, factor = error_scale(flux, np.full(200, errors), outside)
+        assert ratio == pytest.approx(0.001 / errors, rel=0.1)
+        assert (factor != 1.0) == rescaled and (factor == ratio or not rescaled)
+    # Few points: a larger mismatch is chance (at 20 points the limit is exp(3 / sqrt 38)).
+    ratio, factor = error_scale(flux[:20], np.full(20, 0.0007), outside[:20])
+    assert 1.25 < ratio < 1.6 and factor == 1.0
+    assert error_scale(flux[:5], np.full(5, 0.01), outside[:5]) == (
+        pytest.approx(np.nan, nan_ok=True),
+        1.0,
+    )
+
+
+def test_wrong_error_bars_are_rescaled_to_the_scatter():
+    """Error bars 3 x too large (a guessed gain): the fit reports the ratio, rescales the
+    errors to the out-of-transit scatter and gives the same parameter errors as with right
+    error bars."""
+    tables, reference, relative_noise = _night()
+    args = ((303.38, 65.16), EPHEMERIS)
+    right = transit_light_curve(tables, reference, *args, depth_guess=0.02)
+    assert right["fit"].error_scale == 1.0 and 0.8 < right["fit"].error_ratio < 1.25
+    for table in tables:
+        table["flux_err_4"] *= 3.0
+    wrong = transit_light_curve(tables, reference, *args, depth_guess=0.02)
+    fit = wrong["fit"]
+    assert fit.error_ratio == pytest.approx(right["fit"].error_ratio / 3.0, rel=0.01)
+    assert fit.error_scale == fit.error_ratio
+    assert np.median(wrong["table"]["flux_err"]) == pytest.approx(
+        fit.error_ratio * 3.0 * np.median(right["table"]["flux_err"]), rel=0.01
+    )
+    assert wrong["table"].meta["ERRSCALE"] == fit.error_scale
+    assert fit.depth == pytest.approx(TRUTH.depth, rel=0.05)
+    assert fit.depth_err == pytest.approx(right["fit"].depth_err, rel=0.25)
+    assert fit.t0_bjd_tdb_err == pytest.approx(right["fit"].t0_bjd_tdb_err, rel=0.25)
+    assert fit.reduced_chi2 == pytest.approx(1.0, abs=0.3)
+    assert any("errors rescaled by" in note for note in wrong["notes"])

@@ -144,6 +144,8 @@ class CalibrationParameters:
     exptime_keyword: str | tuple[str, ...] | None = None  # None: EXPTIME and the usual others
     bias_level: float | None = None  # ADU; for nights without bias frames and darks
     readout: Mapping[str, object] | None = None  # overscan and trim (aifa_steps.readout)
+    gain_source: str = "configuration"  # where the gain comes from (header GAINSRC)
+    read_noise_source: str = "configuration"  # ... and the read noise (RDNSRC)
 
 
 def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple[float, float]:
@@ -399,6 +401,8 @@ def calibrate_frame(
     header["NNODATA"] = (n_no_data, "pixels without data (NaN) in the raw frame")
     header["GAIN_E"] = (params.gain, "[e-/adu] gain used for uncertainties")
     header["RDNOISE"] = (params.read_noise, "[e-] read noise used for uncertainties")
+    header["GAINSRC"] = (params.gain_source[:68], "where GAIN_E comes from")
+    header["RDNSRC"] = (params.read_noise_source[:68], "where RDNOISE comes from")
     header["SATURATE"] = (params.saturation, "[adu] raw saturation level")
     header["CRCLEAN"] = (params.cosmic_rays, "cosmic rays masked (astroscrappy)")
     header["NCOSMIC"] = (n_cosmic, "pixels masked as cosmic rays")
@@ -407,7 +411,13 @@ def calibrate_frame(
         header,
         "calibration (raw - bias - scaled dark) / flat",
         [path],
-        {"gain": params.gain, "read_noise": params.read_noise, "cosmic_rays": params.cosmic_rays},
+        {
+            "gain": params.gain,
+            "gain_source": params.gain_source,
+            "read_noise": params.read_noise,
+            "read_noise_source": params.read_noise_source,
+            "cosmic_rays": params.cosmic_rays,
+        },
     )
     for key in ("BZERO", "BSCALE"):
         header.remove(key, ignore_missing=True)

@@ -30,6 +30,13 @@ __all__ = [
     "FrameInfo",
     "measure_frame",
     "aperture_keys",
+    "AUTO_APERTURE_FWHM",
+    "aperture_plan",
+    "catalogue_aperture_key",
+    "smallest_aperture_key",
+    "table_apertures",
+    "target_fwhm",
+    "set_reference_apertures",
     "check_stars_measured",
     "failed_photometry",
     "photometry_failed",
@@ -43,8 +50,14 @@ class PhotometryParameters:
 
     Parameters
     ----------
-    apertures_arcsec : list of float
-        Aperture radii.
+    apertures : ``"auto"`` or list of float
+        ``"auto"``: radii of ``aperture_fwhm`` times the target's FWHM (`aperture_plan`); a
+        list: radii in arcsec.
+    aperture_fwhm : list of float
+        Radii of automatic apertures in units of the target's FWHM.
+    sky_annulus_fwhm : list of float, optional
+        Inner and outer radius of a local sky annulus in units of the target's FWHM (see
+        `aifa_steps.photometry.forced_photometry`); None: the frame's background mesh alone.
     background_box : int
         Box size (pixels) of the background mesh.
     background_filter : int
@@ -62,7 +75,9 @@ class PhotometryParameters:
         Fit a circular 2-D Gaussian to every unflagged star (``fwhm_arcsec`` column; slow).
     """
 
-    apertures_arcsec: list[float] = field(default_factory=lambda: [4.0, 6.0, 8.0, 10.0])
+    apertures: str | list[float] = field(default_factory=lambda: [4.0, 6.0, 8.0, 10.0])
+    aperture_fwhm: list[float] = field(default_factory=lambda: list(AUTO_APERTURE_FWHM))
+    sky_annulus_fwhm: list[float] | None = None
     background_box: int = 300
     background_filter: int = 3
     growth_radius_fwhm: float = 3.0
@@ -76,7 +91,13 @@ class PhotometryParameters:
         """Parameters from the configuration's ``photometry`` section."""
         names = set(cls.__dataclass_fields__)
         kwargs = {k: v for k, v in section.items() if k in names}
+        kwargs["apertures"] = aperture_setting(section)
         return cls(**kwargs, saturation=float(saturation))
+
+    @property
+    def auto(self) -> bool:
+        """True when the apertures follow the seeing (``apertures: auto``)."""
+        return isinstance(self.apertures, str)
 
 
 @dataclass
@@ -102,9 +123,218 @@ class FrameInfo:
     mjd: float
 
 
+# Radii of automatic apertures in units of the FWHM: from the core (best S/N for faint stars,
+# about 1 FWHM) to 3 FWHM (bright stars, where the curve of growth is flat).
+AUTO_APERTURE_FWHM = (1.0, 1.5, 2.0, 2.5, 3.0)
+
+
 def aperture_keys(radii_arcsec) -> list[str]:
-    """Column suffixes of the apertures (``4``, ``6``, ``7.5``, ...)."""
+    """Column suffixes of apertures given in arcsec (``4``, ``6``, ``7.5``, ...)."""
     return [f"{r:g}" for r in radii_arcsec]
+
+
+def fwhm_keys(multiples) -> list[str]:
+    """Column suffixes of automatic apertures (``1fwhm``, ``1.5fwhm``, ...)."""
+    return [f"{m:g}fwhm" for m in multiples]
+
+
+def aperture_setting(section: dict) -> str | list[float]:
+    """The ``photometry`` section's apertures: ``"auto"`` or radii in arcsec.
+
+    ``apertures`` (``auto`` or a list) decides; a configuration of an older version with only
+    ``apertures_arcsec`` keeps those radii.
+    """
+    value = section.get("apertures", "auto")
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"photometry.apertures is {value!r}: use auto or a list of radii")
+        if section.get("apertures_arcsec"):
+            return [float(r) for r in section["apertures_arcsec"]]
+        return "auto"
+    return [float(r) for r in value]
+
+
+def aperture_plan(
+    apertures: str | list[float], fwhm_arcsec: float, multiples=AUTO_APERTURE_FWHM
+) -> tuple[list[float], list[str]]:
+    """Radii (arcsec) and column suffixes of a target's apertures.
+
+    Parameters
+    ----------
+    apertures : ``"auto"`` or list of float
+        Explicit radii in arcsec (suffix: the radius, e.g. ``4``), or ``"auto"``:
+        ``multiples`` times ``fwhm_arcsec`` (suffix: the multiple, e.g. ``1.5fwhm``, so the
+        columns of every target and night have the same names whatever the seeing).
+    fwhm_arcsec : float
+        The target's FWHM (`target_fwhm`); only used with ``"auto"``.
+    multiples : sequence of float
+        Radii of automatic apertures in units of the FWHM.
+
+    Returns
+    -------
+    radii : list of float
+        Aperture radii in arcsec, increasing.
+    keys : list of str
+        Column suffixes.
+
+    Raises
+    ------
+    ValueError
+        For automatic apertures without a finite, positive FWHM.
+    """
+    if not isinstance(apertures, str):
+        radii = sorted(float(r) for r in apertures)
+        return radii, aperture_keys(radii)
+    if not (np.isfinite(fwhm_arcsec) and fwhm_arcsec > 0):
+        raise ValueError(
+            "photometry.apertures is auto, but the target has no measured FWHM (no star was "
+            "measured in its frames): give photometry.apertures as a list of radii in arcsec"
+        )
+    multiples = sorted(float(m) for m in multiples)
+    return [m * float(fwhm_arcsec) for m in multiples], fwhm_keys(multiples)
+
+
+def target_fwhm(frame_fwhm_arcsec, reference_fwhm_arcsec: float = float("nan")) -> float:
+    """The FWHM that sizes a target's automatic apertures: the median seeing of its frames.
+
+    One radius for all frames of a target keeps the light curve consistent (the same pixels
+    around target and comparison stars in every frame: the same neighbours' light and sky
+    noise; the varying enclosed fraction is common to all stars of a frame and corrected per
+    frame by the curve of growth). The median seeing over the night, not the reference frame's
+    (the best), so that the apertures fit the typical frame; the larger multiples cover the
+    worst.
+
+    Parameters
+    ----------
+    frame_fwhm_arcsec : array-like
+        FWHM of each of the target's solved frames (``astrometry/status.ecsv`` ``fwhm_arcsec``).
+    reference_fwhm_arcsec : float
+        Fallback when no frame has a measured FWHM (e.g. the reference frame's detections).
+
+    Returns
+    -------
+    float
+        FWHM in arcsec (NaN when neither is known).
+    """
+    values = np.asarray(frame_fwhm_arcsec, float)
+    values = values[np.isfinite(values) & (values > 0)]
+    return float(np.median(values)) if values.size else float(reference_fwhm_arcsec)
+
+
+def set_reference_apertures(
+    reference: Table, params: PhotometryParameters, frame_fwhm_arcsec=()
+) -> tuple[list[float], list[str]]:
+    """Choose a target's apertures and record them in its reference table's metadata.
+
+    Every frame of the target is then measured through these apertures
+    (`measure_frame`): ``APERTURES`` (radii, arcsec), ``APKEYS`` (column suffixes), ``APMODE``
+    (``auto`` or ``arcsec``), ``APFWHM`` (the target's FWHM, arcsec, that sized automatic
+    apertures and the sky annulus), ``APMULT`` (multiples of it, automatic apertures only),
+    ``ANNULUS`` (inner and outer radius of the sky annulus, arcsec, when configured).
+
+    Parameters
+    ----------
+    reference : astropy.table.Table
+        The target's reference sources (`aifa_steps.detection.reference_sources`); its
+        ``fwhm_arcsec`` of bright isolated sources is the fallback FWHM.
+    params : PhotometryParameters
+        Settings (``apertures``, ``aperture_fwhm``).
+    frame_fwhm_arcsec : array-like
+        Seeing of each of the target's solved frames.
+
+    Returns
+    -------
+    radii, keys
+        As `aperture_plan`.
+    """
+    fallback = float("nan")
+    if "fwhm_arcsec" in reference.colnames and len(reference):
+        fwhm = np.asarray(reference["fwhm_arcsec"], float)
+        good = np.isfinite(fwhm)
+        if "isolated" in reference.colnames:
+            good &= np.asarray(reference["isolated"], bool)
+        if "snr" in reference.colnames:
+            good &= np.asarray(reference["snr"], float) >= 50
+        if good.any():
+            fallback = float(np.median(fwhm[good]))
+    fwhm = target_fwhm(frame_fwhm_arcsec, fallback)
+    radii, keys = aperture_plan(params.apertures, fwhm, params.aperture_fwhm)
+    reference.meta["APERTURES"] = radii
+    reference.meta["APKEYS"] = keys
+    reference.meta["APMODE"] = "auto" if params.auto else "arcsec"
+    reference.meta["APFWHM"] = fwhm
+    if params.auto:
+        reference.meta["APMULT"] = sorted(float(m) for m in params.aperture_fwhm)
+    if params.sky_annulus_fwhm:
+        inner, outer = (float(m) for m in params.sky_annulus_fwhm)
+        if not (np.isfinite(fwhm) and fwhm > 0 and 0 < inner < outer):
+            raise ValueError(
+                "photometry.sky_annulus_fwhm needs an inner radius below the outer one and a "
+                "measured FWHM of the target"
+            )
+        reference.meta["ANNULUS"] = [inner * fwhm, outer * fwhm]
+    return radii, keys
+
+
+def table_apertures(meta) -> tuple[list[float], list[str]]:
+    """Radii (arcsec) and column suffixes of the apertures of a photometry or reference table.
+
+    Tables written before automatic apertures have ``APERTURES`` only (suffix: the radius).
+    """
+    radii = [float(r) for r in meta.get("APERTURES", [])]
+    keys = meta.get("APKEYS")
+    return radii, (list(keys) if keys else aperture_keys(radii))
+
+
+def smallest_aperture_key(photometry_section: dict) -> str:
+    """Column suffix of the smallest aperture of the ``photometry`` configuration section."""
+    apertures = aperture_setting(photometry_section)
+    if isinstance(apertures, str):
+        return fwhm_keys([min(photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM))])[0]
+    return aperture_keys([min(apertures)])[0]
+
+
+def catalogue_aperture_key(photometry_section: dict, zeropoints_section: dict) -> str:
+    """Suffix of the aperture of the night's mean magnitudes, catalogue and extinction.
+
+    ``zeropoints.catalogue_aperture_arcsec`` names an explicit aperture (arcsec); ``auto``
+    takes, with explicit apertures, the smallest, and with automatic apertures the one of
+    ``zeropoints.catalogue_aperture_fwhm`` FWHM.
+
+    Raises
+    ------
+    ValueError
+        When the setting does not name one of the apertures (see
+        `aifa_steps.night.config_problems`, which reports it before the run).
+    """
+    apertures = aperture_setting(photometry_section)
+    value = zeropoints_section.get("catalogue_aperture_arcsec", "auto")
+    if isinstance(apertures, str):
+        multiples = [float(m) for m in photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM)]
+        if value != "auto":
+            raise ValueError(
+                f"zeropoints.catalogue_aperture_arcsec is {value:g}, but photometry.apertures "
+                "is auto (radii in units of the seeing FWHM): set "
+                "zeropoints.catalogue_aperture_arcsec: auto and choose "
+                f"zeropoints.catalogue_aperture_fwhm among photometry.aperture_fwhm "
+                f"{multiples}, or give photometry.apertures as a list of radii in arcsec"
+            )
+        multiple = float(zeropoints_section.get("catalogue_aperture_fwhm", 1.5))
+        if not any(abs(multiple - m) < 1e-9 for m in multiples):
+            raise ValueError(
+                f"zeropoints.catalogue_aperture_fwhm is {multiple:g}, which is not one of "
+                f"photometry.aperture_fwhm {multiples}: add it there or choose one of them"
+            )
+        return fwhm_keys([multiple])[0]
+    if value == "auto":
+        return aperture_keys([min(apertures)])[0]
+    if not any(abs(float(value) - r) < 1e-9 for r in apertures):
+        raise ValueError(
+            f"zeropoints.catalogue_aperture_arcsec is {float(value):g}, which is not one of "
+            f"photometry.apertures {[float(f'{r:g}') for r in apertures]}: add it there or "
+            "choose one of them"
+        )
+    return aperture_keys([float(value)])[0]
 
 
 def measure_frame(
@@ -145,8 +375,16 @@ def measure_frame(
         ``GROWTH_R``, ``GROWTH_F`` (the curve of growth).
     """
     params = params or PhotometryParameters()
-    radii = tuple(float(r) for r in params.apertures_arcsec)
-    keys = aperture_keys(radii)
+    if params.auto:
+        if "APKEYS" not in reference.meta:
+            raise ValueError(
+                "automatic apertures need the target's apertures in the reference table "
+                "(APERTURES, APKEYS: aifa_steps.frame_photometry.aperture_plan)"
+            )
+        radii_list, keys = table_apertures(reference.meta)
+    else:
+        radii_list, keys = aperture_plan(params.apertures, float("nan"))
+    radii = tuple(radii_list)
     flags = getattr(ccd, "flags", None)
     bad = flags > 0 if flags is not None else ccd.mask
     data = np.asarray(ccd.data, dtype=np.float32)
@@ -166,6 +404,8 @@ def measure_frame(
         flags=flags,
         ids=reference["id"],
         background_box=params.background_box,
+        keys=keys,
+        annulus_arcsec=reference.meta.get("ANNULUS"),
     )
     for key in keys:
         table[f"snr_{key}"] = table[f"flux_{key}"] / table[f"flux_err_{key}"]
@@ -211,6 +451,8 @@ def measure_frame(
         "SKY": sky,
         "SKYRMS": float(np.median(rms)),
         "APERTURES": list(radii),
+        "APKEYS": list(keys),
+        "APFWHM": float(reference.meta.get("APFWHM", np.nan)),
         "GROWTH_R": [float(v) for v in growth["radius_arcsec"]],
         "GROWTH_F": [float(v) for v in growth["fraction"]],
     }
@@ -227,7 +469,7 @@ def check_stars_measured(table: Table, min_snr: float = 5.0, min_stars: int = 1)
     A frame that solved but then measures no source above ``min_snr`` in its largest aperture
     (clouds moved in, the dome closed, a focus run) cannot give a flux or a zero point.
     """
-    keys = aperture_keys(table.meta.get("APERTURES", []))
+    radii, keys = table_apertures(table.meta)
     if not keys:
         return
     snr = np.asarray(table[f"snr_{keys[-1]}"], float)
@@ -235,7 +477,7 @@ def check_stars_measured(table: Table, min_snr: float = 5.0, min_stars: int = 1)
     if n < min_stars:
         raise FrameFailure(
             f"no stars measured: {n} of {len(table)} sources above S/N {min_snr:g} "
-            f"in the {keys[-1]} arcsec aperture"
+            f"in the {radii[-1]:.3g} arcsec aperture ({keys[-1]})"
         )
 
 

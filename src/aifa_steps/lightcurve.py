@@ -18,6 +18,7 @@ from astropy.table import Table
 
 from .atomic import save_figure
 from .observing import scintillation_noise
+from .transit_fit import error_scale
 
 __all__ = [
     "ComparisonParameters",
@@ -313,8 +314,11 @@ def transit_light_curve(
         ``table`` (`astropy.table.Table`: ``bjd_tdb``, ``flux``, ``flux_err``,
         ``flux_detrended``, ``model`` (transit times baseline), ``transit``, ``airmass``,
         ``seeing``, ``sky``, ``x``, ``y``), ``fit`` (`aifa_steps.transit_fit.TransitFit`),
-        ``aperture``, ``comparisons`` (table of ``id``, ``ra``, ``dec``, ``weight``),
-        ``apertures`` (RMS of each aperture's residuals), ``notes``, ``predicted_t0``.
+        ``aperture`` (radius, arcsec), ``aperture_key`` (its column suffix, e.g. ``4`` or
+        ``1.5fwhm``), ``comparisons`` (table of ``id``, ``ra``, ``dec``, ``weight``),
+        ``apertures`` (RMS of each aperture's residuals, by suffix), ``notes``,
+        ``predicted_t0``. The fit carries ``error_ratio`` and ``error_scale`` (see
+        `aifa_steps.transit_fit.error_scale`); ``flux_err`` is rescaled by the latter.
     """
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -335,7 +339,10 @@ def transit_light_curve(
         if {"gmag", "imag"} <= set(reference.colnames)
         else None
     )
-    radii = [f"{r:g}" for r in tables[0].meta["APERTURES"]]
+    from .frame_photometry import table_apertures
+
+    radii_arcsec, radii = table_apertures(tables[0].meta)
+    radius_of = dict(zip(radii, radii_arcsec, strict=True))
     times = np.array([float(t.meta["BJD_TDB"]) for t in tables])
     period = float(ephemeris["period_days"])
     t_guess = predicted_mid_time(float(ephemeris["t0_bjd_tdb"]), period, times)
@@ -385,6 +392,30 @@ def transit_light_curve(
     lowest = min(scores.values())
     aperture = next(a for a in radii if a in scores and scores[a] <= 1.05 * lowest)
     matrix, columns, weights, notes, flux, flux_err, fit, transit, baseline = results[aperture]
+    # Error bars against the scatter: rescaled, and the transit fitted again, when the
+    # out-of-transit scatter and the median error disagree by more than ERROR_RATIO_LIMIT.
+    outside = transit > 0.99999
+    ratio, factor = error_scale(flux / baseline, flux_err, outside)
+    if factor != 1.0:
+        notes = [
+            *notes,
+            f"errors rescaled by {factor:.3f}: out-of-transit scatter {ratio:.2f} x the "
+            "median error",
+        ]
+        flux_err = flux_err * factor
+        fit, transit, baseline = fit_transit(
+            matrix["bjd_tdb"],
+            flux,
+            flux_err,
+            detrend_regressors(matrix, target, detrend),
+            t_guess,
+            period,
+            float(ephemeris.get("duration_hours", 2.0)),
+            depth_guess,
+            limb_darkening,
+        )
+    fit.error_ratio = ratio
+    fit.error_scale = factor
     table = Table(
         {
             "bjd_tdb": matrix["bjd_tdb"],
@@ -401,7 +432,10 @@ def transit_light_curve(
         }
     )
     table.meta["DETREND"] = list(detrend)
-    table.meta["APERTURE"] = float(aperture)
+    table.meta["APERTURE"] = float(radius_of[aperture])
+    table.meta["APKEY"] = aperture
+    table.meta["ERRRATIO"] = ratio
+    table.meta["ERRSCALE"] = factor
     table.meta["TARGETID"] = int(matrix["ids"][target])
     comparisons = Table(
         {
@@ -414,7 +448,8 @@ def transit_light_curve(
     return {
         "table": table,
         "fit": fit,
-        "aperture": float(aperture),
+        "aperture": float(radius_of[aperture]),
+        "aperture_key": aperture,
         "comparisons": comparisons,
         "apertures": scores,
         "notes": notes,
@@ -501,7 +536,8 @@ def lightcurve_figure(
     ax_res.set_xlabel(f"BJD_TDB - {t0:.0f} [h]")
     ax_res.set_title(
         f"RMS {np.nanstd(residual) * 1e3:.2f} ppt; median error "
-        f"{np.nanmedian(table['flux_err']) * 1e3:.2f} ppt; aperture {result['aperture']:g} arcsec, "
+        f"{np.nanmedian(table['flux_err']) * 1e3:.2f} ppt (x {fit.error_scale:.2f}); aperture "
+        f"{result['aperture']:.3g} arcsec, "
         f"{len(result['comparisons'])} comparison stars",
         fontsize=9,
     )

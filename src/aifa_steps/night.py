@@ -94,15 +94,12 @@ def config_problems(config: Mapping, check_files: bool = True) -> list[str]:
         One message per problem, naming the keys and the fix.
     """
     problems = []
-    phot = config.get("photometry", {})
-    apertures = [float(r) for r in phot.get("apertures_arcsec", [4.0, 6.0, 8.0, 10.0])]
-    catalogue_aperture = float(config.get("zeropoints", {}).get("catalogue_aperture_arcsec", 4))
-    if not any(abs(catalogue_aperture - r) < 1e-9 for r in apertures):
-        problems.append(
-            f"zeropoints.catalogue_aperture_arcsec is {catalogue_aperture:g}, which is not one "
-            f"of photometry.apertures_arcsec {[float(f'{r:g}') for r in apertures]}: add it "
-            "there or choose one of them"
-        )
+    from .frame_photometry import catalogue_aperture_key
+
+    try:
+        catalogue_aperture_key(config.get("photometry", {}), config.get("zeropoints", {}))
+    except ValueError as error:
+        problems.append(str(error))
     astro = config.get("astrometry", {})
     dirs = [Path(d) for d in astro.get("index_dirs", [])]
     if not astro.get("build_index", True) and not dirs:

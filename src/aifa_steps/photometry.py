@@ -33,6 +33,7 @@ __all__ = [
     "moffat_growth",
     "frame_seeing",
     "star_fwhm",
+    "local_sky",
 ]
 
 FLAG_SATURATED = 1  # a saturated pixel inside the aperture
@@ -212,6 +213,8 @@ def forced_photometry(
     flags: np.ndarray | None = None,
     ids: np.ndarray | None = None,
     background_box: int = 300,
+    keys: list[str] | None = None,
+    annulus_arcsec: tuple[float, float] | None = None,
 ) -> Table:
     """Aperture photometry at fixed sky positions, one set of columns per radius.
 
@@ -236,6 +239,14 @@ def forced_photometry(
     background_box : int
         Box size of the background estimate: its level is known to ~1.25 RMS / box per pixel,
         an error added (fully correlated) over the aperture.
+    keys : list of str, optional
+        Column suffixes of the radii (default: the radius, e.g. ``6``; automatic apertures
+        use their multiple of the FWHM, e.g. ``1.5fwhm``).
+    annulus_arcsec : tuple of float, optional
+        Inner and outer radius of a sky annulus: the sigma-clipped median of the
+        background-subtracted frame in it (`local_sky`) is subtracted from every aperture as
+        a local correction of the background, and its error added (column ``sky_local``,
+        ADU per pixel). None: the background alone.
 
     Returns
     -------
@@ -276,6 +287,19 @@ def forced_photometry(
     rms_at = np.asarray(background_rms, float)[yi, xi]
     n = len(ra)
     idx = np.flatnonzero(inside)
+    sky_local, sky_local_err = np.zeros(n), np.zeros(n)
+    if annulus_arcsec is not None and idx.size:
+        level, spread, count = local_sky(
+            residual,
+            x[idx],
+            y[idx],
+            annulus_arcsec[0] / scale,
+            annulus_arcsec[1] / scale,
+            bad,
+        )
+        sky_local[idx] = np.nan_to_num(level)
+        # The median of n pixels: 1.25 sigma / sqrt(n) per pixel, the same over the aperture.
+        sky_local_err[idx] = np.where(count > 0, 1.2533 * spread / np.sqrt(np.maximum(count, 1)), 0)
     # Pixel apertures at the converted positions, radii through the frame's pixel scale
     # (photutils' sky apertures would compute the WCS Jacobian again for every radius).
     xy = np.column_stack([x[idx], y[idx]])
@@ -286,12 +310,11 @@ def forced_photometry(
         sums = aperture_photometry(residual, apertures, error=uncertainty)
         peak = np.full(n, np.nan)
         peak[idx] = _peak_in_circle(residual, x[idx], y[idx], radii_arcsec[0] / scale)
-    for k, radius in enumerate(radii_arcsec):
-        key = f"{radius:g}"
+    keys = list(keys) if keys is not None else [f"{radius:g}" for radius in radii_arcsec]
+    for k, (radius, key) in enumerate(zip(radii_arcsec, keys, strict=True)):
         flux, err, bkg_sum, area = (np.full(n, np.nan) for _ in range(4))
         flag = np.where(inside, 0, FLAG_OFF_FRAME).astype(np.int16)
         if idx.size:
-            flux[idx] = sums[f"aperture_sum_{k}"]
             r_px = radius / scale
             edge = (
                 (x[idx] < r_px)
@@ -303,11 +326,14 @@ def forced_photometry(
             area[idx] = np.pi * r_px**2
             if edge.any():
                 area[idx[edge]] = CircularAperture(xy[edge], r_px).area_overlap(residual)
-            bkg_sum[idx] = sky_at[idx] * area[idx]
+            flux[idx] = sums[f"aperture_sum_{k}"] - sky_local[idx] * area[idx]
+            bkg_sum[idx] = (sky_at[idx] + sky_local[idx]) * area[idx]
             # The background level is a median of ~box^2 pixels: error 1.25 RMS / box per pixel,
             # the same for every pixel of the aperture.
-            err[idx] = np.hypot(
-                np.asarray(sums[f"aperture_sum_err_{k}"]), 1.2533 * rms_at[idx] / box * area[idx]
+            err[idx] = np.sqrt(
+                np.asarray(sums[f"aperture_sum_err_{k}"]) ** 2
+                + (1.2533 * rms_at[idx] / box * area[idx]) ** 2
+                + (sky_local_err[idx] * area[idx]) ** 2
             )
             # A flagged pixel touches the aperture when its centre is within r + 0.5 px.
             reach = r_px + 0.5
@@ -320,7 +346,61 @@ def forced_photometry(
         table[f"area_{key}"] = area
         table[f"flag_{key}"] = flag
     table["peak"] = peak if idx.size else np.full(n, np.nan)
+    if annulus_arcsec is not None:
+        table["sky_local"] = np.where(inside, sky_local, np.nan)
     return table
+
+
+def local_sky(
+    residual: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    r_in: float,
+    r_out: float,
+    bad: np.ndarray | None = None,
+    sigma: float = 3.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sigma-clipped median, standard deviation and pixel count in an annulus around stars.
+
+    Parameters
+    ----------
+    residual : numpy.ndarray
+        Image (e.g. the frame minus its background).
+    x, y : numpy.ndarray
+        Centres (0-based pixels, finite).
+    r_in, r_out : float
+        Annulus radii (pixels).
+    bad : numpy.ndarray, optional
+        Pixels left out (True = bad).
+    sigma : float
+        Clipping threshold (neighbouring stars in the annulus are clipped).
+
+    Returns
+    -------
+    median, std : numpy.ndarray
+        ADU per pixel (NaN without pixels).
+    count : numpy.ndarray
+        Pixels kept.
+    """
+    from astropy.stats import SigmaClip
+    from photutils.aperture import ApertureStats, CircularAnnulus
+
+    if len(x) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0, int)
+    annulus = CircularAnnulus(np.column_stack([x, y]), r_in, r_out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = ApertureStats(
+            residual,
+            annulus,
+            mask=bad,
+            sigma_clip=SigmaClip(sigma=sigma, maxiters=5),
+            sum_method="center",
+        )
+        median = np.atleast_1d(np.asarray(stats.median, float))
+        std = np.atleast_1d(np.asarray(stats.std, float))
+        count = np.atleast_1d(np.asarray(stats.sum_aper_area.value, float)).round().astype(int)
+    return median, std, count
 
 
 def _boxes_around(

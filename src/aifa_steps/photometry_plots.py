@@ -79,8 +79,15 @@ def _hours(mjd: np.ndarray) -> np.ndarray:
     return (mjd - np.floor(np.nanmin(mjd))) * 24.0
 
 
+def _aperture_label(table: Table, aperture: str | float) -> str:
+    """``4"`` for an aperture in arcsec, ``1.5 FWHM`` for an automatic one."""
+    if isinstance(aperture, str) and aperture.endswith("fwhm"):
+        return f"{aperture.removesuffix('fwhm')} FWHM"
+    return f'{float(aperture):g}"'
+
+
 def zeropoint_figure(
-    zeropoints: Table, extinction: Table, aperture_arcsec: float, path: str | Path
+    zeropoints: Table, extinction: Table, aperture: str | float, path: str | Path
 ) -> None:
     """Zero point, seeing and aperture correction through the night; zero point vs airmass.
 
@@ -90,13 +97,15 @@ def zeropoint_figure(
         The night's zero points.
     extinction : astropy.table.Table
         `aifa_steps.zeropoints.fit_extinction` result (lines in the airmass panel).
-    aperture_arcsec : float
-        Aperture shown.
+    aperture : str or float
+        Aperture shown (column suffix or radius in arcsec).
     path : path
         PNG file.
     """
-    sel = np.isclose(zeropoints["aperture_arcsec"], aperture_arcsec)
-    table = zeropoints[sel]
+    from .zeropoints import aperture_rows
+
+    table = zeropoints[aperture_rows(zeropoints, aperture)]
+    name = _aperture_label(table, aperture)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     (ax_time, ax_air), (ax_seeing, ax_frac) = axes
     if len(table):
@@ -131,34 +140,35 @@ def zeropoint_figure(
         ax_air.legend(fontsize=7)
     ax_time.set_ylabel("zero point of 1 s [mag]")
     ax_time.set_xlabel("UTC [h]")
-    ax_time.set_title(f'zero point ({aperture_arcsec:g}" aperture, total flux)', fontsize=10)
+    ax_time.set_title(f"zero point ({name} aperture, total flux)", fontsize=10)
     ax_air.set_xlabel("airmass")
     ax_air.set_ylabel("zero point of 1 s [mag]")
     ax_air.set_title("extinction: zero point against airmass", fontsize=10)
     ax_seeing.set_xlabel("UTC [h]")
     ax_seeing.set_ylabel("seeing FWHM [arcsec]")
     ax_frac.set_xlabel("UTC [h]")
-    ax_frac.set_ylabel(f'flux fraction in {aperture_arcsec:g}"')
+    ax_frac.set_ylabel(f"flux fraction in {name}")
     ax_frac.set_title("aperture correction (curve of growth)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
-def zeropoint_residual_figure(stars: Table, aperture_arcsec: float, path: str | Path) -> None:
+def zeropoint_residual_figure(stars: Table, aperture: str | float, path: str | Path) -> None:
     """Residuals of the zero-point stars against catalogue magnitude and colour, per filter.
 
     Parameters
     ----------
     stars : astropy.table.Table
         `aifa_steps.zeropoints.frame_zeropoints` star rows of all frames.
-    aperture_arcsec : float
-        Aperture shown.
+    aperture : str or float
+        Aperture shown (column suffix or radius in arcsec).
     path : path
         PNG file.
     """
-    sel = np.isclose(stars["aperture_arcsec"], aperture_arcsec) if len(stars) else []
-    table = stars[sel] if len(stars) else stars
+    from .zeropoints import aperture_rows
+
+    table = stars[aperture_rows(stars, aperture)] if len(stars) else stars
     bands = sorted(set(table["filter"])) if len(table) else []
     fig, axes = plt.subplots(
         max(len(bands), 1), 2, figsize=(11, 2.8 * max(len(bands), 1)), squeeze=False

@@ -205,7 +205,7 @@ def stack_inputs(
     paths: Sequence[str | Path],
     frames: Table,
     zeropoints: Table | None,
-    aperture_arcsec: float,
+    aperture: str | float,
 ) -> list[StackFrame]:
     """Frames to stack with their exposure times and zero points, read lazily from files.
 
@@ -218,15 +218,16 @@ def stack_inputs(
     zeropoints : astropy.table.Table or None
         The night's zero points (``stem``, ``aperture_arcsec``, ``zeropoint``); frames without
         one get NaN.
-    aperture_arcsec : float
-        Aperture whose (total-flux) zero points to use.
+    aperture : str or float
+        Aperture whose (total-flux) zero points to use: its column suffix (``4``,
+        ``1fwhm``) or radius in arcsec (see `aifa_steps.zeropoints.aperture_rows`).
     """
+    from .zeropoints import aperture_rows
+
     exptime = {str(r["stem"]): float(r["exptime"]) for r in frames}
     zp = {}
     if zeropoints is not None and len(zeropoints):
-        rows = zeropoints[
-            np.isclose(np.asarray(zeropoints["aperture_arcsec"], float), aperture_arcsec)
-        ]
+        rows = zeropoints[aperture_rows(zeropoints, aperture)]
         zp = {str(r["stem"]): float(r["zeropoint"]) for r in rows}
     out = []
     for path in paths:

@@ -16,7 +16,7 @@ import numpy as np
 from astropy.stats import sigma_clip
 from astropy.table import Table, vstack
 
-from .frame_photometry import aperture_keys
+from .frame_photometry import table_apertures
 from .refcat import REFCAT_COLUMNS
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "calibrated_magnitudes",
     "night_magnitudes",
     "photometry_targets",
+    "aperture_rows",
 ]
 
 LN10_2_5 = 2.5 / np.log(10.0)  # 1.0857: magnitude error of a relative flux error
@@ -50,8 +51,11 @@ class ZeropointParameters:
         The two bands of the colour (e.g. ``[g, i]``) for the colour term.
     colour_term : bool
         Fit and apply a colour term per frame (``zeropoint`` then refers to colour 0).
-    catalogue_aperture_arcsec : float
-        Aperture of the night's mean magnitudes (``magnitudes.ecsv``).
+    catalogue_aperture_arcsec : float or ``"auto"``
+        Aperture of the night's mean magnitudes (``magnitudes.ecsv``), see
+        `aifa_steps.frame_photometry.catalogue_aperture_key`.
+    catalogue_aperture_fwhm : float
+        With automatic apertures: the catalogue aperture's radius in units of the FWHM.
     """
 
     min_snr: float = 50.0
@@ -60,7 +64,8 @@ class ZeropointParameters:
     min_stars: int = 5
     colour: tuple[str, str] = ("g", "i")
     colour_term: bool = False
-    catalogue_aperture_arcsec: float = 4.0
+    catalogue_aperture_arcsec: float | str = 4.0
+    catalogue_aperture_fwhm: float = 1.5
 
     @classmethod
     def from_config(cls, section: dict) -> ZeropointParameters:
@@ -69,6 +74,21 @@ class ZeropointParameters:
         if "colour" in kwargs:
             kwargs["colour"] = tuple(kwargs["colour"])
         return cls(**kwargs)
+
+
+def aperture_rows(table: Table, aperture: str | float) -> np.ndarray:
+    """Rows of a zero-point (or star) table of one aperture.
+
+    ``aperture`` is a column suffix (``"4"``, ``"1.5fwhm"``; matched against the ``aperture``
+    column) or a radius in arcsec (matched against ``aperture_arcsec``).
+    """
+    if not len(table):
+        return np.zeros(0, bool)
+    if isinstance(aperture, str):
+        if "aperture" in table.colnames:
+            return np.asarray(table["aperture"]).astype(str) == aperture
+        aperture = float(aperture)
+    return np.isclose(np.asarray(table["aperture_arcsec"], float), float(aperture))
 
 
 def _colour(reference: Table, bands: tuple[str, str]) -> np.ndarray:
@@ -96,19 +116,21 @@ def frame_zeropoints(
     Returns
     -------
     zeropoints : astropy.table.Table
-        ``stem``, ``object``, ``target`` (file-safe name), ``filter``, ``aperture_arcsec``,
-        ``zeropoint``, ``zeropoint_err``, ``n_stars``, ``airmass``, ``mjd``, ``bjd_tdb``,
-        ``exptime``,
-        ``seeing_arcsec``, ``aperture_fraction``, ``colour_term``, ``colour_term_err``,
-        ``reason`` (why there is no zero point).
+        ``stem``, ``object``, ``target`` (file-safe name), ``filter``, ``aperture`` (column
+        suffix of the aperture: its radius in arcsec, or its multiple of the FWHM such as
+        ``1.5fwhm``), ``aperture_arcsec`` (radius), ``zeropoint``, ``zeropoint_err``,
+        ``n_stars``, ``airmass``, ``mjd``, ``bjd_tdb``, ``exptime``, ``seeing_arcsec``,
+        ``aperture_fraction``, ``colour_term``, ``colour_term_err``, ``reason`` (why there
+        is no zero point).
     stars : astropy.table.Table
-        The stars used, for residual plots: ``stem``, ``filter``, ``aperture_arcsec``, ``id``,
+        The stars used, for residual plots: ``stem``, ``filter``, ``aperture``,
+        ``aperture_arcsec``, ``id``,
         ``catalogue_mag``, ``colour``, ``residual`` (mag, star minus zero point), ``used``.
     """
     params = params or ZeropointParameters()
     meta = photometry.meta
     band = str(meta["FILTER"])
-    radii = [float(r) for r in meta["APERTURES"]]
+    radii, keys = table_apertures(meta)
     column = f"{band}mag"
     has_catalogue = column in reference.colnames
     cat_mag = (
@@ -122,7 +144,7 @@ def frame_zeropoints(
     colour = _colour(reference, params.colour)
     isolated = np.asarray(reference["isolated"], bool)
     rows, star_tables = [], []
-    for radius, key in zip(radii, aperture_keys(radii), strict=True):
+    for radius, key in zip(radii, keys, strict=True):
         fraction = float(meta.get(f"APFRAC_{key}", np.nan))
         flux = np.asarray(photometry[f"flux_{key}"], float)
         snr = flux / np.asarray(photometry[f"flux_err_{key}"], float)
@@ -135,7 +157,7 @@ def frame_zeropoints(
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             diff = cat_mag + 2.5 * np.log10(flux / fraction)
-        row = _zeropoint_row(meta, radius, fraction)
+        row = _zeropoint_row(meta, radius, key, fraction)
         used = np.zeros(len(diff), bool)
         if not has_catalogue:
             row["reason"] = f"the reference catalogue has no {column}"
@@ -177,6 +199,7 @@ def frame_zeropoints(
                 {
                     "stem": np.full(len(sel), row["stem"]),
                     "filter": np.full(len(sel), band),
+                    "aperture": np.full(len(sel), key),
                     "aperture_arcsec": np.full(len(sel), radius),
                     "id": np.asarray(reference["id"])[sel],
                     "catalogue_mag": cat_mag[sel],
@@ -189,7 +212,9 @@ def frame_zeropoints(
     return Table(rows=rows), vstack(star_tables) if star_tables else Table()
 
 
-def failed_frame_zeropoints(photometry: Table, apertures_arcsec: list[float]) -> Table:
+def failed_frame_zeropoints(
+    photometry: Table, apertures_arcsec: list[float], keys: list[str] | None = None
+) -> Table:
     """Zero-point rows of a frame whose photometry failed: NaN, with the reason.
 
     Parameters
@@ -197,16 +222,22 @@ def failed_frame_zeropoints(photometry: Table, apertures_arcsec: list[float]) ->
     photometry : astropy.table.Table
         The failed frame's table (`aifa_steps.frame_photometry.failed_photometry`).
     apertures_arcsec : list of float
-        The night's apertures (one row each).
+        The target's apertures (one row each).
+    keys : list of str, optional
+        Their column suffixes (default: the radii).
     """
     reason = "photometry failed: " + str(photometry.meta.get("REASON", ""))
+    keys = keys or [f"{float(r):g}" for r in apertures_arcsec]
     rows = [
-        _zeropoint_row(photometry.meta, float(radius), reason=reason) for radius in apertures_arcsec
+        _zeropoint_row(photometry.meta, float(radius), key, reason=reason)
+        for radius, key in zip(apertures_arcsec, keys, strict=True)
     ]
     return Table(rows=rows)
 
 
-def _zeropoint_row(meta, radius: float, fraction: float = np.nan, reason: str = "") -> dict:
+def _zeropoint_row(
+    meta, radius: float, key: str, fraction: float = np.nan, reason: str = ""
+) -> dict:
     """A row of ``zeropoints.ecsv`` without a zero point yet.
 
     The frame's properties come from its photometry metadata (NaN where a failed frame has
@@ -221,6 +252,7 @@ def _zeropoint_row(meta, radius: float, fraction: float = np.nan, reason: str = 
         "object": str(meta["OBJECT"]),
         "target": str(meta.get("TARGET") or meta["OBJECT"]),
         "filter": str(meta["FILTER"]),
+        "aperture": key,
         "aperture_arcsec": radius,
         "zeropoint": np.nan,
         "zeropoint_err": np.nan,
@@ -237,7 +269,7 @@ def _zeropoint_row(meta, radius: float, fraction: float = np.nan, reason: str = 
     }
 
 
-def fit_extinction(zeropoints: Table, aperture_arcsec: float, sigma: float = 3.0) -> Table:
+def fit_extinction(zeropoints: Table, aperture: str | float, sigma: float = 3.0) -> Table:
     """Extinction coefficient per filter from the zero points against airmass.
 
     Fits ``zeropoint - 2.5 log10(exptime) = zp0 - k X`` (zero point of one second, X airmass)
@@ -247,8 +279,8 @@ def fit_extinction(zeropoints: Table, aperture_arcsec: float, sigma: float = 3.0
     ----------
     zeropoints : astropy.table.Table
         The night's zero points (`frame_zeropoints` rows of all frames).
-    aperture_arcsec : float
-        Aperture whose zero points are used.
+    aperture : str or float
+        Aperture whose zero points are used (suffix or radius, see `aperture_rows`).
     sigma : float
         Clipping threshold.
 
@@ -260,7 +292,7 @@ def fit_extinction(zeropoints: Table, aperture_arcsec: float, sigma: float = 3.0
         too small an airmass range).
     """
     rows = []
-    sel = np.isclose(zeropoints["aperture_arcsec"], aperture_arcsec) & np.isfinite(
+    sel = aperture_rows(zeropoints, aperture) & np.isfinite(
         np.asarray(zeropoints["zeropoint"], float)
     )
     table = zeropoints[sel]
@@ -339,7 +371,7 @@ def calibrated_magnitudes(
         ``flag_<r>``. Magnitudes are NaN without flux or zero point.
     """
     meta = photometry.meta
-    radii = [float(r) for r in meta["APERTURES"]]
+    radii, keys = table_apertures(meta)
     n = len(photometry)
     out = Table(
         {
@@ -355,8 +387,10 @@ def calibrated_magnitudes(
     # Sources without a catalogue colour get the median colour.
     typical = np.nanmedian(colour) if np.isfinite(colour).any() else 0.0
     colour = np.where(np.isfinite(colour), colour, typical)
-    for radius, key in zip(radii, aperture_keys(radii), strict=True):
-        zp_row = zeropoints[np.isclose(zeropoints["aperture_arcsec"], radius)]
+    for radius, key in zip(radii, keys, strict=True):
+        zp_row = zeropoints[
+            aperture_rows(zeropoints, key if "aperture" in zeropoints.colnames else radius)
+        ]
         zp = float(zp_row["zeropoint"][0]) if len(zp_row) else np.nan
         zp_err = float(zp_row["zeropoint_err"][0]) if len(zp_row) else np.nan
         slope = float(zp_row["colour_term"][0]) if len(zp_row) else np.nan
@@ -381,7 +415,7 @@ def calibrated_magnitudes(
 
 
 def night_magnitudes(
-    calibrated: Table, reference: Table, aperture_arcsec: float, sigma: float = 3.0
+    calibrated: Table, reference: Table, aperture: str | float, sigma: float = 3.0
 ) -> Table:
     """Mean magnitude of every source per filter over the night.
 
@@ -391,8 +425,8 @@ def night_magnitudes(
         `calibrated_magnitudes` rows of all frames of one target.
     reference : astropy.table.Table
         The target's reference sources (positions and cross-identification are copied).
-    aperture_arcsec : float
-        Aperture used.
+    aperture : str or float
+        Aperture used: its column suffix (``4``, ``1.5fwhm``) or radius in arcsec.
     sigma : float
         Clipping threshold of the weighted mean.
 
@@ -404,7 +438,11 @@ def night_magnitudes(
         ``f_err`` (the larger of the formal error and the scatter over root n), ``f_scatter``
         (standard deviation of the frames) and ``f_n`` (frames used).
     """
-    key = f"{aperture_arcsec:g}"
+    key = aperture if isinstance(aperture, str) else f"{aperture:g}"
+    radii, keys = table_apertures(reference.meta)
+    radius = dict(zip(keys, radii, strict=True)).get(key, np.nan)
+    if not isinstance(aperture, str):
+        radius = float(aperture)
     catalogue = [c for c in REFCAT_COLUMNS[2:] if c in reference.colnames]
     wanted = ("id", "ra", "dec", "x", "y", "segment_flux", "isolated", "refcat_sep_arcsec")
     out = reference[[c for c in wanted if c in reference.colnames] + catalogue].copy()
@@ -445,7 +483,8 @@ def night_magnitudes(
             count[k] = m.size
         out[band], out[f"{band}_err"] = mean, err
         out[f"{band}_scatter"], out[f"{band}_n"] = scatter, count
-    out.meta["APERTURE"] = (aperture_arcsec, "aperture of the magnitudes [arcsec]")
+    out.meta["APERTURE"] = (float(radius), "aperture of the magnitudes [arcsec]")
+    out.meta["APKEY"] = (key, "its column suffix")
     return out
 
 

@@ -39,7 +39,7 @@ def test_catalogue_aperture_not_among_the_apertures_stops_at_start(night, raw_gu
     proc = run(night, "inventory.ecsv", check=False)
     assert proc.returncode != 0
     assert "zeropoints.catalogue_aperture_arcsec is 5" in proc.text
-    assert "photometry.apertures_arcsec" in proc.text
+    assert "photometry.apertures" in proc.text
     assert not (night.work / "inventory.ecsv").exists()
 
 

@@ -179,3 +179,41 @@ def test_a_full_disk_fails_cleanly_and_the_rerun_recovers(night, reduced_micro, 
         assert cfg["raw_dir"] == str(night.raw)
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _planned_jobs(proc) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    jobs, table = {}, False
+    for line in proc.text.splitlines():
+        parts = line.split()
+        if line.startswith("Job stats"):
+            table = True
+        elif table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            jobs[parts[0]] = int(parts[1])
+        elif table and parts and parts[0] == "total":
+            break
+    return jobs
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "reruns", "stays"),
+    [
+        ("astrometry", "max_rms_arcsec", 0.7, "astrometry_frame", "solve_field"),
+        ("calibration", "hot_pixel_sigma", 6.0, "bad_pixel_mask", "master_bias"),
+        ("stacks", "colour_q", 5.0, "colour_image", "stack"),
+    ],
+)
+def test_a_changed_key_reruns_only_the_rules_that_use_it(
+    reduced_micro, section, key, value, reruns, stays
+):
+    """Each rule's parameters hold only the keys it uses (issue 14, item 7). Dry runs: the
+    reduced night is not touched (its folder holds Snakemake's record of the parameters)."""
+    cfg = yaml.safe_load(reduced_micro.config.read_text())
+    cfg.setdefault(section, {})[key] = value
+    where = reduced_micro.config.parent / f"changed_{key}.yaml"
+    changed = Night(reduced_micro.raw, reduced_micro.work, where)
+    changed.config.write_text(yaml.safe_dump(cfg))
+    unchanged = _planned_jobs(run(reduced_micro, extra=("-n",)))
+    assert unchanged == {}, unchanged
+    jobs = _planned_jobs(run(changed, extra=("-n",)))
+    assert reruns in jobs and stays not in jobs, jobs

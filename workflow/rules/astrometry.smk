@@ -22,7 +22,9 @@ rule astrometry_index:
     conda:
         "../../environment.yml"
     params:
-        astro=ASTRO,
+        astro=keys_of(
+            ASTRO, "build_index", "cpulimit", "index_dirs", "index_mag_column"
+        ),
         pixel_scale=SCALE,
         field_arcmin=lambda wc: field_size_arcmin(),
     script:
@@ -124,7 +126,15 @@ rule astrometry_chain:
     conda:
         "../../environment.yml"
     params:
-        astro=ASTRO,
+        astro=keys_of(
+            ASTRO,
+            "header_wcs",
+            "cpulimit",
+            "max_extra_solves",
+            "scale_tolerance",
+            "search_radius_deg",
+            "sip_order",
+        ),
         pixel_scale=SCALE,
         frames=lambda wc: target_frames(wc.target),
     script:
@@ -163,7 +173,16 @@ rule astrometry_frame:
     conda:
         "../../environment.yml"
     params:
-        astro=ASTRO,
+        astro=keys_of(
+            ASTRO,
+            "index_mag_column",
+            "max_rms_arcsec",
+            "max_rms_pixels",
+            "min_matches",
+            "refine",
+            "scale_tolerance",
+            "sip_order",
+        ),
         pixel_scale=SCALE,
         frame=lambda wc: frame_info(wc.stem),
         solve=lambda wc: solve_field_wanted(wc.stem),

@@ -96,6 +96,7 @@ rule calibrate_frame:
         darks=master_darks,
         flat=lambda wc: master_flat_for(light_row(wc.stem)["filter"]),
         bad_pixels=WORK / "masters" / "bad_pixels.fits",
+        detector=detector_input,
     output:
         WORK / "calibrated" / "{stem}.fits",
     log:
@@ -109,6 +110,7 @@ rule calibrate_frame:
         cal=keys_of(CAL, "cosmic_rays", "cosmic_ray_sigma"),
         readout=READOUT,
         instrument=config["instrument"],
+        detector=lambda wc: frame_detector(wc.stem),
         exptime_keyword=config["headers"].get("exptime"),
     script:
         "../scripts/calibrate_frame.py"
@@ -119,9 +121,12 @@ rule camera_characterisation:
         biases=lambda wc: raw_frames("bias"),
         flats=lambda wc: raw_frames("flat"),
         bias=master_bias_file,
+        lights=lambda wc: raw_frames("light") if detector_auto() else [],
     output:
         summary=WORK / "qc" / "camera.ecsv",
         pairs=WORK / "qc" / "photon_transfer.ecsv",
+        detector=DETECTOR_TABLE,
+        sky=WORK / "qc" / "sky_transfer.ecsv",
         plot=report(
             WORK / "qc" / "photon_transfer.png",
             caption="../report/camera.rst",
@@ -137,6 +142,7 @@ rule camera_characterisation:
     params:
         instrument=config["instrument"],
         tolerance=CAL["gain_tolerance"],
+        auto=detector_auto(),
     script:
         "../scripts/camera_characterisation.py"
 
@@ -148,6 +154,7 @@ rule calibration_qc:
         flats=master_flats,
         bad_pixels=WORK / "masters" / "bad_pixels.fits",
         frames=calibrated_frames,
+        detector=detector_inputs,
     output:
         masters=WORK / "qc" / "masters.ecsv",
         frames=WORK / "qc" / "calibrated_frames.ecsv",

@@ -27,6 +27,7 @@ rule photometry_reference:
         "../../environment.yml"
     params:
         photometry=PHOT,
+        saturation=config["instrument"]["saturation"],
         match_radius=ZP["match_radius_arcsec"],
         requested=lambda wc: target_config(wc.object).get("reference_frame", ""),
         name=lambda wc: object_name(wc.object),
@@ -92,7 +93,7 @@ rule zeropoints:
         "../../environment.yml"
     params:
         zeropoints=ZP,
-        apertures=PHOT["apertures_arcsec"],
+        photometry=PHOT,
         objects=lambda wc: light_objects(),
     script:
         "../scripts/zeropoints.py"
@@ -118,5 +119,6 @@ rule calibrated_magnitudes:
         "../../environment.yml"
     params:
         zeropoints=ZP,
+        photometry=PHOT,
     script:
         "../scripts/calibrated_magnitudes.py"

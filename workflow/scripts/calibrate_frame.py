@@ -1,6 +1,7 @@
 # Snakemake adapter: calibrate one science frame with whatever masters the night has. A frame
 # that cannot be calibrated gets a header-only file with the reason; the night goes on.
 from astropy.io import fits
+from astropy.table import Table
 
 from aifa_steps.calibrate import (
     CalibrationParameters,
@@ -9,6 +10,7 @@ from aifa_steps.calibrate import (
     frame_statistics,
     write_ccd,
 )
+from aifa_steps.camera import resolve_detector
 from aifa_steps.failures import run_frame_step, write_failed_fits
 from aifa_steps.fitsutil import set_card
 from aifa_steps.runlog import log_to_file
@@ -26,9 +28,17 @@ def work():
         {band: inp.flat[0] if inp.flat else None},
         inp.bad_pixels,
     )
+    gain, read_noise, gain_source, read_noise_source = resolve_detector(
+        params.instrument,
+        params.detector["gain"],
+        params.detector["read_noise"],
+        Table.read(inp.detector[0]) if inp.detector else None,
+    )
     cal_params = CalibrationParameters(
-        gain=params.instrument["gain"],
-        read_noise=params.instrument["read_noise"],
+        gain=gain,
+        read_noise=read_noise,
+        gain_source=gain_source,
+        read_noise_source=read_noise_source,
         saturation=params.instrument["saturation"],
         cosmic_rays=params.cal["cosmic_rays"],
         cosmic_ray_sigma=params.cal["cosmic_ray_sigma"],

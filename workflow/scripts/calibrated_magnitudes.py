@@ -3,7 +3,7 @@
 from astropy.table import Table, vstack
 
 from aifa_steps.atomic import write_table
-from aifa_steps.frame_photometry import usable_photometry
+from aifa_steps.frame_photometry import catalogue_aperture_key, usable_photometry
 from aifa_steps.runlog import log_to_file
 from aifa_steps.zeropoints import (
     ZeropointParameters,
@@ -23,7 +23,8 @@ for photometry in tables:
     frames.append(calibrated_magnitudes(photometry, mine, reference, params.colour))
 calibrated = vstack(frames) if frames else Table()
 write_table(calibrated, out.calibrated)
-magnitudes = night_magnitudes(calibrated, reference, params.catalogue_aperture_arcsec)
+aperture = catalogue_aperture_key(snakemake.params.photometry, snakemake.params.zeropoints)
+magnitudes = night_magnitudes(calibrated, reference, aperture)
 magnitudes.meta["OBJECT"] = reference.meta.get("OBJECT", snakemake.wildcards.object)
 write_table(magnitudes, out.magnitudes)
 log.info("%d sources, %d of %d frames", len(magnitudes), len(frames), len(inp.tables))

@@ -44,12 +44,13 @@ def work():
     table.meta["PHOTOK"] = True
     write_table(table, out)
     log.info(
-        "%s: %d sources, seeing %.2f arcsec, flux fraction in %g arcsec %.3f",
+        "%s: %d sources, seeing %.2f arcsec, flux fraction in %.2f arcsec (%s) %.3f",
         info.stem,
         len(table),
         table.meta["SEEING"],
-        params.apertures_arcsec[0],
-        table.meta[f"APFRAC_{params.apertures_arcsec[0]:g}"],
+        table.meta["APERTURES"][0],
+        table.meta["APKEYS"][0],
+        table.meta[f"APFRAC_{table.meta['APKEYS'][0]}"],
     )
 
 

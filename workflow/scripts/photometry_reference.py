@@ -10,6 +10,7 @@ from aifa_steps.detection import (
     reference_sources,
     write_ds9_regions,
 )
+from aifa_steps.frame_photometry import PhotometryParameters, set_reference_apertures
 from aifa_steps.photometry import estimate_background
 from aifa_steps.photometry_plots import detections_figure
 from aifa_steps.runlog import log_to_file
@@ -48,8 +49,23 @@ table.meta.update(params.as_header())
 table.meta["REFFRAME"] = (stem, "frame the sources were detected on")
 table.meta["OBJECT"] = snakemake.params.name
 table.meta["TARGET"] = snakemake.wildcards.object
+status = Table.read(inp.status)
+mine = status[(status["target"] == snakemake.wildcards.object) & status["solved"]]
+radii, keys = set_reference_apertures(
+    table,
+    PhotometryParameters.from_config(phot, snakemake.params.saturation),
+    mine["fwhm_arcsec"],
+)
+log.info(
+    "apertures of %s: %s (%s; FWHM %.2f arcsec, median of %d frames)",
+    snakemake.wildcards.object,
+    ", ".join(f'{k} = {r:.2f}"' for k, r in zip(keys, radii, strict=True)),
+    table.meta["APMODE"],
+    table.meta["APFWHM"],
+    len(mine),
+)
 write_table(table, out.table)
-write_ds9_regions(table, out.regions, radius_arcsec=min(phot["apertures_arcsec"]))
+write_ds9_regions(table, out.regions, radius_arcsec=radii[0])
 detections_figure(
     ccd.data - background,
     table,

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
+from aifa_steps.frame_photometry import smallest_aperture_key
 from aifa_steps.runlog import log_to_file
 from aifa_steps.stacking import (
     StackParameters,
@@ -14,7 +15,7 @@ from aifa_steps.stacking import (
 
 log = log_to_file(snakemake.log[0])
 params = StackParameters.from_config(snakemake.params.stacks, snakemake.params.photometry)
-aperture = float(snakemake.params.photometry["apertures_arcsec"][0])
+aperture = smallest_aperture_key(snakemake.params.photometry)
 zeropoints = Table.read(snakemake.input.zeropoints)
 frames = stack_inputs(
     snakemake.input.frames,

@@ -38,6 +38,7 @@ write_table(result["comparisons"], snakemake.output.comparisons)
 fit = result["fit"].as_dict()
 fit.update(
     aperture_arcsec=result["aperture"],
+    aperture=result["aperture_key"],
     aperture_rms=result["apertures"],
     baseline_terms=["constant", *result["table"].meta["DETREND"]],
 )

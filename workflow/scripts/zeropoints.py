@@ -5,7 +5,11 @@ from pathlib import Path
 from astropy.table import Table, vstack
 
 from aifa_steps.atomic import write_table
-from aifa_steps.frame_photometry import photometry_failed
+from aifa_steps.frame_photometry import (
+    catalogue_aperture_key,
+    photometry_failed,
+    table_apertures,
+)
 from aifa_steps.photometry_plots import zeropoint_figure, zeropoint_residual_figure
 from aifa_steps.runlog import log_to_file
 from aifa_steps.zeropoints import (
@@ -19,7 +23,6 @@ from aifa_steps.zeropoints import (
 log = log_to_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output
 params = ZeropointParameters.from_config(snakemake.params.zeropoints)
-apertures = [float(r) for r in snakemake.params.apertures]
 references = {Path(p).parent.name: Table.read(p) for p in inp.references}
 zp_rows, star_rows = [], []
 for path in inp.tables:
@@ -27,20 +30,21 @@ for path in inp.tables:
     reason = photometry_failed(photometry)
     if reason:
         log.warning("%s: photometry failed: %s", photometry.meta["STEM"], reason)
-        zp_rows.append(failed_frame_zeropoints(photometry, apertures))
+        radii, keys = table_apertures(references[Path(path).parent.name].meta)
+        zp_rows.append(failed_frame_zeropoints(photometry, radii, keys))
         continue
     zps, stars = frame_zeropoints(photometry, references[Path(path).parent.name], params)
     zp_rows.append(zps)
     star_rows.append(stars)
     for row in zps[zps["reason"] != ""]:
         log.warning(
-            "%s, %g arcsec: no zero point: %s", row["stem"], row["aperture_arcsec"], row["reason"]
+            "%s, aperture %s: no zero point: %s", row["stem"], row["aperture"], row["reason"]
         )
 zeropoints = vstack(zp_rows) if zp_rows else Table()
 stars = vstack(star_rows) if star_rows else Table()
 write_table(zeropoints, out.table)
 write_table(stars, out.stars)
-aperture = params.catalogue_aperture_arcsec
+aperture = catalogue_aperture_key(snakemake.params.photometry, snakemake.params.zeropoints)
 extinction = fit_extinction(zeropoints, aperture) if len(zeropoints) else Table()
 write_table(extinction, out.extinction)
 targets = photometry_targets(snakemake.params.objects, references, zeropoints)
