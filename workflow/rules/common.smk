@@ -14,10 +14,28 @@ RAW = Path(config["raw_dir"])
 WORK = Path(config["work_dir"])
 
 
+APERTURE_KEYS = ("apertures", "apertures_arcsec", "aperture_fwhm")
+
+
+def photometry_keys(*extra):
+    """Keys of the photometry section that the per-frame photometry uses (its parameters'
+    fields and the apertures), plus ``extra``."""
+    from aifa_steps.frame_photometry import PhotometryParameters
+
+    return keys_of(
+        config["photometry"],
+        *PhotometryParameters.__dataclass_fields__,
+        *APERTURE_KEYS,
+        *extra,
+    )
+
+
 def keys_of(section, *names):
     """Only the named keys of a config section: a job's parameters hold what it uses, so
     changing another key of the section does not rerun it."""
     return {name: section[name] for name in names if name in section}
+
+
 LOGS = WORK / "logs"
 BENCHMARKS = WORK / "benchmarks"  # per job: wall and CPU time, peak memory
 SIMULATE = config.get("simulate")

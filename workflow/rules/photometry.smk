@@ -26,7 +26,9 @@ rule photometry_reference:
     conda:
         "../../environment.yml"
     params:
-        photometry=PHOT,
+        photometry=photometry_keys(
+            "background_box", "background_filter", "detection", "isolation_arcsec"
+        ),
         saturation=config["instrument"]["saturation"],
         match_radius=ZP["match_radius_arcsec"],
         requested=lambda wc: target_config(wc.object).get("reference_frame", ""),
@@ -51,7 +53,7 @@ rule photometry_frame:
     conda:
         "../../environment.yml"
     params:
-        photometry=PHOT,
+        photometry=photometry_keys(),
         saturation=config["instrument"]["saturation"],
         site=config["site"],
         frame=lambda wc: frame_info(wc.stem),
@@ -93,7 +95,7 @@ rule zeropoints:
         "../../environment.yml"
     params:
         zeropoints=ZP,
-        photometry=PHOT,
+        photometry=keys_of(PHOT, *APERTURE_KEYS),
         objects=lambda wc: light_objects(),
     script:
         "../scripts/zeropoints.py"
@@ -119,6 +121,6 @@ rule calibrated_magnitudes:
         "../../environment.yml"
     params:
         zeropoints=ZP,
-        photometry=PHOT,
+        photometry=keys_of(PHOT, *APERTURE_KEYS),
     script:
         "../scripts/calibrated_magnitudes.py"

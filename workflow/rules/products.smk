@@ -80,8 +80,18 @@ rule stack:
     conda:
         "../../environment.yml"
     params:
-        stacks=config["stacks"],
-        photometry=config["photometry"],
+        stacks=keys_of(
+            config["stacks"],
+            "sigma",
+            "amplitude_fraction",
+            "max_iterations",
+            "max_frames",
+            "interpolation",
+            "memory_limit_mb",
+        ),
+        photometry=keys_of(
+            config["photometry"], "background_box", "background_filter", *APERTURE_KEYS
+        ),
         frames=lambda wc: stack_frame_rows(wc.object, wc.filter),
     script:
         "../scripts/stack.py"
