@@ -36,6 +36,7 @@ __all__ = [
     "night_status",
     "night_verdict",
     "night_summary_html",
+    "zeropoint_notes",
     "calibration_notes",
     "read_verdict",
     "text_filled",
@@ -526,11 +527,51 @@ def _counts_table(status: Table) -> Table:
     )
 
 
+def zeropoint_notes(zeropoints: Table | None, catalogues: dict[str, Table]) -> list[str]:
+    """Why a target's magnitudes stay instrumental: one line per target without zero points.
+
+    Parameters
+    ----------
+    zeropoints : astropy.table.Table or None
+        The night's ``zeropoints.ecsv`` (None when nothing was solved).
+    catalogues : dict
+        Target -> its reference catalogue extract (``refcat/<target>.ecsv``).
+
+    Returns
+    -------
+    list of str
+        E.g. ``Qatar-1: no zero points, magnitudes are instrumental: the reference catalogue
+        has no stars within 0.5 deg (source ...)``; empty when every target has zero points.
+    """
+    if zeropoints is None or len(zeropoints) == 0:
+        return []
+    notes = []
+    zp = np.asarray(zeropoints["zp"], dtype=float)
+    key = "target" if "target" in zeropoints.colnames else "object"
+    objects = np.asarray(zeropoints[key]).astype(str)
+    for target in sorted(set(objects)):
+        if np.isfinite(zp[objects == target]).any():
+            continue
+        catalogue = catalogues.get(target)
+        if catalogue is not None and len(catalogue) == 0:
+            source = catalogue.meta.get("source", "")
+            why = "the reference catalogue has no stars in this field" + (
+                f" (source {source}; offline? see reference_catalogue)" if source else ""
+            )
+        else:
+            reasons = text_filled(zeropoints[objects == target])["reason"]
+            why = Counter(str(r) for r in reasons if str(r)).most_common(1)
+            why = why[0][0] if why else "no frame could be calibrated"
+        notes.append(f"{target}: no zero points, magnitudes are instrumental: {why}")
+    return notes
+
+
 def night_summary_html(
     status: Table,
     verdict: str,
     warnings: Iterable[str] = (),
     calibration: Iterable[str] = (),
+    photometry: Iterable[str] = (),
 ) -> str:
     """A self-contained HTML page: the verdict, counts per target, every frame left out.
 
@@ -544,6 +585,8 @@ def night_summary_html(
         Configuration warnings (`config_warnings`) and other notes.
     calibration : iterable of str
         What the calibration applied and what the night lacked.
+    photometry : iterable of str
+        Notes on the photometric calibration (`zeropoint_notes`).
     """
     left_out = status[status["status"] != "used"]
     notes = status[(status["status"] == "used") & (status["note"] != "")]
@@ -563,6 +606,11 @@ def night_summary_html(
     if calibration:
         parts.append("<h3>Calibration</h3><ul>")
         parts += [f"<li>{html.escape(c)}</li>" for c in calibration]
+        parts.append("</ul>")
+    photometry = list(photometry)
+    if photometry:
+        parts.append("<h3>Zero points</h3><ul>")
+        parts += [f"<li class='warn'>{html.escape(p)}</li>" for p in photometry]
         parts.append("</ul>")
     warnings = list(warnings)
     if warnings:

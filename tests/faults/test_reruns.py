@@ -104,18 +104,25 @@ def test_kill_then_rerun_gives_the_same_products(night, reduced_micro):
 
 
 def test_a_night_of_light_frames_only_reduces_to_a_light_curve(tiny_night, tmp_path):
-    """No BIAS, DARK or FLAT folder (a transit night of a small telescope): every light is
-    calibrated with an estimated bias level and without a flat, and the night reaches its
-    light curve and transit fit with the default workflow."""
+    """No BIAS, DARK or FLAT folder and no reference catalogue (a transit night of a small
+    telescope, offline, with index files from elsewhere): every light is calibrated with an
+    estimated bias level and without a flat, refined against a solved frame's stars, and the
+    night reaches its light curve, transit fit and stack with the default workflow; the zero
+    points are missing and the summary says why (issue 14, item 4)."""
+    from aifa_steps.astrometry import build_indexes, index_scales
+
     raw, work = tmp_path / "raw", tmp_path / "work"
     (raw / "LIGHT").mkdir(parents=True)
     for path in (tiny_night / "LIGHT").glob("Qatar-1*.fits"):  # the transit series
         shutil.copy2(path, raw / "LIGHT" / path.name)
-    shutil.copy2(tiny_night / "refcat.ecsv", raw / "refcat.ecsv")
+    refcat = Table.read(tiny_night / "refcat.ecsv")
+    build_indexes(refcat, tmp_path / "index", index_scales(6.47, 4.53))
+    refcat[:0].write(tmp_path / "empty.ecsv")
     cfg = yaml.safe_load((tiny_night / "config.yaml").read_text())
     cfg.update(raw_dir=str(raw), work_dir=str(work), stacks={"max_frames": 5})
     cfg["targets"] = {"Qatar-1": cfg["targets"]["Qatar-1"]}
-    cfg["reference_catalogue"] = {"source": "file", "path": str(raw / "refcat.ecsv")}
+    cfg["reference_catalogue"] = {"source": "file", "path": str(tmp_path / "empty.ecsv")}
+    cfg["astrometry"] = {"build_index": False, "index_dirs": [str(tmp_path / "index")]}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     night = Night(raw, work, config)
@@ -141,6 +148,15 @@ def test_a_night_of_light_frames_only_reduces_to_a_light_curve(tiny_night, tmp_p
     assert abs(fit["t0_bjd_tdb"] - truth["t0_bjd_tdb"]) * 24 * 60 < 10  # minutes, 21 frames
     html = (work / "qc" / "night_summary.html").read_text()
     assert "bias: none in this night" in html and "r frames are not flat-fielded" in html
+    # Offline: no zero points, and the summary says why; the stack is made all the same.
+    assert "Qatar-1: no zero points, magnitudes are instrumental: the reference catalogue" in html
+    assert (work / "products" / "Qatar-1" / "stack_r.fits").exists()
+    assert not np.isfinite(Table.read(work / "zeropoints.ecsv")["zp"]).any()
+    astrometry = Table.read(work / "astrometry" / "status.ecsv")
+    assert all(
+        str(r).startswith("stars of ") or "index stars" in str(r)
+        for r in astrometry[astrometry["solved"]]["reference"]
+    )
 
 
 def test_a_full_disk_fails_cleanly_and_the_rerun_recovers(night, reduced_micro, tmp_path):

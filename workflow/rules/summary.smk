@@ -6,6 +6,7 @@ rule night_summary:
         inventory=WORK / "inventory.ecsv",
         astrometry=WORK / "astrometry" / "status.ecsv",
         zeropoints=zeropoint_table,
+        catalogues=lambda wc: reference_catalogues() if zeropoint_table() else [],
         flats=flat_qc_tables,
     output:
         table=WORK / "night_status.ecsv",

@@ -1,5 +1,7 @@
 # Snakemake adapter: the night's status table (every raw file and what happened to it) and the
 # summary page of the report.
+from pathlib import Path
+
 from astropy.table import Table
 
 from aifa_steps.atomic import write_table, write_text
@@ -9,6 +11,7 @@ from aifa_steps.night import (
     night_status,
     night_summary_html,
     night_verdict,
+    zeropoint_notes,
 )
 from aifa_steps.runlog import log_to_file
 
@@ -27,10 +30,17 @@ warnings = config_warnings({"targets": snakemake.params.targets}, inventory)
 status.meta["verdict"] = verdict
 status.meta["fatal"] = fatal
 status.meta["warnings"] = warnings
+catalogues = {Path(p).stem: Table.read(p) for p in inp.catalogues}
+zeropoints = Table.read(inp.zeropoints[0]) if inp.zeropoints else None
+photometry = zeropoint_notes(zeropoints, catalogues)
+status.meta["photometry"] = photometry
 write_table(status, out.table)
 write_text(
-    out.html, night_summary_html(status, verdict, warnings, calibration_notes(inventory, flats))
+    out.html,
+    night_summary_html(status, verdict, warnings, calibration_notes(inventory, flats), photometry),
 )
+for note in photometry:
+    log.warning("%s", note)
 for warning in warnings:
     log.warning("%s", warning)
 (log.error if fatal else log.info)("%s", verdict)
