@@ -90,6 +90,9 @@ def test_bands_of_rows_equal_the_whole_frame(tmp_path):
         assert image.shape == (NY, 60)
         bands = np.vstack([image.rows(slice(s, min(s + 7, NY))) for s in range(0, NY, 7)])
     np.testing.assert_allclose(bands, whole, atol=1e-4)
+    with open_image_rows(path, settings) as image:  # every 4th row, as flat levels read them
+        np.testing.assert_allclose(image.rows(slice(None, None, 4)), whole[::4], atol=1e-4)
+        np.testing.assert_allclose(image.rows(slice(3, 40, 5)), whole[3:40:5], atol=1e-4)
     combined = combine_files([path, path], readout=settings)
     np.testing.assert_allclose(combined.mean, whole, atol=1e-3)
 

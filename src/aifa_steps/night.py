@@ -546,7 +546,7 @@ def zeropoint_notes(zeropoints: Table | None, catalogues: dict[str, Table]) -> l
     if zeropoints is None or len(zeropoints) == 0:
         return []
     notes = []
-    zp = np.asarray(zeropoints["zp"], dtype=float)
+    zp = np.asarray(zeropoints["zeropoint"], dtype=float)
     key = "target" if "target" in zeropoints.colnames else "object"
     objects = np.asarray(zeropoints[key]).astype(str)
     for target in sorted(set(objects)):

@@ -635,14 +635,15 @@ class ImageRows:
         """
         if not self.layout.active:
             return self._raw_rows(rows)
-        start, stop, _ = rows.indices(self.shape[0])
+        start, stop, step = rows.indices(self.shape[0])
         y0, x_cut = 0, slice(None)
         if self.layout.trim is not None:
             y0, x_cut = self.layout.trim[0].start, self.layout.trim[1]
-        raw = self._raw_rows(slice(start + y0, stop + y0))
+        raw_rows = slice(start + y0, stop + y0, step)
+        raw = self._raw_rows(raw_rows)
         if self._profile is not None:
             profile = self._profile
-            raw -= profile[start + y0 : stop + y0] if profile.shape[1] == 1 else profile
+            raw -= profile[raw_rows] if profile.shape[1] == 1 else profile
         return np.ascontiguousarray(raw[:, x_cut])
 
     def close(self) -> None:

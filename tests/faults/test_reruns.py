@@ -151,7 +151,7 @@ def test_a_night_of_light_frames_only_reduces_to_a_light_curve(tiny_night, tmp_p
     # Offline: no zero points, and the summary says why; the stack is made all the same.
     assert "Qatar-1: no zero points, magnitudes are instrumental: the reference catalogue" in html
     assert (work / "products" / "Qatar-1" / "stack_r.fits").exists()
-    assert not np.isfinite(Table.read(work / "zeropoints.ecsv")["zp"]).any()
+    assert not np.isfinite(Table.read(work / "zeropoints.ecsv")["zeropoint"]).any()
     astrometry = Table.read(work / "astrometry" / "status.ecsv")
     assert all(
         str(r).startswith("stars of ") or "index stars" in str(r)
