@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
@@ -338,12 +340,8 @@ def wcs_from_sources(
     reference_xy = np.asarray(reference_xy, float).reshape(-1, 2)
     match = match_sources(xy, reference_xy, min_matches=min_matches)
     ra, dec = reference_wcs.all_pix2world(reference_xy[:, 0], reference_xy[:, 1], 0)
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
     source, reference = match.source, match.reference
-    wcs = None
-    for _ in range(2):
+    for iteration in range(2):
         sky = SkyCoord(ra[reference] * u.deg, dec[reference] * u.deg)
         try:
             wcs = _fit_best_order(
@@ -351,10 +349,11 @@ def wcs_from_sources(
             )
         except ValueError as exc:
             raise MatchError(str(exc)) from None
-        # Every reference source that the fit predicts within a pixel of a frame source.
+        if iteration == 1:
+            break
+        # Refit with every reference source that this fit predicts within a pixel of a source.
         px, py = wcs.all_world2pix(ra, dec, 0, quiet=True)
-        tree = cKDTree(xy)
-        distance, index = tree.query(np.column_stack([px, py]), distance_upper_bound=1.0)
+        distance, index = cKDTree(xy).query(np.column_stack([px, py]), distance_upper_bound=1.0)
         pairs = _unique_pairs(distance, index, len(xy))
         if len(pairs) < min_matches:
             break
