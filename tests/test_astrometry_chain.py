@@ -306,3 +306,31 @@ def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
         {**base, "astrometry": {"max_rms_arcsec": 0.0, "max_rms_pixels": 0}}
     )
     assert "max_rms_pixels are both 0" in problem
+
+
+def test_reasons_of_a_frame_without_wcs(tmp_path):
+    from aifa_steps.astrometry_chain import (
+        ChainResult,
+        chain_failure,
+        chain_start,
+        chain_table,
+        read_sources,
+    )
+
+    results = [
+        ChainResult("a", "solve-field", wcs=frame_wcs(0, 0)),
+        ChainResult("b", "matched", "a", 30, 0.2, wcs=frame_wcs(5, 0)),
+        ChainResult("c", "none", reason="no solved frame matched: a: only 2 sources"),
+    ]
+    chain = chain_table(results, SHAPE)
+    assert chain_start(chain, "b")[1] == "matched to a" and chain_start(chain, "a")[1] == (
+        "solve-field"
+    )
+    assert chain_start(chain, "c") == (None, "")
+    assert chain_failure(chain, "c", False) == "no solved frame matched: a: only 2 sources"
+    assert chain_failure(chain, "c", True, "no index built") == (
+        "solve-field found no solution: no index built; no solved frame matched: a: only 2 sources"
+    )
+    (tmp_path / "empty.xyls").write_bytes(b"")
+    assert len(read_sources(tmp_path / "empty.xyls")) == 0
+    assert len(read_sources(tmp_path / "missing.xyls")) == 0
