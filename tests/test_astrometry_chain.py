@@ -284,7 +284,9 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
     build_indexes(refcat, tmp_path / "index", index_scales(6.47, 4.53))
     refcat[:0].write(tmp_path / "empty.ecsv")
     offline = tmp_path / "work"
-    shutil.copytree(work, offline, symlinks=True)  # the calibrated frames stay valid
+    shutil.copytree(work, offline, symlinks=True)  # the calibrated frames stay valid ...
+    for made in ("astrometry", "refcat"):  # ... what follows the catalogue is made again
+        shutil.rmtree(offline / made)
     cfg = yaml.safe_load(config.read_text())
     cfg["work_dir"] = str(offline)
     cfg["reference_catalogue"] = {"source": "file", "path": str(tmp_path / "empty.ecsv")}
