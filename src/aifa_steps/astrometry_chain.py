@@ -387,10 +387,13 @@ def propagate_wcs(
     """Give every frame of one target a starting WCS: its own solution, or its neighbours'.
 
     Frames are taken in the order of their time distance to the nearest solved frame; each is
-    matched to the solved frames nearest in time (up to ``tries``), and once solved serves the
-    others. A frame that cannot be matched (clouds, no stars) is skipped: the frames beyond it
-    match across it. Frames with less than half the typical number of sources (clouds) are
-    the last choice as references.
+    matched to the nearest ``solve-field`` frame first (so errors of successive hand-overs do
+    not add up), then to the solved frames nearest in time (up to ``tries`` in all) until one
+    shares half the sources of the shorter list (else the match with the most pairs counts),
+    and once solved serves the others: a pointing that drifts out of the solved frame's
+    field is followed from frame to frame. A frame that cannot be matched (clouds, no stars)
+    is skipped: the frames beyond it match across it. Frames with less than half the typical
+    number of sources (clouds) are the last choice as references.
 
     Parameters
     ----------
@@ -478,9 +481,13 @@ def propagate_wcs(
         stem = min(pending, key=gap.__getitem__)
         pending.remove(stem)
         xy = np.column_stack([sources[stem]["x"], sources[stem]["y"]]) if stem in sources else []
-        neighbours = sorted(solved, key=lambda s: (weak(s), abs(times[stem] - times[s])))
-        neighbours = neighbours[:tries]
-        reasons = []
+        # The nearest solve-field frame first (no hand-over errors add up), then the solved
+        # frames nearest in time (they follow a pointing that drifts out of its field).
+        nearest = sorted(solved, key=lambda s: (weak(s), abs(times[stem] - times[s])))
+        anchors = [s for s in nearest if results[s].method == "solve-field"]
+        neighbours = list(dict.fromkeys(anchors[:1] + nearest))[:tries]
+        reasons: list[str] = []
+        best: tuple[str, WCS, SourceMatch] | None = None
         for ref in neighbours:
             ref_xy = np.column_stack([sources[ref]["x"], sources[ref]["y"]])
             try:
@@ -490,24 +497,24 @@ def propagate_wcs(
             except MatchError as exc:
                 reasons.append(f"{ref}: {exc}")
                 continue
-            solved[stem] = wcs
-            for other in pending:
-                gap[other] = min(gap[other], abs(times[other] - times[stem]))
-            results[stem] = ChainResult(
-                stem, "matched", ref, len(match.source), match.rms_px, wcs=wcs
-            )
-            log.info(
-                "%s: matched to %s, %d sources, RMS %.3f px",
-                stem,
-                ref,
-                len(match.source),
-                match.rms_px,
-            )
-            break
-        else:
+            if best is None or len(match.source) > len(best[2].source):
+                best = (ref, wcs, match)
+            # Half the sources of the shorter list in common: the frames overlap well.
+            if len(match.source) >= 0.5 * min(len(xy), len(ref_xy)):
+                break
+        if best is None:
             reason = "no solved frame matched: " + "; ".join(reasons)
             results[stem] = ChainResult(stem, "none", reason=reason[:300])
             log.warning("%s: %s", stem, reason)
+            continue
+        ref, wcs, match = best
+        solved[stem] = wcs
+        for other in pending:
+            gap[other] = min(gap[other], abs(times[other] - times[stem]))
+        results[stem] = ChainResult(stem, "matched", ref, len(match.source), match.rms_px, wcs=wcs)
+        log.info(
+            "%s: matched to %s, %d sources, RMS %.3f px", stem, ref, len(match.source), match.rms_px
+        )
     return [results[s] for s in stems]
 
 
