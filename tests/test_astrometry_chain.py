@@ -338,3 +338,32 @@ def test_reasons_of_a_frame_without_wcs(tmp_path):
     (tmp_path / "empty.xyls").write_bytes(b"")
     assert len(read_sources(tmp_path / "empty.xyls")) == 0
     assert len(read_sources(tmp_path / "missing.xyls")) == 0
+
+
+@pytest.mark.slow
+def test_solve_field_on_a_skipped_frames_source_list(drift_night):
+    """What the chain runs when no selected frame of a target solved: both passes on the
+    source list that the solve_field rule kept."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from aifa_steps.astrometry_chain import solve_source_list
+
+    raw, work, _, _ = drift_night
+    chain = Table.read(work / "astrometry" / "chain" / "Qatar-1" / "frames.ecsv")
+    stem = str(chain["stem"][chain["method"] == "matched"][0])
+    assert (work / "astrometry" / "solve" / f"{stem}.wcs").stat().st_size == 0  # skipped
+    header = fits.getheader(raw / "LIGHT" / f"{stem}.fits")
+    wcs, corr = solve_source_list(
+        work / "calibrated" / f"{stem}.fits",
+        work / "astrometry" / "solve" / f"{stem}.xyls",
+        work / "astrometry" / "index" / "solver.cfg",
+        work / "astrometry" / "index" / "verify.cfg",
+        SCALE,
+        SHAPE,
+        f"--ra {header['RA']} --dec {header['DEC']} --radius 1.0",
+        cpulimit=30,
+    )
+    assert wcs is not None and len(corr) > 20
+    truth = WCS(fits.getheader(raw / "truth" / "wcs" / f"{stem}.fits"))
+    assert wcs_separation(wcs, truth, SHAPE)[0] < 0.6  # solve-field alone, before refinement

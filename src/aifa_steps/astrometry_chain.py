@@ -795,7 +795,7 @@ def solve_source_list(
         for name in ("p2", "p1"):
             wcs = read_solution(Path(tmp) / f"{name}.wcs")
             if wcs is not None:
-                return wcs, Table.read(Path(tmp) / f"{name}.corr")
+                return wcs, read_corr(Path(tmp) / f"{name}.corr")
     return None, None
 
 
