@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
@@ -339,12 +341,8 @@ def wcs_from_sources(
     reference_xy = np.asarray(reference_xy, float).reshape(-1, 2)
     match = match_sources(xy, reference_xy, min_matches=min_matches)
     ra, dec = reference_wcs.all_pix2world(reference_xy[:, 0], reference_xy[:, 1], 0)
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
     source, reference = match.source, match.reference
-    wcs = None
-    for _ in range(2):
+    for iteration in range(2):
         sky = SkyCoord(ra[reference] * u.deg, dec[reference] * u.deg)
         try:
             wcs = _fit_best_order(
@@ -352,10 +350,11 @@ def wcs_from_sources(
             )
         except ValueError as exc:
             raise MatchError(str(exc)) from None
-        # Every reference source that the fit predicts within a pixel of a frame source.
+        if iteration == 1:
+            break
+        # Refit with every reference source that this fit predicts within a pixel of a source.
         px, py = wcs.all_world2pix(ra, dec, 0, quiet=True)
-        tree = cKDTree(xy)
-        distance, index = tree.query(np.column_stack([px, py]), distance_upper_bound=1.0)
+        distance, index = cKDTree(xy).query(np.column_stack([px, py]), distance_upper_bound=1.0)
         pairs = _unique_pairs(distance, index, len(xy))
         if len(pairs) < min_matches:
             break
@@ -390,10 +389,13 @@ def propagate_wcs(
     """Give every frame of one target a starting WCS: its own solution, or its neighbours'.
 
     Frames are taken in the order of their time distance to the nearest solved frame; each is
-    matched to the solved frames nearest in time (up to ``tries``), and once solved serves the
-    others. A frame that cannot be matched (clouds, no stars) is skipped: the frames beyond it
-    match across it. Frames with less than half the typical number of sources (clouds) are
-    the last choice as references.
+    matched to the nearest ``solve-field`` frame first (so errors of successive hand-overs do
+    not add up), then to the solved frames nearest in time (up to ``tries`` in all) until one
+    shares half the sources of the shorter list (else the match with the most pairs counts),
+    and once solved serves the others: a pointing that drifts out of the solved frame's
+    field is followed from frame to frame. A frame that cannot be matched (clouds, no stars)
+    is skipped: the frames beyond it match across it. Frames with less than half the typical
+    number of sources (clouds) are the last choice as references.
 
     Parameters
     ----------
@@ -494,9 +496,13 @@ def propagate_wcs(
         stem = min(pending, key=gap.__getitem__)
         pending.remove(stem)
         xy = np.column_stack([sources[stem]["x"], sources[stem]["y"]]) if stem in sources else []
-        neighbours = sorted(solved, key=lambda s: (weak(s), abs(times[stem] - times[s])))
-        neighbours = neighbours[:tries]
-        reasons = []
+        # The nearest solve-field frame first (no hand-over errors add up), then the solved
+        # frames nearest in time (they follow a pointing that drifts out of its field).
+        nearest = sorted(solved, key=lambda s: (weak(s), abs(times[stem] - times[s])))
+        anchors = [s for s in nearest if results[s].method == "solve-field"]
+        neighbours = list(dict.fromkeys(anchors[:1] + nearest))[:tries]
+        reasons: list[str] = []
+        best: tuple[str, WCS, SourceMatch] | None = None
         for ref in neighbours:
             ref_xy = np.column_stack([sources[ref]["x"], sources[ref]["y"]])
             try:
@@ -506,24 +512,24 @@ def propagate_wcs(
             except MatchError as exc:
                 reasons.append(f"{ref}: {exc}")
                 continue
-            solved[stem] = wcs
-            for other in pending:
-                gap[other] = min(gap[other], abs(times[other] - times[stem]))
-            results[stem] = ChainResult(
-                stem, "matched", ref, len(match.source), match.rms_px, wcs=wcs
-            )
-            log.info(
-                "%s: matched to %s, %d sources, RMS %.3f px",
-                stem,
-                ref,
-                len(match.source),
-                match.rms_px,
-            )
-            break
-        else:
+            if best is None or len(match.source) > len(best[2].source):
+                best = (ref, wcs, match)
+            # Half the sources of the shorter list in common: the frames overlap well.
+            if len(match.source) >= 0.5 * min(len(xy), len(ref_xy)):
+                break
+        if best is None:
             reason = "no solved frame matched: " + "; ".join(reasons)
             results[stem] = ChainResult(stem, "none", reason=reason[:300])
             log.warning("%s: %s", stem, reason)
+            continue
+        ref, wcs, match = best
+        solved[stem] = wcs
+        for other in pending:
+            gap[other] = min(gap[other], abs(times[other] - times[stem]))
+        results[stem] = ChainResult(stem, "matched", ref, len(match.source), match.rms_px, wcs=wcs)
+        log.info(
+            "%s: matched to %s, %d sources, RMS %.3f px", stem, ref, len(match.source), match.rms_px
+        )
     return [results[s] for s in stems]
 
 
@@ -804,7 +810,7 @@ def solve_source_list(
         for name in ("p2", "p1"):
             wcs = read_solution(Path(tmp) / f"{name}.wcs")
             if wcs is not None:
-                return wcs, Table.read(Path(tmp) / f"{name}.corr")
+                return wcs, read_corr(Path(tmp) / f"{name}.corr")
     return None, None
 
 
