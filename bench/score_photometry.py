@@ -34,14 +34,23 @@ def main() -> None:
     offset = np.asarray(zeropoints["zeropoint"]) - [truth[s] for s in zeropoints["stem"]]
     print("zero point - truth [mag]")
     print(
-        f"{'object':10s} {'aperture':>8s} {'frames':>6s} {'median':>8s} {'max |d|':>8s} {'err':>7s}"
+        f"{'object':10s} {'aperture':>8s} {'arcsec':>7s} {'frames':>6s} {'median':>8s} "
+        f"{'max |d|':>8s} {'err':>7s}"
+    )
+    # Apertures by name (4, 1.5fwhm); tables of older versions have the radius only.
+    names = (
+        np.asarray(zeropoints["aperture"]).astype(str)
+        if "aperture" in zeropoints.colnames
+        else np.array([f"{r:g}" for r in zeropoints["aperture_arcsec"]])
     )
     for obj in sorted(set(zeropoints["object"])):
-        for aperture in sorted(set(zeropoints["aperture_arcsec"])):
-            sel = (zeropoints["object"] == obj) & (zeropoints["aperture_arcsec"] == aperture)
+        mine = zeropoints["object"] == obj
+        for aperture in sorted(set(names[mine]), key=lambda n: float(n.removesuffix("fwhm"))):
+            sel = mine & (names == aperture)
             d = offset[sel]
+            radius = float(np.median(zeropoints["aperture_arcsec"][sel]))
             print(
-                f"{obj:10s} {aperture:8g} {sel.sum():6d} {np.nanmedian(d):+8.4f} "
+                f"{obj:10s} {aperture:>8s} {radius:7.2f} {sel.sum():6d} {np.nanmedian(d):+8.4f} "
                 f"{np.nanmax(np.abs(d)):8.4f} {np.nanmedian(zeropoints['zeropoint_err'][sel]):7.4f}"
             )
 
