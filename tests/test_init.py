@@ -81,11 +81,13 @@ def test_lights_only_night_with_local_time_and_nothing_known(tmp_path):
         header["FILTER"] = "V"
         header["OBJECT"] = "WASP-33"
         header["DATE-OBS"] = f"2017-12-19T18:{33 + k:02d}:43.317-0700"
+        header["GAIN"] = 100  # a gain setting of the camera software, not e-/ADU
         header["XPIXSZ"] = 5.4
         header["FOCALLEN"] = 214.0
         cut_out(tmp_path / "night" / f"wasp33_{k:03d}.fits", header)
     config, text, notes = drafted(tmp_path / "night")
     assert config["instrument"]["gain"] == "auto" and config["instrument"]["read_noise"] == "auto"
+    assert any("100 is not in e-/ADU" in n for n in notes)
     assert config["instrument"]["pixel_scale"] == pytest.approx(206.265 * 5.4 / 214.0, abs=1e-3)
     assert config["site"]["latitude"] == 0.0
     assert any("NOT IN THE HEADERS" in n and n.startswith("site") for n in notes)

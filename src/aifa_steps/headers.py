@@ -57,7 +57,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "xbinning": ("XBINNING", "CCDXBIN", "BINX", "XBIN"),
     "ybinning": ("YBINNING", "CCDYBIN", "BINY", "YBIN"),
     "ccdsum": ("CCDSUM", "BINNING"),
-    "gain": ("GAIN", "EGAIN", "CCDGAIN", "GAIN1", "AGAIN_01"),
+    "gain": ("EGAIN", "GAIN", "CCDGAIN", "GAIN1", "AGAIN_01"),
     "read_noise": ("RDNOISE", "READNOIS", "RDNOIS", "RON", "READNOISE", "ARDNS_01"),
     "saturation": ("SATURATE", "SATLEVEL", "SATUR"),
     "latitude": ("SITELAT", "LATITUDE", "LAT-OBS", "OBS-LAT", "OBSLAT"),

@@ -261,16 +261,20 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
         if survey.values.get(m)
     ]
     instrument["name"] = " + ".join(names) or "camera"
+    # Plausible camera values; NINA's GAIN, for example, is the gain setting (e.g. 100).
+    plausible = {"gain": (0.02, 20.0), "read_noise": (0.1, 50.0)}
     for meaning, unit in (("gain", "e-/ADU"), ("read_noise", "e-")):
         value = _median(survey.numbers.get(meaning, []))
-        if value is not None and value > 0:
+        low, high = plausible[meaning]
+        if value is not None and low <= value <= high:
             instrument[meaning] = round(value, 4)
-        else:
-            instrument[meaning] = "auto"
-            to_check.append(
-                f"instrument.{meaning}: not in the headers; 'auto' measures it from the data "
-                f"({unit}); write the camera's value if you know it"
-            )
+            continue
+        instrument[meaning] = "auto"
+        found = "" if value is None else f" ({value:g} is not in {unit}: a camera setting?)"
+        to_check.append(
+            f"instrument.{meaning}: not in the headers{found}; 'auto' measures it from the "
+            f"data ({unit}); write the camera's value if you know it"
+        )
     # The best source any frame has: a celestial WCS, else optics, else a scale keyword.
     ranked = ("the headers' WCS", "XPIXSZ / FOCALLEN", "a pixel-scale keyword")
     found = {src for _, src in survey.pixel_scales}
