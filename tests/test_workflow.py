@@ -150,7 +150,7 @@ def test_workflow_simulates_and_reduces_the_tiny_night(tmp_path):
     frames = Table.read(raw / "truth" / "frames.ecsv")
     assert len(inventory) == len(frames)
     assert sorted(inventory["reason"][~inventory["used"]]) == [
-        "missing keyword FILTER",
+        "missing keyword FILTER/FILTERS/FILTNAME/FILTER1/FILT",  # the keywords tried
         "truncated file (290880 of 581760 bytes)",
     ]
     assert (work / "logs" / "inventory.log").exists()
