@@ -170,7 +170,13 @@ def test_inventory_of_a_lois_night_made_of_real_headers(tmp_path):
     assert rows["l1"]["mjd"] == pytest.approx(mjd("2019-03-26T02:27:31.13"), abs=1e-8)
     assert rows["l1"]["ra"] == pytest.approx(124.62458, abs=1e-4)
     assert rows["l1"]["xbinning"] == 3
-    assert rows["l1"]["gain"] == pytest.approx(4.95)  # AGAIN_01 of LOIS
+    # LOIS lists a gain per amplifier (AGAIN_01 = 4.95), which the night's flat pairs do not
+    # confirm (3.6 +- 0.6 e-/ADU): it is not read unless headers.gain names it.
+    assert np.isnan(rows["l1"]["gain"])
+    configured = build_inventory(
+        tmp_path, {"readout": {"overscan": "none", "trim": "none"}, "headers": {"gain": "AGAIN_01"}}
+    )
+    assert configured["gain"][configured["stem"] == "l1"][0] == pytest.approx(4.95)
 
 
 def test_inventory_reads_gain_and_names_the_keywords_it_tried(tmp_path):
