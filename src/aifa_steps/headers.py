@@ -31,6 +31,7 @@ __all__ = [
     "first_keyword",
     "header_value",
     "header_float",
+    "numeric_keyword",
     "parse_ra",
     "parse_dec",
     "parse_degrees",
@@ -136,11 +137,18 @@ def header_float(
     None when every candidate keyword is absent or not a number; strings holding numbers
     (``'300.'``) are read too.
     """
+    return numeric_keyword(header, name, configured)[1]
+
+
+def numeric_keyword(
+    header: Mapping, name: str, configured: Mapping[str, object] | None = None
+) -> tuple[str | None, float | None]:
+    """The first candidate keyword of a meaning with a finite number, and that number."""
     for key in keywords_for(name, configured):
         number = _to_float(header.get(key))
         if number is not None:
-            return number
-    return None
+            return key, number
+    return None, None
 
 
 _SEXAGESIMAL = re.compile(r"[:\shdms°'\"]")

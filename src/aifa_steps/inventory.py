@@ -26,6 +26,7 @@ from .headers import (
     header_float,
     header_value,
     keywords_for,
+    numeric_keyword,
     observation_time,
     parse_dec,
     parse_ra,
@@ -274,7 +275,8 @@ def read_frame(path: Path, config: dict) -> dict:
         problems.append(layout_problem)
     exptime = row["exptime"]
     if exptime is not None and not (np.isfinite(exptime) and (exptime > 0 or kind == "bias")):
-        problems.append(f"exposure time {named('exptime')} = {exptime:g} s is not positive")
+        key, _ = numeric_keyword(header, "exptime", keys)
+        problems.append(f"exposure time {key} = {exptime:g} s is not positive")
     if problems and row["used"]:
         row.update(used=False, reason="; ".join(problems))
     elif problems:
