@@ -28,7 +28,6 @@ import numpy as np
 import yaml
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
-from astropy.wcs import WCS
 
 from .headers import (
     DEFAULT_KEYWORDS,
@@ -94,31 +93,12 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def _wcs_scale(header: fits.Header) -> float | None:
-    if not str(header.get("CTYPE1", "")).startswith("RA"):
+    """Pixel scale (arcsec) of the celestial WCS a raw header carries, or None."""
+    wcs = celestial_wcs(header)
+    if wcs is None:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cards = {
-                k: _number_or_text(header[k])
-                for k in header
-                if k and k.startswith(("CTYPE", "CRVAL", "CRPIX", "CD1_", "CD2_", "CDELT", "PC"))
-            }
-            wcs = WCS(fits.Header(cards), naxis=2)
-            scales = wcs.proj_plane_pixel_scales()
-        value = float(np.sqrt(scales[0] * scales[1]).to_value("arcsec"))
-    except Exception:  # noqa: BLE001 - a broken WCS in a raw header is only not used
-        return None
+    value = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))) * 3600.0
     return value if 0.01 < value < 100 else None
-
-
-def _number_or_text(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def survey_night(raw_dir: str | Path) -> NightSurvey:
@@ -174,7 +154,7 @@ def survey_night(raw_dir: str | Path) -> NightSurvey:
             if isinstance(header.get(key), str):
                 survey.sections[f"{key} = {header[key].strip()}"] += 1
         scale = _wcs_scale(header)
-        if scale is not None and celestial_wcs(header) is not None:
+        if scale is not None:
             survey.header_wcs += 1
         if scale is not None:
             survey.pixel_scales.append((scale, "the headers' WCS"))
