@@ -17,7 +17,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from aifa_steps.astrometry import (
+from aifa_steps.astrometry.solve import (
     build_indexes,
     index_scales,
     read_solution,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from aifa_steps.combine import combine_files
+from aifa_steps.calibration.combine import combine_files
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ Renders one Qatar-1 light frame with the simulator (true bias, dark, flat), then
   photutils ``aperture_photometry`` sums of the same apertures;
 - a whole photometry job's science (`measure_frame`: background, photometry, aperture
   corrections, seeing);
-- reprojection of the frame onto a shifted grid (`aifa_steps.stacking.reproject_frame`,
+- reprojection of the frame onto a shifted grid (`aifa_steps.products.stacking.reproject_frame`,
   bilinear, as the stacks do; and ``reproject_interp`` for comparison); floor:
   ``scipy.ndimage.map_coordinates`` with the pixel mapping computed beforehand.
 
@@ -35,7 +35,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from aifa_steps.calibrate import CalibrationParameters, Masters, calibrate_frame, write_ccd
+from aifa_steps.calibration.calibrate import CalibrationParameters, Masters, calibrate_frame
+from aifa_steps.core.frames import write_ccd
 from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.detector import make_detector
 from aifa_steps.simulate.headers import nina_header
@@ -115,7 +116,7 @@ def main() -> None:
             "<= 0.5 s",
         )
         ccd = kernel[2]
-    from aifa_steps.photometry import estimate_background, forced_photometry
+    from aifa_steps.photometry.measure import estimate_background, forced_photometry
 
     data = np.asarray(ccd.data, np.float32)
     bad = ccd.flags > 0
@@ -160,8 +161,8 @@ def main() -> None:
         timed(plain_sums, 3),
     )
 
-    from aifa_steps.frame_photometry import FrameInfo, measure_frame
-    from aifa_steps.observing import Site
+    from aifa_steps.core.observing import Site
+    from aifa_steps.photometry.frame import FrameInfo, measure_frame
 
     ccd.wcs = wcs
     reference = stars.copy()
@@ -182,7 +183,7 @@ def main() -> None:
     from reproject import reproject_interp
     from scipy.ndimage import map_coordinates
 
-    from aifa_steps.stacking import reproject_frame
+    from aifa_steps.products.stacking import reproject_frame
 
     grid = wcs.deepcopy()
     grid.wcs.crpix = grid.wcs.crpix + np.array([3.37, -2.61])

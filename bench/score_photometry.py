@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from aifa_steps.refcat import crossmatch
+from aifa_steps.photometry.refcat import crossmatch
 
 
 def main() -> None:

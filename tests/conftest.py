@@ -114,10 +114,10 @@ def demo_photometry(demo_frames):
     """
     import numpy as np
 
-    from aifa_steps.detection import reference_sources
-    from aifa_steps.frame_photometry import FrameInfo, measure_frame
-    from aifa_steps.observing import Site
-    from aifa_steps.photometry import estimate_background, forced_photometry
+    from aifa_steps.core.observing import Site
+    from aifa_steps.photometry.detection import reference_sources
+    from aifa_steps.photometry.frame import FrameInfo, measure_frame
+    from aifa_steps.photometry.measure import estimate_background, forced_photometry
 
     site = Site("test", 50.7275, 7.0863, 60.0)
     frames, catalogue, refcat = demo_frames
@@ -158,7 +158,11 @@ def night_of(reference, measured):
     """Night mean magnitudes (4 arcsec) of a target of the demo_photometry fixture."""
     from astropy.table import vstack
 
-    from aifa_steps.zeropoints import calibrated_magnitudes, frame_zeropoints, night_magnitudes
+    from aifa_steps.photometry.zeropoints import (
+        calibrated_magnitudes,
+        frame_zeropoints,
+        night_magnitudes,
+    )
 
     frames = []
     for _, table in measured:

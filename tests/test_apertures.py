@@ -11,7 +11,8 @@ import pytest
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
-from aifa_steps.frame_photometry import (
+from aifa_steps.core.observing import Site
+from aifa_steps.photometry.frame import (
     FrameInfo,
     PhotometryParameters,
     aperture_plan,
@@ -22,13 +23,12 @@ from aifa_steps.frame_photometry import (
     smallest_aperture_key,
     target_fwhm,
 )
-from aifa_steps.lightcurve import transit_light_curve
-from aifa_steps.night import config_problems
-from aifa_steps.observing import Site
+from aifa_steps.photometry.zeropoints import frame_zeropoints
+from aifa_steps.products.lightcurve import transit_light_curve
+from aifa_steps.products.transit_model import TransitModel
 from aifa_steps.simulate.optics import make_wcs
 from aifa_steps.simulate.render import add_moffat_stars
-from aifa_steps.simulate.transit import TransitModel
-from aifa_steps.zeropoints import frame_zeropoints
+from aifa_steps.summary.night import config_problems
 
 TRUTH = TransitModel(2460963.391, 1.4200242, 0.1455, 6.25, 84.26, (0.45, 0.2))
 EPHEMERIS = {"t0_bjd_tdb": TRUTH.t0, "period_days": 1.4200242, "duration_hours": 1.68}
@@ -138,7 +138,7 @@ def _series(pixel_scale: float, n_frames: int = 40, seed: int = 4):
 
 
 def _light_curve(frames, reference, target, apertures, fit=True, seeing=None):
-    from aifa_steps.observing import bjd_tdb
+    from aifa_steps.core.observing import bjd_tdb
 
     params = PhotometryParameters(apertures=apertures, saturation=1e7)
     reference = reference.copy()

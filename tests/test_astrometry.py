@@ -9,7 +9,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.astrometry import (
+from aifa_steps.astrometry.solve import (
     build_indexes,
     fit_tan_sip,
     index_scales,
@@ -20,7 +20,7 @@ from aifa_steps.astrometry import (
     verify_index_scale,
     write_solver_config,
 )
-from aifa_steps.centroids import half_max_fwhm, windowed_centroids
+from aifa_steps.core.centroids import half_max_fwhm, windowed_centroids
 from aifa_steps.simulate.optics import make_wcs
 from aifa_steps.simulate.render import add_moffat_stars
 
@@ -163,7 +163,7 @@ def test_verify_index_scale_is_the_densest_index_that_solve_field_uses():
 
 
 def test_nearest_neighbour_sweep_matches_brute_force():
-    from aifa_steps.astrometry import _nearest_neighbour_distance
+    from aifa_steps.astrometry.solve import _nearest_neighbour_distance
 
     rng = np.random.default_rng(4)
     x, y = rng.uniform(0, 300, 400), rng.uniform(0, 200, 400)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from aifa_steps.astrometry_chain import (
+from aifa_steps.astrometry.chain import (
     MatchError,
     match_sources,
     propagate_wcs,
@@ -231,7 +231,7 @@ def _truth_rms(raw, work, stem):
 
 
 def _check_night(raw, work, starless, reference):
-    from aifa_steps.night import text_filled
+    from aifa_steps.summary.night import text_filled
 
     frames = Table.read(raw / "truth" / "frames.ecsv")
     cloudy = {f.split("/")[-1].removesuffix(".fits") for f in frames["file"][frames["cloudy"]]}
@@ -279,7 +279,7 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
 
     import yaml
 
-    from aifa_steps.astrometry import build_indexes, index_scales
+    from aifa_steps.astrometry.solve import build_indexes, index_scales
 
     raw, work, config, starless = drift_night
     refcat = Table.read(raw / "refcat.ecsv")
@@ -302,7 +302,7 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
 
 
 def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
-    from aifa_steps.night import config_problems
+    from aifa_steps.summary.night import config_problems
 
     base = {"reference_catalogue": {"source": "vizier"}}
     assert config_problems({**base, "astrometry": {"max_rms_arcsec": 0.0}}) == []
@@ -313,7 +313,7 @@ def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
 
 
 def test_reasons_of_a_frame_without_wcs(tmp_path):
-    from aifa_steps.astrometry_chain import (
+    from aifa_steps.astrometry.chain import (
         ChainResult,
         chain_failure,
         chain_start,
@@ -347,7 +347,7 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from aifa_steps.astrometry_chain import solve_source_list
+    from aifa_steps.astrometry.chain import solve_source_list
 
     raw, work, _, _ = drift_night
     chain = Table.read(work / "astrometry" / "chain" / "Qatar-1" / "frames.ecsv")

@@ -8,30 +8,30 @@ from astropy.wcs import WCS
 from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
 from scipy.ndimage import gaussian_filter
 
-from aifa_steps.badpixels import HOT, LOW_RESPONSE, SATURATED, bad_pixel_mask
-from aifa_steps.calibrate import (
+from aifa_steps.calibration.badpixels import bad_pixel_mask
+from aifa_steps.calibration.calibrate import (
     CalibrationParameters,
     Masters,
     calibrate_frame,
     frame_statistics,
-    read_ccd,
-    write_ccd,
 )
-from aifa_steps.camera import (
+from aifa_steps.calibration.camera import (
     characterise_camera,
     gain_from_sky,
     night_detector,
     resolve_detector,
     sky_transfer,
 )
-from aifa_steps.combine import clipped_mean, combine_files
-from aifa_steps.inventory import build_inventory
-from aifa_steps.masters import (
+from aifa_steps.calibration.combine import clipped_mean, combine_files
+from aifa_steps.calibration.masters import (
     dark_for_exposure,
     make_master_bias,
     make_master_dark,
     make_master_flat,
 )
+from aifa_steps.core.formats import HOT, LOW_RESPONSE, SATURATED
+from aifa_steps.core.frames import read_ccd, write_ccd
+from aifa_steps.inventory.table import build_inventory
 from aifa_steps.simulate.detector import DetectorTruth, read_out
 from aifa_steps.simulate.presets import Instrument
 
@@ -476,7 +476,7 @@ def test_calibrated_frame_uses_and_records_the_resolved_values(tiny_night, maste
 
 
 def test_inventory_problems_can_be_fatal(tiny_night):
-    from aifa_steps.inventory import InventoryError
+    from aifa_steps.inventory.table import InventoryError
 
     cfg = {
         "frame_types": {"bias": ["BIAS"], "dark": ["DARK"], "flat": ["FLAT"], "light": ["LIGHT"]},
@@ -489,7 +489,7 @@ def test_inventory_problems_can_be_fatal(tiny_night):
 
 
 def test_nanmedian_of_frames_equals_numpy():
-    from aifa_steps.combine import nanmedian_of_frames
+    from aifa_steps.calibration.combine import nanmedian_of_frames
 
     rng = np.random.default_rng(8)
     for n in (1, 4, 7):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from aifa_steps.cmd import cluster_catalogue, cmd_figure, read_isochrone
-from aifa_steps.refcat import crossmatch
+from aifa_steps.photometry.refcat import crossmatch
+from aifa_steps.products.cmd import cluster_catalogue, cmd_figure, read_isochrone
 
 from .conftest import night_of
 

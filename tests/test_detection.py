@@ -6,15 +6,15 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.detection import (
+from aifa_steps.photometry.detection import (
     DetectionParameters,
     choose_reference_frame,
     detect_sources,
     reference_sources,
     write_ds9_regions,
 )
-from aifa_steps.photometry import estimate_background, frame_seeing, isolated_sources
-from aifa_steps.refcat import crossmatch, select_around
+from aifa_steps.photometry.measure import estimate_background, frame_seeing, isolated_sources
+from aifa_steps.photometry.refcat import crossmatch, select_around
 
 from .conftest import truth_calibrated
 
@@ -178,7 +178,7 @@ def test_fast_segmentation_steps_equal_photutils():
     from photutils.segmentation import detect_sources as photutils_detect
     from scipy.ndimage import convolve
 
-    from aifa_steps.detection import _blend_candidates, _convolve
+    from aifa_steps.photometry.detection import _blend_candidates, _convolve
 
     image, _, _ = _blended_field()
     kernel = np.asarray(make_2dgaussian_kernel(4.0, size=21).array, float)
@@ -204,7 +204,7 @@ def test_half_light_radii_and_windowed_centroids_of_a_gaussian_star():
     from photutils.segmentation import SourceCatalog
     from photutils.segmentation import detect_sources as photutils_detect
 
-    from aifa_steps.centroids import half_light_radii, windowed_centroids
+    from aifa_steps.core.centroids import half_light_radii, windowed_centroids
 
     yy, xx = np.mgrid[0:80, 0:90]
     sigma = 2.2

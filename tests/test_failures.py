@@ -10,8 +10,8 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from aifa_steps.atomic import PARTIAL_PREFIX, atomic_path, write_table
-from aifa_steps.failures import (
+from aifa_steps.core.atomic import PARTIAL_PREFIX, atomic_path, write_table
+from aifa_steps.core.failures import (
     FAULT_ENV,
     FrameFailure,
     check_light_data,
@@ -19,9 +19,9 @@ from aifa_steps.failures import (
     run_frame_step,
     write_failed_fits,
 )
-from aifa_steps.fitsutil import set_card
-from aifa_steps.names import safe_name, safe_names
-from aifa_steps.night import (
+from aifa_steps.core.fitsutil import set_card
+from aifa_steps.core.formats import safe_name, safe_names
+from aifa_steps.summary.night import (
     config_problems,
     config_warnings,
     fix_hint,
@@ -51,7 +51,7 @@ def test_a_process_killed_while_writing_leaves_the_old_file_or_none(tmp_path):
         import os
         import numpy as np
         from astropy.io import fits
-        from aifa_steps.atomic import atomic_path
+        from aifa_steps.core.atomic import atomic_path
         for name in ("old.fits", "new.fits"):
             path = {str(tmp_path)!r} + "/" + name
             with atomic_path(path) as tmp:
@@ -282,7 +282,7 @@ def test_targets_and_filters_without_frames_are_warned_about():
 
 
 def test_the_summary_page_lists_frames_left_out_calibration_and_warnings():
-    from aifa_steps.night import calibration_notes, night_summary_html
+    from aifa_steps.summary.night import calibration_notes, night_summary_html
 
     inventory = _inventory(
         [
@@ -303,7 +303,7 @@ def test_the_summary_page_lists_frames_left_out_calibration_and_warnings():
 def test_errors_of_the_machine_end_the_job_instead_of_failing_the_frame():
     import errno
 
-    from aifa_steps.failures import is_environment_error
+    from aifa_steps.core.failures import is_environment_error
 
     full = OSError(errno.ENOSPC, "No space left on device")
     assert is_environment_error(full) and is_environment_error(MemoryError())

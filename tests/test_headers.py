@@ -13,7 +13,7 @@ import pytest
 from astropy.io import fits
 from astropy.time import Time
 
-from aifa_steps.headers import (
+from aifa_steps.inventory.headers import (
     HeaderTimeError,
     binning,
     header_float,
@@ -24,7 +24,7 @@ from aifa_steps.headers import (
     parse_ra,
     parse_time_of_day,
 )
-from aifa_steps.inventory import build_inventory, frame_type, read_frame
+from aifa_steps.inventory.table import build_inventory, frame_type, read_frame
 
 HEADERS = Path(__file__).parent / "data" / "headers"
 ALIASES = {
@@ -194,7 +194,7 @@ def test_inventory_reads_gain_and_names_the_keywords_it_tried(tmp_path):
 
 def test_the_wcs_a_raw_header_carries_moves_with_the_trim():
     """The LOIS lights carry their pipeline's WCS with string values and SCAMP PV terms."""
-    from aifa_steps.headers import celestial_wcs
+    from aifa_steps.inventory.headers import celestial_wcs
 
     light = real("lowell_lois_object.hdr")
     wcs = celestial_wcs(light)

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from aifa_steps.inventory import (
+from aifa_steps.inventory.table import (
     InventoryError,
     build_inventory,
     canonical_filter,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from aifa_steps.lightcurve import (
+from aifa_steps.products.lightcurve import (
     ComparisonParameters,
     bin_light_curve,
     flux_matrix,
@@ -12,8 +12,8 @@ from aifa_steps.lightcurve import (
     select_comparisons,
     transit_light_curve,
 )
-from aifa_steps.simulate.transit import TransitModel
-from aifa_steps.transit_fit import error_scale
+from aifa_steps.products.transit_fit import error_scale
+from aifa_steps.products.transit_model import TransitModel
 
 TRUTH = TransitModel(2460963.391, 1.4200242, 0.1455, 6.25, 84.26, (0.45, 0.2))
 EPHEMERIS = {"t0_bjd_tdb": 2460963.391 + 3 * 1.4200242, "period_days": 1.4200242}

@@ -5,7 +5,7 @@ from astropy.coordinates import AltAz, SkyCoord, get_body_barycentric
 from astropy.time import Time
 from astropy.utils import iers
 
-from aifa_steps.observing import Site, airmass, altitude, bjd_tdb, greenwich_mean_sidereal_time
+from aifa_steps.core.observing import Site, airmass, altitude, bjd_tdb, greenwich_mean_sidereal_time
 
 BONN = Site("AIfA Bonn", 50.7275, 7.0863, 60.0)
 
@@ -40,7 +40,7 @@ def test_altitude_and_airmass_match_astropy(mjd):
 
 
 def test_airmass_is_one_at_zenith_and_grows_towards_horizon():
-    from aifa_steps.observing import airmass_pickering
+    from aifa_steps.core.observing import airmass_pickering
 
     assert airmass_pickering(90.0) == pytest.approx(1.0, abs=1e-3)
     assert airmass_pickering(30.0) == pytest.approx(2.0, rel=0.01)
@@ -60,7 +60,7 @@ def test_bjd_tdb_equals_tdb_plus_light_travel_time_along_line_of_sight():
 
 
 def test_geocentric_barycentric_time_is_within_the_earth_light_time():
-    from aifa_steps.observing import Site, bjd_tdb
+    from aifa_steps.core.observing import Site, bjd_tdb
 
     site = Site("test", 50.7275, 7.0863, 60.0)
     mjd = np.array([60962.8, 60963.1, 61100.5])
@@ -71,7 +71,7 @@ def test_geocentric_barycentric_time_is_within_the_earth_light_time():
 
 
 def test_scintillation_follows_youngs_formula():
-    from aifa_steps.observing import scintillation_noise
+    from aifa_steps.core.observing import scintillation_noise
 
     # 35 cm at sea level, airmass 1, 30 s: 0.09 * 35^(-2/3) / sqrt(60) = 1.09e-3
     assert scintillation_noise(0.35, 0.0, 1.0, 30.0) == pytest.approx(1.086e-3, rel=1e-3)

@@ -5,7 +5,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from aifa_steps.photometry import (
+from aifa_steps.photometry.measure import (
     FLAG_EDGE,
     FLAG_OFF_FRAME,
     FLAG_SATURATED,
@@ -73,9 +73,9 @@ def noiseless(tiny_night):
 
     from astropy.table import Table
 
+    from aifa_steps.products.transit_model import TransitModel
     from aifa_steps.simulate import get_preset, plan_night
     from aifa_steps.simulate.night import expected_light
-    from aifa_steps.simulate.transit import TransitModel
 
     from .conftest import TINY_SEED
 
@@ -184,7 +184,7 @@ def test_flags_for_saturation_edges_and_off_frame():
 
 def test_peak_and_flag_distances_match_a_brute_force_search():
     """The per-star box searches agree with an exhaustive search over all pixels."""
-    from aifa_steps.photometry import _distance_to_flagged, _peak_in_circle
+    from aifa_steps.photometry.measure import _distance_to_flagged, _peak_in_circle
 
     rng = np.random.default_rng(5)
     image = rng.normal(size=(60, 80))
@@ -215,7 +215,7 @@ def test_star_mask_helpers_match_scipy():
     """The background's 3 x 3 mean and sampled dilation equal scipy's on the inner pixels."""
     from scipy.ndimage import binary_dilation, uniform_filter
 
-    from aifa_steps.photometry import _dilated_samples, _mean3x3
+    from aifa_steps.photometry.measure import _dilated_samples, _mean3x3
 
     rng = np.random.default_rng(2)
     image = rng.normal(size=(101, 143)).astype(np.float32)

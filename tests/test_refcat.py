@@ -5,8 +5,8 @@ import pytest
 from astropy.table import Table
 from astroquery.utils import TableList
 
-from aifa_steps import refcat
-from aifa_steps.refcat import fetch_refcat2, load_reference_catalogue, select_around
+from aifa_steps.photometry import refcat
+from aifa_steps.photometry.refcat import fetch_refcat2, load_reference_catalogue, select_around
 
 
 def _refcat2_like(n=50, ra=303.38, dec=65.16, seed=0):
@@ -94,7 +94,7 @@ def test_local_file_with_column_mapping_and_cone(tmp_path):
 
 
 def test_reference_extract_falls_back_and_never_stops_the_night(tmp_path, monkeypatch):
-    from aifa_steps.refcat import reference_extract
+    from aifa_steps.photometry.refcat import reference_extract
 
     def no_network(*args, **kwargs):
         raise OSError("network unreachable")

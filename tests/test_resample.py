@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from reproject import reproject_interp
 
-from aifa_steps.resample import linear_weights, pixel_mapping, resample
+from aifa_steps.products.resample import linear_weights, pixel_mapping, resample
 from aifa_steps.simulate.optics import make_wcs
 
 

@@ -15,10 +15,10 @@ from photutils.aperture import (
 )
 from photutils.centroids import centroid_com
 
-from aifa_steps.observing import Site, airmass
+from aifa_steps.core.observing import Site, airmass
+from aifa_steps.products.transit_model import TransitModel
 from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.presets import Instrument
-from aifa_steps.simulate.transit import TransitModel
 
 from .conftest import truth_calibrated
 
@@ -340,7 +340,7 @@ def test_transit_truth_is_consistent(tiny_night):
 def test_series_covers_the_transit_and_variables_vary(tiny_night, tiny_frames, tiny_stars):
     truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
     series = tiny_frames[tiny_frames["object"] == truth["object"]]
-    from aifa_steps.observing import bjd_tdb
+    from aifa_steps.core.observing import bjd_tdb
 
     preset = get_preset("tiny")
     site = Site("s", preset.site.latitude, preset.site.longitude, preset.site.elevation)
@@ -354,7 +354,7 @@ def test_series_covers_the_transit_and_variables_vary(tiny_night, tiny_frames, t
 
 def test_target_follows_the_true_light_curve(tiny_night, tiny_frames, tiny_stars):
     """Measured host flux through the night follows the transit model within the noise."""
-    from aifa_steps.observing import bjd_tdb
+    from aifa_steps.core.observing import bjd_tdb
 
     truth = json.loads((tiny_night / "truth" / "transit.json").read_text())
     model = TransitModel.from_truth(truth)

@@ -9,8 +9,8 @@ from astropy.nddata import CCDData
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.colour_image import colour_composite, write_colour_image
-from aifa_steps.stacking import (
+from aifa_steps.products.colour_image import colour_composite, write_colour_image
+from aifa_steps.products.stacking import (
     StackFrame,
     StackParameters,
     photometric_scales,

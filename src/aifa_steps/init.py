@@ -29,7 +29,7 @@ import yaml
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
-from .headers import (
+from aifa_steps.inventory.headers import (
     DEFAULT_KEYWORDS,
     binning,
     celestial_wcs,
@@ -38,8 +38,8 @@ from .headers import (
     observation_time,
     parse_degrees,
 )
-from .inventory import build_inventory, find_raw_files
-from .rawio import read_raw_header
+from aifa_steps.inventory.rawio import read_raw_header
+from aifa_steps.inventory.table import build_inventory, find_raw_files
 
 __all__ = ["NightSurvey", "survey_night", "draft_config", "main"]
 

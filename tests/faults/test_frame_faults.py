@@ -14,8 +14,8 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from aifa_steps.failures import FAULT_ENV
-from aifa_steps.rawio import frame_stem
+from aifa_steps.core.failures import FAULT_ENV
+from aifa_steps.core.formats import frame_stem
 
 from .harness import NIGHT_GOES_ON, rewrite_light, run
 
@@ -86,8 +86,8 @@ def test_saturated_or_blank_light_fails_calibration(night, raw_guard, index, val
 
 
 def test_a_nan_column_is_flagged_not_fatal(night, raw_guard):
-    from aifa_steps.badpixels import NO_DATA
-    from aifa_steps.calibrate import read_ccd
+    from aifa_steps.core.formats import NO_DATA
+    from aifa_steps.core.frames import read_ccd
 
     bad = night.lights()[0]
 

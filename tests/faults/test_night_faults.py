@@ -108,7 +108,7 @@ def test_targets_and_filters_without_frames_are_warnings(night, raw_guard):
 
 
 def test_night_without_bias_frames(night, raw_guard):
-    from aifa_steps.calibrate import read_ccd
+    from aifa_steps.core.frames import read_ccd
 
     shutil.rmtree(night.raw / "BIAS")
     raw_guard(night)
@@ -124,7 +124,7 @@ def test_night_without_bias_frames(night, raw_guard):
 
 
 def test_night_without_darks_or_flats(night, raw_guard):
-    from aifa_steps.calibrate import read_ccd
+    from aifa_steps.core.frames import read_ccd
 
     shutil.rmtree(night.raw / "DARK")
     shutil.rmtree(night.raw / "FLAT")

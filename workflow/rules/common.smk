@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 
-from aifa_steps.inventory import find_raw_files
-from aifa_steps.masters import exptime_label
-from aifa_steps.names import safe_name
-from aifa_steps.night import config_problems, inventory_verdict
+from aifa_steps.inventory.table import find_raw_files
+from aifa_steps.calibration.masters import exptime_label
+from aifa_steps.core.formats import safe_name
+from aifa_steps.summary.night import config_problems, inventory_verdict
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
@@ -20,7 +20,7 @@ APERTURE_KEYS = ("apertures", "apertures_arcsec", "aperture_fwhm")
 def photometry_keys(*extra):
     """Keys of the photometry section that the per-frame photometry uses (its parameters'
     fields and the apertures), plus ``extra``."""
-    from aifa_steps.frame_photometry import PhotometryParameters
+    from aifa_steps.photometry.frame import PhotometryParameters
 
     return keys_of(
         config["photometry"],
@@ -255,7 +255,7 @@ def frame_info(stem):
 # ---- Astrometry: the frames solve-field runs on, the frames of a target. -------------------
 def solve_field_wanted(stem):
     """'yes' when solve-field runs on this frame (astrometry.solve_field), else 'no'."""
-    from aifa_steps.astrometry_chain import solve_field_selection
+    from aifa_steps.astrometry.chain import solve_field_selection
 
     rows = raw_frames_table("light")
     chosen = solve_field_selection(
@@ -341,7 +341,7 @@ def photometry_stems(obj):
 
 def reference_frame(obj):
     """The configured reference frame of a target if it was solved, else the automatic one."""
-    from aifa_steps.detection import choose_reference_frame
+    from aifa_steps.photometry.detection import choose_reference_frame
 
     rows = solved_frames_table()
     rows = rows[rows["target"] == obj]
@@ -376,7 +376,7 @@ def object_filters(obj):
 
 
 def _stack_rows(obj, filter):
-    from aifa_steps.stacking import select_stack_frames
+    from aifa_steps.products.stacking import select_stack_frames
 
     rows = solved_frames_table()
     rows = rows[rows["target"] == obj]

@@ -3,8 +3,7 @@
 # reference of a night without a reference catalogue.
 from astropy.io import fits
 
-from aifa_steps.astrometry import read_solution
-from aifa_steps.astrometry_chain import (
+from aifa_steps.astrometry.chain import (
     chain_table,
     propagate_wcs,
     read_corr,
@@ -12,12 +11,13 @@ from aifa_steps.astrometry_chain import (
     solve_source_list,
     target_stars,
 )
-from aifa_steps.atomic import write_table
-from aifa_steps.calibrate import read_ccd
-from aifa_steps.failures import fits_failure
-from aifa_steps.headers import celestial_wcs
-from aifa_steps.rawio import read_raw_header
-from aifa_steps.runlog import log_to_file
+from aifa_steps.astrometry.solve import read_solution
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.failures import fits_failure
+from aifa_steps.core.frames import read_ccd
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.inventory.headers import celestial_wcs
+from aifa_steps.inventory.rawio import read_raw_header
 
 log = log_to_file(snakemake.log[0])
 inp, out, astro = snakemake.input, snakemake.output, snakemake.params.astro

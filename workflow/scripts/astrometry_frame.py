@@ -4,14 +4,7 @@
 # status row with the step and the reason; the night goes on.
 from astropy.table import Table
 
-from aifa_steps.astrometry import (
-    SolveStatus,
-    attach_wcs,
-    judge_solution,
-    matches_from_corr,
-    solver_problem,
-)
-from aifa_steps.astrometry_chain import (
+from aifa_steps.astrometry.chain import (
     chain_failure,
     chain_start,
     own_reference,
@@ -19,11 +12,18 @@ from aifa_steps.astrometry_chain import (
     refine_with_fallback,
     rms_limit_arcsec,
 )
-from aifa_steps.atomic import write_table
-from aifa_steps.calibrate import read_ccd, write_ccd
-from aifa_steps.failures import fits_failure, run_frame_step, write_failed_fits
-from aifa_steps.fitsutil import set_card
-from aifa_steps.runlog import log_to_file
+from aifa_steps.astrometry.solve import (
+    SolveStatus,
+    attach_wcs,
+    judge_solution,
+    matches_from_corr,
+    solver_problem,
+)
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.failures import fits_failure, run_frame_step, write_failed_fits
+from aifa_steps.core.fitsutil import set_card
+from aifa_steps.core.frames import read_ccd, write_ccd
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inp, out, astro = snakemake.input, snakemake.output, snakemake.params.astro

@@ -5,13 +5,13 @@ from pathlib import Path
 
 from astropy.table import Table, vstack
 
-from aifa_steps.astrometry import (
+from aifa_steps.astrometry.solve import (
     build_indexes,
     index_scales,
     verify_index_scale,
     write_solver_config,
 )
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 astro = snakemake.params.astro

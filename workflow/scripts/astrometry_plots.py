@@ -1,8 +1,8 @@
 # Snakemake adapter: the residual-vector plot of every solved frame.
 from astropy.table import Table
 
-from aifa_steps.astrometry import residual_plots
-from aifa_steps.runlog import log_to_file
+from aifa_steps.astrometry.solve import residual_plots
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 n = residual_plots(

@@ -1,8 +1,8 @@
 # Snakemake adapter: the night's astrometry status table, its figure, a residual plot per target.
 from astropy.table import Table, vstack
 
-from aifa_steps.astrometry import astrometry_report
-from aifa_steps.runlog import log_to_file
+from aifa_steps.astrometry.solve import astrometry_report
+from aifa_steps.core.runlog import log_to_file
 
 log_to_file(snakemake.log[0])
 table = vstack([Table.read(p) for p in snakemake.input.status])

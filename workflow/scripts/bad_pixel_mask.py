@@ -4,12 +4,13 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from aifa_steps.atomic import write_hdul
-from aifa_steps.badpixels import HOT, LOW_RESPONSE, bad_pixel_mask
-from aifa_steps.calibrate import Masters
-from aifa_steps.failures import FrameFailure, run_frame_step, write_failed_fits
-from aifa_steps.provenance import add_provenance
-from aifa_steps.runlog import log_to_file
+from aifa_steps.calibration.badpixels import bad_pixel_mask
+from aifa_steps.calibration.calibrate import Masters
+from aifa_steps.core.atomic import write_hdul
+from aifa_steps.core.failures import FrameFailure, run_frame_step, write_failed_fits
+from aifa_steps.core.formats import HOT, LOW_RESPONSE
+from aifa_steps.core.provenance import add_provenance
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal

@@ -3,17 +3,17 @@
 from astropy.io import fits
 from astropy.table import Table
 
-from aifa_steps.calibrate import (
+from aifa_steps.calibration.calibrate import (
     CalibrationParameters,
     Masters,
     calibrate_frame,
     frame_statistics,
-    write_ccd,
 )
-from aifa_steps.camera import resolve_detector
-from aifa_steps.failures import run_frame_step, write_failed_fits
-from aifa_steps.fitsutil import set_card
-from aifa_steps.runlog import log_to_file
+from aifa_steps.calibration.camera import resolve_detector
+from aifa_steps.core.failures import run_frame_step, write_failed_fits
+from aifa_steps.core.fitsutil import set_card
+from aifa_steps.core.frames import write_ccd
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inp, params, out = snakemake.input, snakemake.params, snakemake.output[0]

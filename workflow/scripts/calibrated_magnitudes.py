@@ -2,10 +2,10 @@
 # whose photometry failed are left out).
 from astropy.table import Table, vstack
 
-from aifa_steps.atomic import write_table
-from aifa_steps.frame_photometry import catalogue_aperture_key, usable_photometry
-from aifa_steps.runlog import log_to_file
-from aifa_steps.zeropoints import (
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.frame import catalogue_aperture_key, usable_photometry
+from aifa_steps.photometry.zeropoints import (
     ZeropointParameters,
     calibrated_magnitudes,
     night_magnitudes,

@@ -1,9 +1,9 @@
 # Snakemake adapter: statistics and previews of the masters, statistics of calibrated frames.
 from astropy.table import Table
 
-from aifa_steps.camera import resolve_detector
-from aifa_steps.qc import calibration_report
-from aifa_steps.runlog import log_to_file
+from aifa_steps.calibration.camera import resolve_detector
+from aifa_steps.calibration.qc import calibration_report
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output

@@ -1,16 +1,16 @@
 # Snakemake adapter: gain and read noise from the night's biases and flats (what the night
 # lacks is skipped with the reason in qc/camera.ecsv); with instrument.gain or read_noise
 # 'auto' also from the lights' sky, and the night's values in qc/detector.ecsv.
-from aifa_steps.atomic import write_table
-from aifa_steps.calibrate import Masters
-from aifa_steps.camera import (
+from aifa_steps.calibration.calibrate import Masters
+from aifa_steps.calibration.camera import (
     characterise_camera,
     is_auto,
     night_detector,
     photon_transfer_figure,
     sky_transfer,
 )
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inst = snakemake.params.instrument

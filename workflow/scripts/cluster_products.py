@@ -1,9 +1,9 @@
 # Snakemake adapter: calibrated catalogue and colour-magnitude diagram of one cluster.
 from astropy.table import Table
 
-from aifa_steps.atomic import write_table
-from aifa_steps.cmd import cluster_catalogue, cmd_figure, read_isochrone
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.products.cmd import cluster_catalogue, cmd_figure, read_isochrone
 
 log = log_to_file(snakemake.log[0])
 target = snakemake.params.target

@@ -1,8 +1,8 @@
 # Snakemake adapter: the colour composite of one target's stacks.
 from pathlib import Path
 
-from aifa_steps.colour_image import write_colour_image
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.products.colour_image import write_colour_image
 
 log = log_to_file(snakemake.log[0])
 order = list(snakemake.params.order)

@@ -1,8 +1,8 @@
 # Snakemake adapter: scan the raw night and write the inventory table and its HTML summary.
-from aifa_steps.atomic import write_table, write_text
-from aifa_steps.inventory import build_inventory, inventory_html
-from aifa_steps.night import config_warnings
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.atomic import write_table, write_text
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.inventory.table import build_inventory, inventory_html
+from aifa_steps.summary.night import config_warnings
 
 log = log_to_file(snakemake.log[0])
 table = build_inventory(snakemake.params.raw_dir, snakemake.config, raise_fatal=False)

@@ -1,9 +1,9 @@
 # Snakemake adapter: combine the night's biases into the master bias (a header-only file
 # saying why, when that fails).
-from aifa_steps.calibrate import write_ccd
-from aifa_steps.failures import run_frame_step, write_failed_fits
-from aifa_steps.masters import ClipParameters, make_master_bias
-from aifa_steps.runlog import log_to_file
+from aifa_steps.calibration.masters import ClipParameters, make_master_bias
+from aifa_steps.core.failures import run_frame_step, write_failed_fits
+from aifa_steps.core.frames import write_ccd
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal

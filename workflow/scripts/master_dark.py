@@ -1,9 +1,10 @@
 # Snakemake adapter: combine the darks of one exposure time, bias subtracted when the night has
 # biases (a header-only file saying why, when that fails).
-from aifa_steps.calibrate import Masters, write_ccd
-from aifa_steps.failures import run_frame_step, write_failed_fits
-from aifa_steps.masters import ClipParameters, make_master_dark
-from aifa_steps.runlog import log_to_file
+from aifa_steps.calibration.calibrate import Masters
+from aifa_steps.calibration.masters import ClipParameters, make_master_dark
+from aifa_steps.core.failures import run_frame_step, write_failed_fits
+from aifa_steps.core.frames import write_ccd
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal

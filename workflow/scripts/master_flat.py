@@ -3,11 +3,12 @@
 # are calibrated without a flat.
 from astropy.table import Table
 
-from aifa_steps.atomic import write_table
-from aifa_steps.calibrate import Masters, write_ccd
-from aifa_steps.failures import run_frame_step, write_failed_fits
-from aifa_steps.masters import ClipParameters, NoUsableFlat, make_master_flat
-from aifa_steps.runlog import log_to_file
+from aifa_steps.calibration.calibrate import Masters
+from aifa_steps.calibration.masters import ClipParameters, NoUsableFlat, make_master_flat
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.failures import run_frame_step, write_failed_fits
+from aifa_steps.core.frames import write_ccd
+from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 cal = snakemake.params.cal

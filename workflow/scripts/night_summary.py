@@ -4,8 +4,9 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from aifa_steps.atomic import write_table, write_text
-from aifa_steps.night import (
+from aifa_steps.core.atomic import write_table, write_text
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.summary.night import (
     calibration_notes,
     config_warnings,
     night_status,
@@ -13,7 +14,6 @@ from aifa_steps.night import (
     night_verdict,
     zeropoint_notes,
 )
-from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output

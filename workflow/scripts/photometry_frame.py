@@ -2,18 +2,18 @@
 # measured (no stars, any error) gets a table without rows that says why; the night goes on.
 from astropy.table import Table
 
-from aifa_steps.atomic import write_table
-from aifa_steps.calibrate import read_ccd
-from aifa_steps.failures import run_frame_step
-from aifa_steps.frame_photometry import (
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.failures import run_frame_step
+from aifa_steps.core.frames import read_ccd
+from aifa_steps.core.observing import Site
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.frame import (
     FrameInfo,
     PhotometryParameters,
     check_stars_measured,
     failed_photometry,
     measure_frame,
 )
-from aifa_steps.observing import Site
-from aifa_steps.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
 frame = snakemake.params.frame

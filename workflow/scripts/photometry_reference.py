@@ -3,17 +3,17 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from aifa_steps.atomic import write_table
-from aifa_steps.calibrate import read_ccd
-from aifa_steps.detection import (
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.frames import read_ccd
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.detection import (
     DetectionParameters,
     reference_sources,
     write_ds9_regions,
 )
-from aifa_steps.frame_photometry import PhotometryParameters, set_reference_apertures
-from aifa_steps.photometry import estimate_background
-from aifa_steps.photometry_plots import detections_figure
-from aifa_steps.runlog import log_to_file
+from aifa_steps.photometry.frame import PhotometryParameters, set_reference_apertures
+from aifa_steps.photometry.measure import estimate_background
+from aifa_steps.photometry.plots import detections_figure
 
 log = log_to_file(snakemake.log[0])
 inp, out, phot = snakemake.input, snakemake.output, snakemake.params.photometry

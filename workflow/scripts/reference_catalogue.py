@@ -1,9 +1,9 @@
 # Snakemake adapter: extract the reference catalogue around one target.
 from pathlib import Path
 
-from aifa_steps.atomic import write_table
-from aifa_steps.refcat import reference_extract
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.refcat import reference_extract
 
 log = log_to_file(snakemake.log[0])
 cfg = snakemake.params.refcat

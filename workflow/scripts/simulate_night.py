@@ -1,5 +1,5 @@
 # Snakemake adapter: write the simulated raw night named in the configuration.
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.runlog import log_to_file
 from aifa_steps.simulate import get_preset, simulate_night
 
 log = log_to_file(snakemake.log[0])

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from aifa_steps.frame_photometry import smallest_aperture_key
-from aifa_steps.runlog import log_to_file
-from aifa_steps.stacking import (
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.frame import smallest_aperture_key
+from aifa_steps.products.stacking import (
     StackParameters,
     grid_of,
     stack_frames,

@@ -1,10 +1,14 @@
 # Snakemake adapter: differential light curve and transit fit of one time-series target.
 from astropy.table import Table
 
-from aifa_steps.atomic import write_json, write_table
-from aifa_steps.frame_photometry import usable_photometry
-from aifa_steps.lightcurve import ComparisonParameters, lightcurve_figure, transit_light_curve
-from aifa_steps.runlog import log_to_file
+from aifa_steps.core.atomic import write_json, write_table
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.frame import usable_photometry
+from aifa_steps.products.lightcurve import (
+    ComparisonParameters,
+    lightcurve_figure,
+    transit_light_curve,
+)
 
 log = log_to_file(snakemake.log[0])
 target = snakemake.params.target

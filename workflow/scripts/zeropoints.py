@@ -4,15 +4,11 @@ from pathlib import Path
 
 from astropy.table import Table, vstack
 
-from aifa_steps.atomic import write_table
-from aifa_steps.frame_photometry import (
-    catalogue_aperture_key,
-    photometry_failed,
-    table_apertures,
-)
-from aifa_steps.photometry_plots import zeropoint_figure, zeropoint_residual_figure
-from aifa_steps.runlog import log_to_file
-from aifa_steps.zeropoints import (
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.runlog import log_to_file
+from aifa_steps.photometry.frame import catalogue_aperture_key, photometry_failed, table_apertures
+from aifa_steps.photometry.plots import zeropoint_figure, zeropoint_residual_figure
+from aifa_steps.photometry.zeropoints import (
     ZeropointParameters,
     failed_frame_zeropoints,
     fit_extinction,

@@ -14,14 +14,22 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.time import Time
 
-from ..observing import Site, airmass, altitude, bjd_tdb, hour_angle, scintillation_noise
+from aifa_steps.core.observing import (
+    Site,
+    airmass,
+    altitude,
+    bjd_tdb,
+    hour_angle,
+    scintillation_noise,
+)
+from aifa_steps.products.transit_model import TransitModel
+
 from .detector import DetectorTruth, make_detector, read_out
 from .headers import nina_header
 from .optics import make_wcs, wcs_header
 from .presets import Preset
 from .render import add_moffat_stars
 from .sky import make_catalogue, make_refcat, offset_radec
-from .transit import TransitModel
 
 __all__ = ["FramePlan", "plan_night", "simulate_night", "night_config"]
 

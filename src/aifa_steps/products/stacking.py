@@ -1,0 +1,518 @@
+"""Stacks: calibrated frames on one WCS grid, averaged with sigma clipping.
+
+Each solved frame is background-subtracted (the photometry's `estimate_background`), its bad
+pixels (hot, low and high response, cosmic rays) set to NaN, scaled to one photometric scale,
+and reprojected onto the WCS of one reference frame (`reproject_frame`). The
+frames are then averaged pixel by pixel after a 3-sigma clip around the median (sigma from
+each frame's sky noise and a fraction of the signal, see `clipped_keep`), a band of rows at a
+time. Saturated pixels are kept: the cores of saturated stars
+stay flat-topped instead of becoming holes.
+
+Photometric scale: with the zero points of the frames (``mag = zp - 2.5 log10(flux)`` for the
+total flux of one exposure in ADU), frame ``k`` is multiplied by
+``10**(0.4 (Z - zp_k)) / t_k`` where ``zp_k - 2.5 log10 t_k`` is its zero point for one second
+and ``Z`` the median of these over the stacked frames. The stack is then in ADU/s at the median
+transparency and airmass, and ``MAGZPT = Z`` turns a total flux in it into a magnitude. Without
+zero points the frames are only divided by their exposure times.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from aifa_steps.calibration.combine import nanmedian_of_frames
+from aifa_steps.core.atomic import write_hdul
+from aifa_steps.core.formats import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE, NO_DATA
+from aifa_steps.core.provenance import add_provenance
+from aifa_steps.photometry.measure import estimate_background
+
+__all__ = [
+    "STACK_MASK_BITS",
+    "Stack",
+    "StackFrame",
+    "StackParameters",
+    "background_subtracted",
+    "clipped_keep",
+    "grid_of",
+    "photometric_scales",
+    "reproject_frame",
+    "select_stack_frames",
+    "stack_frames",
+    "stack_inputs",
+    "write_stack",
+]
+
+log = logging.getLogger(__name__)
+
+# Flag bits whose pixels are left out of a stack (saturated pixels stay in).
+STACK_MASK_BITS = HOT | LOW_RESPONSE | HIGH_RESPONSE | COSMIC_RAY | NO_DATA
+
+
+@dataclass(frozen=True)
+class StackParameters:
+    """How frames are combined into a stack.
+
+    Attributes
+    ----------
+    sigma : float
+        Clipping threshold in units of the expected scatter (see `clipped_keep`).
+    amplitude_fraction : float
+        Fraction of the signal allowed as scatter between frames (seeing differences).
+    max_iterations : int
+        Clipping iterations.
+    max_frames : int
+        Stack at most this many frames per target and filter, those with the best seeing.
+    interpolation : str
+        ``nearest-neighbor`` or ``bilinear`` (fast resampling, `reproject_frame`), or
+        ``biquadratic`` or ``bicubic`` (``reproject_interp``).
+    background_box, background_filter : int
+        Background mesh (pixels) and median filter, as for the photometry.
+    memory_limit_mb : float
+        Working memory of the clipping (the reprojected frames come on top).
+    """
+
+    sigma: float = 3.0
+    amplitude_fraction: float = 0.3
+    max_iterations: int = 3
+    max_frames: int = 30
+    interpolation: str = "bilinear"
+    background_box: int = 300
+    background_filter: int = 3
+    memory_limit_mb: float = 512.0
+
+    @classmethod
+    def from_config(
+        cls, stacks: Mapping | None, photometry: Mapping | None = None
+    ) -> StackParameters:
+        """Parameters from the ``stacks`` and ``photometry`` sections of the configuration."""
+        stacks = dict(stacks or {})
+        photometry = dict(photometry or {})
+        return cls(
+            sigma=float(stacks.get("sigma", cls.sigma)),
+            amplitude_fraction=float(stacks.get("amplitude_fraction", cls.amplitude_fraction)),
+            max_iterations=int(stacks.get("max_iterations", cls.max_iterations)),
+            max_frames=int(stacks.get("max_frames", cls.max_frames)),
+            interpolation=str(stacks.get("interpolation", cls.interpolation)),
+            background_box=int(photometry.get("background_box", cls.background_box)),
+            background_filter=int(photometry.get("background_filter", cls.background_filter)),
+            memory_limit_mb=float(stacks.get("memory_limit_mb", cls.memory_limit_mb)),
+        )
+
+
+@dataclass
+class StackFrame:
+    """One frame to stack.
+
+    Attributes
+    ----------
+    stem : str
+        Frame name (for the log and the provenance).
+    ccd : astropy.nddata.CCDData or path
+        The calibrated frame with its WCS and bit flags, or its file (read when it is
+        stacked, so only one frame at a time is in memory).
+    exptime : float
+        Exposure time in seconds.
+    zeropoint : float
+        Magnitude zero point of the frame's total flux in one exposure (NaN: unknown).
+    """
+
+    stem: str
+    ccd: CCDData | str | Path
+    exptime: float
+    zeropoint: float = np.nan
+
+    def load(self) -> CCDData:
+        """The frame (read from its file when given as a path)."""
+        if isinstance(self.ccd, CCDData):
+            return self.ccd
+        from aifa_steps.core.frames import read_ccd
+
+        return read_ccd(self.ccd)
+
+
+@dataclass
+class Stack:
+    """A stacked image on the reference grid.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        Sigma-clipped mean, float32, ADU/s on the stack's photometric scale; NaN where no
+        frame contributes.
+    exposure : numpy.ndarray
+        Exposure map: seconds of exposure kept per pixel (float32).
+    count : numpy.ndarray
+        Frames kept per pixel (int16).
+    wcs : astropy.wcs.WCS
+        The reference grid.
+    stems : list of str
+        Frames stacked, in input order.
+    scales : list of float
+        Factor that brought each frame to the stack's scale.
+    zeropoint : float
+        ``MAGZPT``: magnitude of a total flux of 1 ADU/s in the stack (NaN without zero points).
+    """
+
+    image: np.ndarray
+    exposure: np.ndarray
+    count: np.ndarray
+    wcs: WCS
+    stems: list[str]
+    scales: list[float]
+    zeropoint: float
+
+
+def select_stack_frames(frames: Table, filter_name: str, max_frames: int) -> Table:
+    """The frames of one filter to stack: the ``max_frames`` with the best seeing.
+
+    Parameters
+    ----------
+    frames : astropy.table.Table
+        Solved frames of one target with ``stem``, ``filter`` and ``fwhm_arcsec`` (seeing
+        measured by the astrometry; NaN or missing counts as worst).
+    filter_name : str
+        The filter.
+    max_frames : int
+        At most this many frames.
+
+    Returns
+    -------
+    astropy.table.Table
+        The chosen rows, in the order of their stems (time order for NINA's names).
+    """
+    rows = frames[np.asarray(frames["filter"]).astype(str) == filter_name]
+    if "fwhm_arcsec" in rows.colnames:
+        seeing = np.asarray(rows["fwhm_arcsec"], float)
+    else:
+        seeing = np.full(len(rows), np.nan)
+    order = np.argsort(np.where(np.isfinite(seeing), seeing, np.inf), kind="stable")
+    chosen = rows[order[: max(1, int(max_frames))]]
+    chosen.sort("stem")
+    return chosen
+
+
+def stack_inputs(
+    paths: Sequence[str | Path],
+    frames: Table,
+    zeropoints: Table | None,
+    aperture: str | float,
+) -> list[StackFrame]:
+    """Frames to stack with their exposure times and zero points, read lazily from files.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Calibrated, solved frames; the file name without ``.fits`` is the stem.
+    frames : astropy.table.Table
+        ``stem`` and ``exptime`` of (at least) these frames.
+    zeropoints : astropy.table.Table or None
+        The night's zero points (``stem``, ``aperture_arcsec``, ``zeropoint``); frames without
+        one get NaN.
+    aperture : str or float
+        Aperture whose (total-flux) zero points to use: its column suffix (``4``,
+        ``1fwhm``) or radius in arcsec (see `aifa_steps.photometry.zeropoints.aperture_rows`).
+    """
+    from aifa_steps.photometry.zeropoints import aperture_rows
+
+    exptime = {str(r["stem"]): float(r["exptime"]) for r in frames}
+    zp = {}
+    if zeropoints is not None and len(zeropoints):
+        rows = zeropoints[aperture_rows(zeropoints, aperture)]
+        zp = {str(r["stem"]): float(r["zeropoint"]) for r in rows}
+    out = []
+    for path in paths:
+        stem = Path(path).name.removesuffix(".fits")
+        if stem not in exptime:
+            raise ValueError(f"{path}: not in the frame table (no exposure time)")
+        out.append(StackFrame(stem, path, exptime[stem], zp.get(stem, np.nan)))
+    return out
+
+
+def grid_of(path: str | Path) -> tuple[WCS, tuple[int, int]]:
+    """The WCS and shape of a solved frame's primary image, the grid of its target's stacks."""
+    header = fits.getheader(path)
+    wcs = WCS(header, relax=True)
+    if not wcs.has_celestial:
+        raise ValueError(f"{path}: no celestial WCS in the header")
+    return wcs.celestial, (int(header["NAXIS2"]), int(header["NAXIS1"]))
+
+
+def photometric_scales(
+    exptimes: Sequence[float], zeropoints: Sequence[float]
+) -> tuple[np.ndarray, float]:
+    """Factors that bring frames to one photometric scale, and the zero point of that scale.
+
+    Parameters
+    ----------
+    exptimes : sequence of float
+        Exposure times in seconds.
+    zeropoints : sequence of float
+        Zero points of one exposure's total flux in ADU (NaN: unknown).
+
+    Returns
+    -------
+    scales : numpy.ndarray
+        Multiply frame ``k`` by ``scales[k]`` to get ADU/s on the common scale. When some
+        frames have zero points, those without one get NaN (leave them out: a frame without
+        a zero point is usually clouded).
+    zeropoint : float
+        Magnitude of 1 ADU/s on the common scale; NaN when no frame has a zero point (the
+        scales are then ``1 / exptime``).
+    """
+    t = np.asarray(exptimes, float)
+    zp = np.asarray(zeropoints, float)
+    if np.any(t <= 0):
+        raise ValueError("exposure times must be positive")
+    per_second = zp - 2.5 * np.log10(t)
+    known = np.isfinite(per_second)
+    if not known.any():
+        return 1.0 / t, float("nan")
+    common = float(np.median(per_second[known]))
+    scales = np.where(known, 10.0 ** (0.4 * (common - per_second)) / t, np.nan)
+    return scales, common
+
+
+def background_subtracted(ccd: CCDData, params: StackParameters) -> tuple[np.ndarray, float]:
+    """A frame minus its background, and its sky noise.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        float32, NaN on pixels flagged with one of `STACK_MASK_BITS`.
+    noise : float
+        Median background RMS.
+    """
+    data = np.asarray(ccd.data, np.float32)
+    flags = ccd.flags if isinstance(ccd.flags, np.ndarray) else None
+    bad = np.zeros(data.shape, bool) if flags is None else flags > 0
+    if ccd.mask is not None:
+        bad |= np.asarray(ccd.mask, bool)
+    background, rms = estimate_background(
+        data, bad, params.background_box, params.background_filter
+    )
+    out = data - background
+    if flags is not None:
+        out[(flags & STACK_MASK_BITS) > 0] = np.nan
+    return out, float(np.median(rms))
+
+
+def clipped_keep(
+    values: np.ndarray,
+    noise: np.ndarray,
+    sigma: float = 3.0,
+    amplitude_fraction: float = 0.3,
+    maxiters: int = 3,
+) -> np.ndarray:
+    """Which values to keep: within ``sigma`` of the median, in units of the expected scatter.
+
+    The expected scatter of frame ``k`` at a pixel is ``sqrt(noise_k**2 + (f * median)**2)``:
+    its sky noise plus a fraction ``f`` of the signal, which covers seeing and tracking
+    differences between frames in star images (SWarp's CLIPPED combination, Gruen et al.
+    2014). Known noise instead of the scatter of the values themselves keeps clipping sane
+    with a handful of frames, where a MAD of four values is itself very noisy.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n_frames, ...)``; NaN marks pixels a frame does not cover.
+    noise : numpy.ndarray
+        ``(n_frames,)`` sky noise of each frame on the stack's scale.
+    sigma : float
+        Rejection threshold.
+    amplitude_fraction : float
+        Fraction of the signal allowed as scatter between frames.
+    maxiters : int
+        Iterations (the median is recomputed from the kept values).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask of the kept values, the shape of ``values``.
+    """
+    valid = np.isfinite(values)
+    keep = valid
+    variance = (np.asarray(noise, np.float32) ** 2).reshape((-1,) + (1,) * (values.ndim - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels off the frames
+        centre = nanmedian_of_frames(values)
+        for _ in range(max(1, maxiters)):
+            limit = sigma * np.sqrt(variance + (amplitude_fraction * centre) ** 2)
+            new = valid & (np.abs(values - centre) <= limit)
+            if np.array_equal(new, keep):
+                break
+            keep = new
+            centre = nanmedian_of_frames(np.where(keep, values, np.nan))
+    return keep
+
+
+def reproject_frame(
+    data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape: tuple[int, int], interpolation: str
+) -> np.ndarray:
+    """A frame on the output grid, NaN off the frame.
+
+    ``nearest-neighbor`` and ``bilinear`` use `aifa_steps.products.resample.resample` (the pixel
+    mapping interpolated from a coarse grid: 10 times faster than reproject at full size);
+    ``biquadratic`` and ``bicubic`` use `reproject.reproject_interp`.
+    """
+    if interpolation in ("nearest-neighbor", "bilinear"):
+        from aifa_steps.products.resample import resample
+
+        return resample(data, wcs_in, wcs_out, shape, 0 if interpolation[0] == "n" else 1)
+    from reproject import reproject_interp
+
+    image, footprint = reproject_interp(
+        (data, wcs_in),
+        wcs_out,
+        shape_out=shape,
+        order=interpolation,
+        return_footprint=True,
+        # Frames of one field overlap the grid: skip the round trip that detects pixels
+        # mapping through the far side of the sky (halves the cost).
+        roundtrip_coords=False,
+    )
+    image[footprint < 1.0] = np.nan
+    return image.astype(np.float32)
+
+
+def stack_frames(
+    frames: Sequence[StackFrame],
+    wcs: WCS,
+    shape: tuple[int, int],
+    params: StackParameters | None = None,
+) -> Stack:
+    """Background-subtract, scale, reproject and average frames with sigma clipping.
+
+    Parameters
+    ----------
+    frames : sequence of StackFrame
+        Frames of one target and filter, each with its own WCS.
+    wcs : astropy.wcs.WCS
+        The output grid (the WCS of the reference frame).
+    shape : tuple of int
+        ``(rows, columns)`` of the output.
+    params : StackParameters, optional
+        Clipping and background parameters.
+
+    Returns
+    -------
+    Stack
+        The stack with its exposure map.
+
+    Raises
+    ------
+    ValueError
+        If no frame is given or none can be scaled.
+    """
+    params = params or StackParameters()
+    if not frames:
+        raise ValueError("no frames to stack")
+    scales, zeropoint = photometric_scales(
+        [f.exptime for f in frames], [f.zeropoint for f in frames]
+    )
+    usable = [k for k in range(len(frames)) if np.isfinite(scales[k])]
+    for k in set(range(len(frames))) - set(usable):
+        log.warning("%s: no zero point, left out of the stack", frames[k].stem)
+    if not usable:
+        raise ValueError("no frame can be scaled")
+    ny, nx = shape
+    cube = np.empty((len(usable), ny, nx), np.float32)
+    noise = np.empty(len(usable), np.float32)
+    for slot, k in enumerate(usable):
+        frame = frames[k]
+        ccd = frame.load()
+        if ccd.wcs is None:
+            raise ValueError(f"{frame.stem}: no WCS, cannot reproject")
+        data, sky_noise = background_subtracted(ccd, params)
+        data *= np.float32(scales[k])
+        noise[slot] = sky_noise * scales[k]
+        cube[slot] = reproject_frame(data, ccd.wcs, wcs, shape, params.interpolation)
+        del ccd, data
+        log.info("%s: scale %.4g, reprojected", frame.stem, scales[k])
+
+    exptimes = np.array([frames[k].exptime for k in usable], np.float32)
+    image = np.full(shape, np.nan, np.float32)
+    exposure = np.zeros(shape, np.float32)
+    count = np.zeros(shape, np.int16)
+    # The clipping holds about six float32 copies of a band.
+    rows = max(1, int(params.memory_limit_mb * 2**20 / (6 * 4 * len(usable) * nx)))
+    for start in range(0, ny, rows):
+        band = slice(start, min(start + rows, ny))
+        values = cube[:, band]
+        keep = clipped_keep(
+            values, noise, params.sigma, params.amplitude_fraction, params.max_iterations
+        )
+        n = keep.sum(axis=0)
+        total = np.where(keep, values, 0.0).sum(axis=0, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            image[band] = np.where(n > 0, total / n, np.nan)
+        exposure[band] = np.tensordot(exptimes, keep, axes=1)
+        count[band] = n
+    return Stack(
+        image=image,
+        exposure=exposure,
+        count=count,
+        wcs=wcs,
+        stems=[frames[k].stem for k in usable],
+        scales=[float(scales[k]) for k in usable],
+        zeropoint=zeropoint,
+    )
+
+
+def write_stack(
+    stack: Stack,
+    path: str | Path,
+    meta: Mapping[str, object] | None = None,
+    inputs: Sequence[str | Path] = (),
+    parameters: StackParameters | None = None,
+) -> None:
+    """Write a stack as FITS: the image with its WCS, then ``EXPOSURE`` and ``NCOMBINE`` maps.
+
+    Parameters
+    ----------
+    stack : Stack
+        The stack.
+    path : path
+        Output file.
+    meta : mapping, optional
+        Extra header cards (e.g. ``OBJECT``, ``FILTER``).
+    inputs : sequence of path
+        Frames read (recorded in the HISTORY, with each frame's scale).
+    parameters : StackParameters, optional
+        Parameters recorded in the HISTORY.
+    """
+    wcs_header = stack.wcs.to_header(relax=True)
+    header = wcs_header.copy()
+    for key, value in (meta or {}).items():
+        header[key] = value
+    header["BUNIT"] = ("adu/s", "ADU per second on the stack's photometric scale")
+    header["NCOMBINE"] = (len(stack.stems), "frames stacked")
+    header["EXPTIME"] = (float(np.nanmax(stack.exposure)), "[s] largest exposure of a pixel")
+    if np.isfinite(stack.zeropoint):
+        header["MAGZPT"] = (round(stack.zeropoint, 5), "mag of total flux of 1 ADU/s")
+    settings = {"scales": "zero points" if np.isfinite(stack.zeropoint) else "exposure time"}
+    if parameters is not None:
+        settings.update(
+            sigma=parameters.sigma,
+            amplitude_fraction=parameters.amplitude_fraction,
+            max_iterations=parameters.max_iterations,
+            interpolation=parameters.interpolation,
+            background_box=parameters.background_box,
+        )
+    add_provenance(header, "stack (background-subtracted, reprojected)", inputs, settings)
+    for stem, scale in zip(stack.stems, stack.scales, strict=True):
+        header.add_history(f"  scale {scale:.6g} {stem}")
+    exposure = fits.ImageHDU(stack.exposure, wcs_header.copy(), name="EXPOSURE")
+    exposure.header["BUNIT"] = "s"
+    count = fits.ImageHDU(stack.count, wcs_header.copy(), name="NCOMBINE")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_hdul(fits.HDUList([fits.PrimaryHDU(stack.image, header), exposure, count]), path)
