@@ -29,9 +29,9 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, Sip
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from aifa_steps.calibration.badpixels import coarse_background
 from aifa_steps.core.atomic import atomic_path, save_figure, write_table, write_text
 from aifa_steps.core.centroids import half_max_fwhm, windowed_centroids
+from aifa_steps.core.images import coarse_background
 from aifa_steps.photometry.refcat import select_around
 
 __all__ = [
