@@ -35,7 +35,9 @@ import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from aifa_steps.calibration.calibrate import CalibrationParameters, Masters, calibrate_frame
+from aifa_steps.calibration.calibrate import calibrate_frame
+from aifa_steps.calibration.detector import FrameDetector
+from aifa_steps.calibration.masterset import Masters
 from aifa_steps.core.frames import write_ccd
 from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.detector import make_detector
@@ -90,7 +92,7 @@ def main() -> None:
     masters = Masters(
         bias=master(det.bias), darks={60.0: dark}, flats={"r": master(det.flats["r"])}
     )
-    params = CalibrationParameters(gain=inst.gain, read_noise=inst.read_noise)
+    params = FrameDetector(gain=inst.gain, read_noise=inst.read_noise)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "raw.fits"
         header = nina_header(plan, preset)

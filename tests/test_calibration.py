@@ -9,26 +9,19 @@ from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
 from scipy.ndimage import gaussian_filter
 
 from aifa_steps.calibration.badpixels import bad_pixel_mask
-from aifa_steps.calibration.calibrate import (
-    CalibrationParameters,
-    Masters,
-    calibrate_frame,
-    frame_statistics,
-)
-from aifa_steps.calibration.camera import (
-    characterise_camera,
-    gain_from_sky,
-    night_detector,
-    resolve_detector,
-    sky_transfer,
-)
+from aifa_steps.calibration.calibrate import CalibrationParameters, calibrate_frame
+from aifa_steps.calibration.camera import characterise_camera
 from aifa_steps.calibration.combine import clipped_mean, combine_files
+from aifa_steps.calibration.detector import FrameDetector, night_detector, resolve_detector
 from aifa_steps.calibration.masters import (
     dark_for_exposure,
     make_master_bias,
     make_master_dark,
     make_master_flat,
 )
+from aifa_steps.calibration.masterset import Masters
+from aifa_steps.calibration.qc import frame_statistics
+from aifa_steps.calibration.skytransfer import gain_from_sky, sky_transfer
 from aifa_steps.core.formats import HOT, LOW_RESPONSE, SATURATED
 from aifa_steps.core.frames import read_ccd, write_ccd
 from aifa_steps.inventory.table import build_inventory
@@ -39,7 +32,7 @@ from .conftest import truth_calibrated
 
 INST = Instrument()
 RN_ADU = INST.read_noise / INST.gain
-PARAMS = CalibrationParameters(gain=INST.gain, read_noise=INST.read_noise)
+PARAMS = FrameDetector(gain=INST.gain, read_noise=INST.read_noise)
 
 
 def _reference_clip(values, sigma=5.0, maxiters=5):
@@ -240,7 +233,7 @@ def test_calibration_with_what_the_night_has(tiny_night, inventory, masters, tmp
         assert dark.meta["BIASINCL"] is True and dark.meta["BIASCORR"] == "none"
         loaded, params, offset = Masters(darks={60.0: dark}, flats=flats), PARAMS, 0.0
     elif missing == "bias and dark":
-        params = CalibrationParameters(gain=INST.gain, read_noise=INST.read_noise, bias_level=500)
+        params = FrameDetector(gain=INST.gain, read_noise=INST.read_noise, bias_level=500)
         loaded, offset = Masters(flats=flats), float(np.median(true_bias)) - 500.0
     else:
         loaded, params, offset = Masters(), PARAMS, float(np.median(true_bias))
@@ -350,8 +343,8 @@ def test_cosmic_rays_are_masked_when_asked(tiny_night, tiny_frames, masters):
     row = tiny_frames[(tiny_frames["imagetyp"] == "LIGHT") & (tiny_frames["object"] == "Qatar-1")][
         2
     ]
-    params = CalibrationParameters(gain=INST.gain, read_noise=INST.read_noise, cosmic_rays=True)
-    ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], "r", params)
+    params = CalibrationParameters(cosmic_rays=True)
+    ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], "r", PARAMS, params)
     assert ccd.meta["CRCLEAN"] is True
     assert ccd.meta["NCOSMIC"] == np.count_nonzero(ccd.flags & 16) > 0
 
@@ -463,7 +456,7 @@ def test_calibrated_frame_uses_and_records_the_resolved_values(tiny_night, maste
     fits.PrimaryHDU(raw, fits.Header({"EXPTIME": 30.0, "FILTER": "r"})).writeto(path)
     ratios = {}
     for gain, source in ((0.3765, "photon transfer (flat pairs)"), (3 * INST.gain, "header")):
-        params = CalibrationParameters(
+        params = FrameDetector(
             gain=gain, read_noise=3.5, gain_source=source, read_noise_source="bias pairs"
         )
         ccd = calibrate_frame(path, masters["loaded"], "r", params)

@@ -13,6 +13,7 @@ import pytest
 from astropy.io import fits
 from astropy.time import Time
 
+from aifa_steps.inventory.classify import frame_type
 from aifa_steps.inventory.headers import (
     HeaderTimeError,
     binning,
@@ -24,7 +25,7 @@ from aifa_steps.inventory.headers import (
     parse_ra,
     parse_time_of_day,
 )
-from aifa_steps.inventory.table import build_inventory, frame_type, read_frame
+from aifa_steps.inventory.table import build_inventory, read_frame
 
 HEADERS = Path(__file__).parent / "data" / "headers"
 ALIASES = {

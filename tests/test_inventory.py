@@ -5,14 +5,9 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from aifa_steps.inventory.table import (
-    InventoryError,
-    build_inventory,
-    canonical_filter,
-    frame_type,
-    inventory_html,
-    read_frame,
-)
+from aifa_steps.inventory.classify import canonical_filter, frame_type
+from aifa_steps.inventory.report import inventory_html
+from aifa_steps.inventory.table import InventoryError, build_inventory, read_frame
 
 ALIASES = {
     "bias": ["BIAS", "Bias Frame", "zero"],

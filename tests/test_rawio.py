@@ -10,19 +10,21 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from aifa_steps.calibration.calibrate import CalibrationParameters, Masters, calibrate_frame
+from aifa_steps.calibration.calibrate import calibrate_frame
 from aifa_steps.calibration.combine import combine_files
+from aifa_steps.calibration.detector import FrameDetector
+from aifa_steps.calibration.masterset import Masters
 from aifa_steps.core.formats import FITS_SUFFIXES, frame_stem, is_fits_name
 from aifa_steps.core.frames import read_ccd, write_ccd
 from aifa_steps.inventory import table as inventory
+from aifa_steps.inventory.completeness import completeness_problem
 from aifa_steps.inventory.rawio import (
     clean_header,
-    completeness_problem,
     image_hdu_index,
-    open_image_rows,
     read_raw_header,
     read_raw_image,
 )
+from aifa_steps.inventory.rowbands import open_image_rows
 
 SHAPE = (30, 40)
 KEYS = {
@@ -280,7 +282,7 @@ def test_clean_header_drops_storage_keywords():
 
 def test_calibrating_a_tile_compressed_light(tmp_path):
     data = _image(3)
-    params = CalibrationParameters(gain=1.0, read_noise=5.0)
+    params = FrameDetector(gain=1.0, read_noise=5.0)
     bias = CCDData(np.full(SHAPE, 100.0, np.float32), unit=u.adu)
     bias.uncertainty = StdDevUncertainty(np.ones(SHAPE, np.float32))
     flat = CCDData(np.full(SHAPE, 0.9, np.float32), unit=u.dimensionless_unscaled)

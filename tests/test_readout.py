@@ -10,8 +10,9 @@ from astropy.nddata import CCDData
 from ccdproc import subtract_overscan, trim_image
 
 from aifa_steps.calibration.combine import combine_files
-from aifa_steps.inventory.rawio import open_image_rows, read_raw_image
+from aifa_steps.inventory.rawio import read_raw_image
 from aifa_steps.inventory.readout import parse_section, readout_for
+from aifa_steps.inventory.rowbands import open_image_rows
 from aifa_steps.inventory.table import read_frame
 
 # A LOIS-like layout scaled down: 8 prescan columns, 60 data columns, 12 overscan columns.

@@ -1,8 +1,8 @@
 """Draft a night's configuration from its raw headers: ``python -m aifa_steps.init RAW_DIR``.
 
-Every raw file's header is read (nothing else; raw files are never modified) and a
-schema-valid configuration is written to standard output, with comments that say what was
-found where and what the user still has to check or fill in::
+Every raw file's header is read (nothing else; raw files are never modified; see
+`aifa_steps.inventory.survey`) and a schema-valid configuration is written to standard output,
+with comments that say what was found where and what the user still has to check or fill in::
 
     python -m aifa_steps.init /data/2019-03-26 > config/nights/2019-03-26.yaml
     snakemake --cores 4 --configfile config/nights/2019-03-26.yaml
@@ -16,32 +16,16 @@ error, and in the file under ``# TO CHECK``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
-from astropy.io import fits
-from astropy.utils.exceptions import AstropyWarning
 
-from aifa_steps.inventory.headers import (
-    DEFAULT_KEYWORDS,
-    binning,
-    celestial_wcs,
-    first_keyword,
-    header_float,
-    observation_time,
-    parse_degrees,
-)
-from aifa_steps.inventory.rawio import read_raw_header
-from aifa_steps.inventory.table import build_inventory, find_raw_files
+from aifa_steps.inventory.survey import SUMMARY_MEANINGS, finite_median, survey_night
 
-__all__ = ["NightSurvey", "survey_night", "draft_config", "main"]
+__all__ = ["draft_config", "main"]
 
 # Folders where Debian's and astrometry.net's own installations keep index files.
 INDEX_FOLDERS = (
@@ -49,132 +33,6 @@ INDEX_FOLDERS = (
     "/usr/local/astrometry/data",
     "/usr/local/share/astrometry",
 )
-
-_SUMMARY_MEANINGS = (
-    "imagetyp",
-    "filter",
-    "exptime",
-    "object",
-    "date_obs",
-    "time_obs",
-    "mjd_obs",
-    "ra",
-    "dec",
-    "airmass",
-    "xbinning",
-    "ccdsum",
-    "gain",
-    "read_noise",
-    "saturation",
-)
-
-
-@dataclass
-class NightSurvey:
-    """What the headers of a night say, collected for drafting its configuration."""
-
-    raw_dir: Path
-    n_files: int = 0
-    keywords: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    values: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    numbers: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    pixel_scales: list[tuple[float, str]] = field(default_factory=list)
-    sections: Counter = field(default_factory=Counter)
-    time_sources: Counter = field(default_factory=Counter)
-    zone_suffix: int = 0
-    header_wcs: int = 0
-    saturation_guess: float | None = None
-    inventory: object = None
-
-
-def _median(values: Sequence[float]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.median(finite)) if finite else None
-
-
-def _wcs_scale(header: fits.Header) -> float | None:
-    """Pixel scale (arcsec) of the celestial WCS a raw header carries, or None."""
-    wcs = celestial_wcs(header)
-    if wcs is None:
-        return None
-    value = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))) * 3600.0
-    return value if 0.01 < value < 100 else None
-
-
-def survey_night(raw_dir: str | Path) -> NightSurvey:
-    """Read every raw header below ``raw_dir`` and collect what a configuration needs.
-
-    Parameters
-    ----------
-    raw_dir : str or Path
-        The night folder.
-
-    Returns
-    -------
-    NightSurvey
-    """
-    survey = NightSurvey(Path(raw_dir))
-    files = find_raw_files(raw_dir)
-    survey.n_files = len(files)
-    survey.inventory = build_inventory(raw_dir, {}, raise_fatal=False)
-    for path in files:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AstropyWarning)
-                header, _ = read_raw_header(path)
-        except Exception:  # noqa: BLE001 - the inventory lists unreadable files
-            continue
-        for meaning in _SUMMARY_MEANINGS:
-            key, value = first_keyword(header, DEFAULT_KEYWORDS[meaning])
-            if key is not None:
-                survey.keywords[meaning][key] += 1
-                if meaning in ("imagetyp", "filter"):
-                    survey.values[meaning][str(value).strip()] += 1
-        for meaning in ("gain", "read_noise", "saturation", "elevation"):
-            number = header_float(header, meaning)
-            if number is not None:
-                survey.numbers[meaning].append(number)
-        for meaning in ("latitude", "longitude"):
-            number = parse_degrees(first_keyword(header, DEFAULT_KEYWORDS[meaning])[1])
-            if number is not None:
-                survey.numbers[meaning].append(number)
-        for meaning in ("telescope", "instrument"):
-            _, value = first_keyword(header, DEFAULT_KEYWORDS[meaning])
-            if value is not None:
-                survey.values[meaning][str(value).strip()] += 1
-        try:
-            _, source = observation_time(header)
-            survey.time_sources[source] += 1
-        except ValueError:
-            pass
-        date = str(header.get("DATE-OBS", ""))
-        if "T" in date and (date.endswith("Z") or date[-5:-4] in "+-" or date[-6:-5] in "+-"):
-            survey.zone_suffix += 1
-        for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
-            if isinstance(header.get(key), str):
-                survey.sections[f"{key} = {header[key].strip()}"] += 1
-        scale = _wcs_scale(header)
-        if scale is not None:
-            survey.header_wcs += 1
-        if scale is not None:
-            survey.pixel_scales.append((scale, "the headers' WCS"))
-        else:
-            bx, _ = binning(header)
-            size, focal = header_float(header, "pixel_size"), header_float(header, "focal_length")
-            if size and focal:
-                # NINA and MaxIm write XPIXSZ for the binned pixel.
-                survey.pixel_scales.append((206.265 * size / focal, "XPIXSZ / FOCALLEN"))
-            else:
-                value = header_float(header, "pixel_scale")
-                if value:
-                    survey.pixel_scales.append((value, "a pixel-scale keyword"))
-        if survey.saturation_guess is None and header.get("BITPIX") in (8, 16, 32):
-            bits = int(header["BITPIX"])
-            if bits == 16 and float(header.get("BZERO", 0)) == 32768:
-                survey.saturation_guess = 65535.0
-            elif bits == 16:
-                survey.saturation_guess = 32767.0
-    return survey
 
 
 def _index_folders() -> list[str]:
@@ -188,7 +46,7 @@ def _targets(inventory) -> tuple[dict[str, dict], list[str]]:
     missing: list[str] = []
     for name in sorted({str(o) for o in lights["object"]}):
         rows = lights[lights["object"] == name]
-        ra, dec = _median(list(rows["ra"])), _median(list(rows["dec"]))
+        ra, dec = finite_median(list(rows["ra"])), finite_median(list(rows["dec"]))
         if ra is None or dec is None:
             missing.append(name)
             continue
@@ -244,7 +102,7 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
     # Plausible camera values; NINA's GAIN, for example, is the gain setting (e.g. 100).
     plausible = {"gain": (0.02, 20.0), "read_noise": (0.1, 50.0)}
     for meaning, unit in (("gain", "e-/ADU"), ("read_noise", "e-")):
-        value = _median(survey.numbers.get(meaning, []))
+        value = finite_median(survey.numbers.get(meaning, []))
         low, high = plausible[meaning]
         if value is not None and low <= value <= high:
             instrument[meaning] = round(value, 4)
@@ -259,7 +117,7 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
     ranked = ("the headers' WCS", "XPIXSZ / FOCALLEN", "a pixel-scale keyword")
     found = {src for _, src in survey.pixel_scales}
     sources = next((src for src in ranked if src in found), "")
-    scale = _median([s for s, src in survey.pixel_scales if src == sources])
+    scale = finite_median([s for s, src in survey.pixel_scales if src == sources])
     if scale is not None:
         instrument["pixel_scale"] = round(scale, 4)
         to_check.append(
@@ -272,7 +130,7 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
             "instrument.pixel_scale: NOT IN THE HEADERS, set to 1.0 as a placeholder: write "
             "206.265 * pixel size [um] / focal length [mm] (binned pixels)"
         )
-    saturation = _median(survey.numbers.get("saturation", [])) or survey.saturation_guess
+    saturation = finite_median(survey.numbers.get("saturation", [])) or survey.saturation_guess
     instrument["saturation"] = float(saturation or 65535.0)
     if not survey.numbers.get("saturation"):
         to_check.append(
@@ -283,9 +141,9 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
 
     # Site.
     site: dict[str, object] = {"name": "observatory"}
-    lat = _median(survey.numbers.get("latitude", []))
-    lon = _median(survey.numbers.get("longitude", []))
-    elevation = _median(survey.numbers.get("elevation", []))
+    lat = finite_median(survey.numbers.get("latitude", []))
+    lon = finite_median(survey.numbers.get("longitude", []))
+    elevation = finite_median(survey.numbers.get("elevation", []))
     if lat is not None and lon is not None:
         site.update(latitude=round(lat, 5), longitude=round(lon, 5))
         site["elevation"] = round(elevation, 1) if elevation is not None else 0.0
@@ -353,7 +211,7 @@ def draft_config(raw_dir: str | Path, work_dir: str | None = None) -> tuple[str,
         "#",
         "# Header keywords found (keyword (files)):",
     ]
-    for meaning in _SUMMARY_MEANINGS:
+    for meaning in SUMMARY_MEANINGS:
         found = survey.keywords.get(meaning)
         lines.append(f"#   {meaning:11s} {_count_lines(found) if found else '-- not found'}")
     lines.append(f"# Frame types: {_count_lines(survey.values.get('imagetyp', {}))}")

@@ -1,9 +1,16 @@
 # Master calibrations, bad-pixel mask, calibrated science frames, camera check and QC.
 # Bias, darks and flats are each optional: lights are calibrated with whatever the night has,
 # and a master that cannot be made is written as a header-only file that says why.
+from aifa_steps.calibration.badpixels import BadPixelSettings
+from aifa_steps.calibration.calibrate import CalibrationParameters
+from aifa_steps.calibration.detector import CameraCheckSettings, INSTRUMENT_KEYS
+from aifa_steps.calibration.masters import ClipParameters, FlatLevels
+from aifa_steps.inventory.readout import ReadoutSettings
+
 CAL = config["calibration"]
-READOUT = config["readout"]
-CLIP = keys_of(CAL, "sigma_clip", "max_iterations", "memory_limit_mb")
+READOUT = keys_of(config["readout"], *ReadoutSettings.keys())
+CLIP = keys_of(CAL, *ClipParameters.keys())
+DETECTOR_KEYS = keys_of(config["instrument"], *INSTRUMENT_KEYS)
 
 
 rule master_bias:
@@ -63,7 +70,7 @@ rule master_flat:
         "../../environment.yml"
     threads: 2
     params:
-        cal={**CLIP, **keys_of(CAL, "flat_min_adu", "flat_max_adu")},
+        cal={**CLIP, **keys_of(CAL, *FlatLevels.keys())},
         readout=READOUT,
         saturation=config["instrument"]["saturation"],
         bias_level=config["instrument"].get("bias_level", 0.0),
@@ -84,7 +91,7 @@ rule bad_pixel_mask:
     conda:
         "../../environment.yml"
     params:
-        cal=keys_of(CAL, "hot_pixel_sigma", "low_response", "high_response"),
+        cal=keys_of(CAL, *BadPixelSettings.keys()),
     script:
         "../scripts/bad_pixel_mask.py"
 
@@ -107,9 +114,9 @@ rule calibrate_frame:
         "../../environment.yml"
     params:
         frame=lambda wc: frame_info(wc.stem),
-        cal=keys_of(CAL, "cosmic_rays", "cosmic_ray_sigma"),
+        cal=keys_of(CAL, *CalibrationParameters.keys()),
         readout=READOUT,
-        instrument=config["instrument"],
+        instrument=DETECTOR_KEYS,
         detector=lambda wc: frame_detector(wc.stem),
         exptime_keyword=config["headers"].get("exptime"),
     script:
@@ -140,8 +147,8 @@ rule camera_characterisation:
     conda:
         "../../environment.yml"
     params:
-        instrument=config["instrument"],
-        tolerance=CAL["gain_tolerance"],
+        instrument=DETECTOR_KEYS,
+        cal=keys_of(CAL, *CameraCheckSettings.keys()),
         auto=detector_auto(),
     script:
         "../scripts/camera_characterisation.py"
@@ -178,6 +185,6 @@ rule calibration_qc:
     conda:
         "../../environment.yml"
     params:
-        instrument=config["instrument"],
+        instrument=DETECTOR_KEYS,
     script:
         "../scripts/calibration_qc.py"

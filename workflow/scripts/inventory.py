@@ -1,7 +1,8 @@
 # Snakemake adapter: scan the raw night and write the inventory table and its HTML summary.
 from aifa_steps.core.atomic import write_table, write_text
 from aifa_steps.core.runlog import log_to_file
-from aifa_steps.inventory.table import build_inventory, inventory_html
+from aifa_steps.inventory.report import inventory_html
+from aifa_steps.inventory.table import build_inventory
 from aifa_steps.summary.night import config_warnings
 
 log = log_to_file(snakemake.log[0])

@@ -4,19 +4,16 @@ from aifa_steps.calibration.masters import ClipParameters, make_master_bias
 from aifa_steps.core.failures import run_frame_step, write_failed_fits
 from aifa_steps.core.frames import write_ccd
 from aifa_steps.core.runlog import log_to_file
+from aifa_steps.inventory.readout import ReadoutSettings
 
 log = log_to_file(snakemake.log[0])
-cal = snakemake.params.cal
-clip = ClipParameters(
-    cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
-)
+clip = ClipParameters.from_config(snakemake.params.cal)
+readout = ReadoutSettings.from_config(snakemake.params.readout)
 
 
 def work():
-    write_ccd(
-        make_master_bias(list(snakemake.input), clip, readout=snakemake.params.readout),
-        snakemake.output[0],
-    )
+    master = make_master_bias(list(snakemake.input), clip, readout, threads=snakemake.threads)
+    write_ccd(master, snakemake.output[0])
     log.info("master bias from %d frames", len(snakemake.input))
 
 

@@ -1,16 +1,15 @@
 # Snakemake adapter: combine the darks of one exposure time, bias subtracted when the night has
 # biases (a header-only file saying why, when that fails).
-from aifa_steps.calibration.calibrate import Masters
 from aifa_steps.calibration.masters import ClipParameters, make_master_dark
+from aifa_steps.calibration.masterset import Masters
 from aifa_steps.core.failures import run_frame_step, write_failed_fits
 from aifa_steps.core.frames import write_ccd
 from aifa_steps.core.runlog import log_to_file
+from aifa_steps.inventory.readout import ReadoutSettings
 
 log = log_to_file(snakemake.log[0])
-cal = snakemake.params.cal
-clip = ClipParameters(
-    cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
-)
+clip = ClipParameters.from_config(snakemake.params.cal)
+readout = ReadoutSettings.from_config(snakemake.params.readout)
 out = snakemake.output[0]
 
 
@@ -19,7 +18,7 @@ def work():
     if bias is not None:
         bias.meta["FILENAME"] = "bias.fits"
     master = make_master_dark(
-        list(snakemake.input.darks), bias, clip, readout=snakemake.params.readout
+        list(snakemake.input.darks), bias, clip, readout=readout, threads=snakemake.threads
     )
     write_ccd(master, out)
     log.info(

@@ -3,20 +3,27 @@
 # are calibrated without a flat.
 from astropy.table import Table
 
-from aifa_steps.calibration.calibrate import Masters
-from aifa_steps.calibration.masters import ClipParameters, NoUsableFlat, make_master_flat
+from aifa_steps.calibration.masters import (
+    ClipParameters,
+    FlatLevels,
+    NoUsableFlat,
+    failed_flats_table,
+    make_master_flat,
+)
+from aifa_steps.calibration.masterset import Masters
 from aifa_steps.core.atomic import write_table
 from aifa_steps.core.failures import run_frame_step, write_failed_fits
 from aifa_steps.core.frames import write_ccd
 from aifa_steps.core.runlog import log_to_file
+from aifa_steps.inventory.readout import ReadoutSettings
 
 log = log_to_file(snakemake.log[0])
-cal = snakemake.params.cal
+params = snakemake.params
 band = snakemake.wildcards.filter
 out = snakemake.output
-clip = ClipParameters(
-    cal["sigma_clip"], cal["max_iterations"], cal["memory_limit_mb"], snakemake.threads
-)
+clip = ClipParameters.from_config(params.cal)
+levels = FlatLevels.from_config(params.cal)
+readout = ReadoutSettings.from_config(params.readout)
 flats = list(snakemake.input.flats)
 
 
@@ -29,13 +36,14 @@ def work():
             flats,
             masters.bias,
             masters.darks,
-            min_level=cal["flat_min_adu"],
-            max_level=cal["flat_max_adu"],
-            saturation=snakemake.params.saturation,
+            min_level=levels.flat_min_adu,
+            max_level=levels.flat_max_adu,
+            saturation=params.saturation,
             clip=clip,
             filter_name=band,
-            bias_level=float(snakemake.params.bias_level or 0.0),
-            readout=snakemake.params.readout,
+            bias_level=float(params.bias_level or 0.0),
+            readout=readout,
+            threads=snakemake.threads,
         )
     except NoUsableFlat as exc:
         write_table(exc.frames, out.frames)
@@ -50,17 +58,7 @@ def failed(reason):
     try:
         Table.read(out.frames)
     except Exception:  # noqa: BLE001 - no table from the attempt: list the flats as unused
-        frames = Table(
-            {
-                "path": flats,
-                "exptime": [float("nan")] * len(flats),
-                "level": [float("nan")] * len(flats),
-                "saturated_fraction": [float("nan")] * len(flats),
-                "used": [False] * len(flats),
-                "reason": [f"master flat failed: {reason}"] * len(flats),
-            }
-        )
-        write_table(frames, out.frames)
+        write_table(failed_flats_table(flats, reason), out.frames)
 
 
 run_frame_step("master_flat", f"flat_{band}", work, failed)

@@ -3,23 +3,55 @@
 The mask is a bit field (uint8): ``HOT`` (1) where the dark current stands out of the master
 dark's noise, ``LOW_RESPONSE`` (2) where a flat is far below its local level (dead pixels, deep
 defects; vignetting and dust donuts are smooth and stay unmasked), ``HIGH_RESPONSE`` (4) where a
-flat is far above it.
+flat is far above it. The mask's header documents the bits (`aifa_steps.core.formats.flag_cards`)
+and counts the pixels of each (`mask_header`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
+from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.stats import mad_std
 
-from aifa_steps.core.formats import HIGH_RESPONSE, HOT, LOW_RESPONSE
+from aifa_steps.calibration.masterset import Masters
+from aifa_steps.core.config import StepSettings
+from aifa_steps.core.failures import FrameFailure
+from aifa_steps.core.formats import HIGH_RESPONSE, HOT, LOW_RESPONSE, PIXEL_FLAGS, flag_cards
 from aifa_steps.core.images import coarse_background
+from aifa_steps.core.provenance import add_provenance
 
 __all__ = [
+    "BadPixelSettings",
     "hot_pixels",
     "response_defects",
     "bad_pixel_mask",
+    "mask_from_masters",
+    "MASK_COUNT_CARDS",
+    "mask_header",
 ]
+
+log = logging.getLogger(__name__)
+
+#: Header cards that count the pixels of each bit of the mask (bit -> card).
+MASK_COUNT_CARDS = {HOT: "NHOT", LOW_RESPONSE: "NLOWRESP", HIGH_RESPONSE: "NHIGHRSP"}
+
+
+@dataclass(frozen=True)
+class BadPixelSettings(StepSettings):
+    """Thresholds of the bad-pixel mask (config section ``calibration``)."""
+
+    section: ClassVar[str] = "calibration"
+
+    hot_pixel_sigma: float = 5.0
+    low_response: float = 0.7
+    high_response: float = 1.3
 
 
 def hot_pixels(master_dark: CCDData, sigma: float = 5.0) -> np.ndarray:
@@ -83,3 +115,73 @@ def bad_pixel_mask(
         mask[lo] |= LOW_RESPONSE
         mask[hi] |= HIGH_RESPONSE
     return mask
+
+
+def mask_from_masters(
+    masters: Masters, settings: BadPixelSettings = BadPixelSettings()
+) -> np.ndarray:
+    """The bad-pixel mask of a night from its longest master dark and all its master flats.
+
+    Parameters
+    ----------
+    masters : Masters
+        The night's master darks and flats (absent or failed ones are noted in ``missing``).
+    settings : BadPixelSettings
+        Thresholds.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bit mask (uint8).
+
+    Raises
+    ------
+    aifa_steps.core.failures.FrameFailure
+        When the night has no usable master dark or flat (the message says why).
+    """
+    darks = list(masters.darks.values())
+    flats = list(masters.flats.values())
+    if not darks and not flats:
+        missing = [m for key, m in masters.missing.items() if key != "bias"]
+        raise FrameFailure(
+            "skipped: the night has no usable master dark or flat"
+            + (f" ({'; '.join(missing)})" if missing else "")
+        )
+    longest = max(darks, key=lambda d: float(d.meta["EXPTIME"])) if darks else None
+    if longest is not None and longest.meta.get("BIASINCL", False):
+        log.warning("the darks include the bias level (no bias frames): its pattern adds noise")
+    return bad_pixel_mask(
+        longest, flats, settings.hot_pixel_sigma, settings.low_response, settings.high_response
+    )
+
+
+def mask_header(
+    mask: np.ndarray,
+    inputs: Sequence[str | Path] = (),
+    settings: BadPixelSettings = BadPixelSettings(),
+) -> fits.Header:
+    """Header of a bad-pixel mask: its bits (`flag_cards`), pixel counts and provenance.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        The bit mask.
+    inputs : sequence of path
+        The master darks and flats it comes from.
+    settings : BadPixelSettings
+        The thresholds used.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        ``FLAGBITn`` cards for every pixel flag, ``NHOT``, ``NLOWRESP``, ``NHIGHRSP``
+        (`MASK_COUNT_CARDS`) and the provenance cards.
+    """
+    header = fits.Header()
+    for key, bit, text in flag_cards():
+        header[key] = (bit, text)
+    for bit, card in MASK_COUNT_CARDS.items():
+        name = PIXEL_FLAGS[bit][0].lower().replace("_", "-")
+        header[card] = (int(np.count_nonzero(mask & bit)), f"{name} pixels")
+    add_provenance(header, "bad-pixel mask", list(inputs), asdict(settings))
+    return header

@@ -16,9 +16,10 @@ Headers keep the raw keywords and record which masters and parameters were appli
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from astropy import units as u
@@ -26,126 +27,42 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import biweight_scale
 
+from aifa_steps.calibration.detector import FrameDetector
 from aifa_steps.calibration.masters import dark_for_exposure
-from aifa_steps.core.failures import FrameFailure, check_light_data, fits_failure
+from aifa_steps.calibration.masterset import Masters, native_float32
+from aifa_steps.calibration.qc import add_frame_statistics, frame_statistics
+from aifa_steps.core.config import StepSettings
+from aifa_steps.core.failures import FrameFailure, check_light_data
 from aifa_steps.core.fitsutil import remove_wcs
 from aifa_steps.core.formats import COSMIC_RAY, LOW_RESPONSE, NO_DATA, SATURATED
-from aifa_steps.core.frames import write_ccd
 from aifa_steps.core.provenance import add_provenance
 from aifa_steps.inventory.headers import header_float, keywords_for
 from aifa_steps.inventory.rawio import clean_header, read_raw_image
+from aifa_steps.inventory.readout import ReadoutSettings
 
-__all__ = ["Masters", "CalibrationParameters", "calibrate_frame", "frame_statistics", "write_ccd"]
+__all__ = [
+    "CalibrationParameters",
+    "calibrate_frame",
+    "calibrate_light",
+    "failed_light_header",
+]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Masters:
-    """The master calibrations of a night, loaded once for many frames.
+@dataclass(frozen=True)
+class CalibrationParameters(StepSettings):
+    """Options of the calibration of science frames (config section ``calibration``).
 
-    Every master is optional: a night may lack bias, darks or flats (a transit night of a
-    small telescope often has only light frames), and a master that could not be made is a
-    header-only file saying why (`aifa_steps.core.failures.write_failed_fits`).
-
-    Attributes
-    ----------
-    bias : CCDData or None
-        Master bias.
-    darks : dict
-        Master darks by exposure time (s).
-    flats : dict
-        Master flats by canonical filter name.
-    bad_pixels : numpy.ndarray or None
-        Bit mask (uint8) of bad pixels.
-    names : dict
-        File names of the masters, for provenance: keys ``bias``, ``dark:<t>``, ``flat:<f>``,
-        ``bad_pixels``.
-    missing : dict
-        Why a master is not there, by the same keys (a master that failed, or that the night
-        has no frames for).
+    The detector values of a frame (gain, read noise, saturation, bias level) are resolved per
+    frame (`aifa_steps.calibration.detector.FrameDetector`), the overscan and trim come from
+    the ``readout`` section (`aifa_steps.inventory.readout.ReadoutSettings`).
     """
 
-    bias: CCDData | None = None
-    darks: dict[float, CCDData] = field(default_factory=dict)
-    flats: dict[str, CCDData] = field(default_factory=dict)
-    bad_pixels: np.ndarray | None = None
-    names: dict[str, str] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
+    section: ClassVar[str] = "calibration"
 
-    @classmethod
-    def load(
-        cls,
-        bias: str | Path | None,
-        darks: list[str | Path],
-        flats: dict[str, str | Path | None],
-        bad_pixels: str | Path | None = None,
-    ) -> Masters:
-        """Read masters written by the workflow; absent or failed masters are noted.
-
-        Parameters
-        ----------
-        bias : path or None
-            Master bias (None: the night has no bias frames).
-        darks : list of path
-            Master darks.
-        flats : dict
-            Canonical filter -> master flat (None: no flats in that filter).
-        bad_pixels : path or None
-            Bad-pixel mask.
-        """
-        masters = cls()
-        if bias:
-            masters.bias = masters._read("bias", bias)
-        else:
-            masters.missing["bias"] = "no bias frames in this night"
-        for path in darks:
-            ccd = masters._read("dark", path)
-            if ccd is not None:
-                t = float(ccd.meta["EXPTIME"])
-                masters.darks[t] = ccd
-                masters.names[f"dark:{t:g}"] = Path(path).name
-        if not darks:
-            masters.missing["dark"] = "no dark frames in this night"
-        for name, path in flats.items():
-            ccd = masters._read(f"flat:{name}", path) if path else None
-            if ccd is not None:
-                masters.flats[name] = ccd
-            elif not path:
-                masters.missing[f"flat:{name}"] = f"no flats in filter {name}"
-        if bad_pixels:
-            failure = fits_failure(bad_pixels)
-            if failure:
-                masters.missing["bad_pixels"] = failure[1]
-            else:
-                masters.bad_pixels = fits.getdata(bad_pixels).astype(np.uint8)
-                masters.names["bad_pixels"] = Path(bad_pixels).name
-        return masters
-
-    def _read(self, key: str, path: str | Path) -> CCDData | None:
-        failure = fits_failure(path)
-        if failure:
-            self.missing[key] = f"{Path(path).name}: {failure[1]}"
-            log.warning("master %s not used: %s", key, self.missing[key])
-            return None
-        self.names[key] = Path(path).name
-        return _read_master(path)
-
-
-@dataclass(frozen=True)
-class CalibrationParameters:
-    """Detector parameters and options of the calibration."""
-
-    gain: float  # e-/ADU
-    read_noise: float  # e-
-    saturation: float = 65535.0
     cosmic_rays: bool = False
     cosmic_ray_sigma: float = 4.5
-    exptime_keyword: str | tuple[str, ...] | None = None  # None: EXPTIME and the usual others
-    bias_level: float | None = None  # ADU; for nights without bias frames and darks
-    readout: Mapping[str, object] | None = None  # overscan and trim (aifa_steps.inventory.readout)
-    gain_source: str = "configuration"  # where the gain comes from (header GAINSRC)
-    read_noise_source: str = "configuration"  # ... and the read noise (RDNSRC)
 
 
 def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple[float, float]:
@@ -179,22 +96,10 @@ def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple
     return float(np.median(centre[good])), sigma**2
 
 
-def _native_float32(array: np.ndarray) -> np.ndarray:
-    """``array`` as float32, without a copy when it already is (of either byte order).
-
-    FITS data are big-endian; numpy swaps bytes on the fly in arithmetic, which is cheaper than
-    a swapped copy of a full frame.
-    """
-    array = np.asarray(array)
-    if array.dtype.kind == "f" and array.dtype.itemsize == 4:
-        return array
-    return array.astype(np.float32)
-
-
 def _uncertainty_plane(ccd: CCDData | None) -> np.ndarray | float:
     if ccd is None or ccd.uncertainty is None:
         return 0.0
-    return _native_float32(ccd.uncertainty.array)
+    return native_float32(ccd.uncertainty.array)
 
 
 def _add_square(
@@ -209,25 +114,14 @@ def _add_square(
     total += scratch
 
 
-def _read_master(path: str | Path) -> CCDData:
-    """A master's image and uncertainty as native float32; its mask planes are not needed."""
-    with fits.open(path, memmap=False) as hdul:
-        header = hdul[0].header.copy()
-        data = _native_float32(hdul[0].data)
-        uncertainty = (
-            StdDevUncertainty(_native_float32(hdul["UNCERT"].data), copy=False)
-            if "UNCERT" in hdul
-            else None
-        )
-    unit = header.get("BUNIT") or u.dimensionless_unscaled
-    return CCDData(data, unit=unit, meta=header, uncertainty=uncertainty, copy=False)
-
-
 def calibrate_frame(
     path: str | Path,
     masters: Masters,
     filter_name: str,
-    params: CalibrationParameters,
+    detector: FrameDetector,
+    params: CalibrationParameters = CalibrationParameters(),
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
+    exptime_keyword: str | Sequence[str] | None = None,
 ) -> CCDData:
     """Calibrate one raw science frame.
 
@@ -239,8 +133,14 @@ def calibrate_frame(
         Master calibrations.
     filter_name : str
         Canonical filter of the frame (selects the master flat).
+    detector : FrameDetector
+        Gain, read noise, saturation and bias level of the frame.
     params : CalibrationParameters
-        Gain, read noise, saturation and cosmic-ray options.
+        Cosmic-ray options.
+    readout : ReadoutSettings or mapping, optional
+        Overscan and trim (default: the header's sections, if any).
+    exptime_keyword : str or sequence of str, optional
+        Header keyword(s) of the exposure time (default: EXPTIME and the usual others).
 
     Returns
     -------
@@ -257,21 +157,21 @@ def calibrate_frame(
     -----
     Masters the night lacks are skipped and the header says so (``BIASNOTE``, ``FLATNOTE``):
     without a master bias the bias level comes from a master dark that includes it
-    (``BIASINCL``), else from ``params.bias_level``; without either it stays in the data and
+    (``BIASINCL``), else from ``detector.bias_level``; without either it stays in the data and
     the uncertainty of the sky is its measured pixel-to-pixel noise (`_sky_noise`) instead of
     the CCD equation. Without a flat the frame is not flat-fielded (``FLATCORR = 'none'``).
     """
     path = Path(path)
     # Plain, .gz, .fz, the image in any HDU; overscan subtracted and trimmed first.
-    raw, header = read_raw_image(path, readout=params.readout)
+    raw, header = read_raw_image(path, readout=readout)
     header = clean_header(header)  # no XTENSION, ZIMAGE, BZERO... of the raw file
     if remove_wcs(header):  # the astrometry solves every frame itself
         header["RAWWCS"] = (False, "the raw frame's WCS keywords were removed")
     overscan_level = float(header.get("OVSLEVEL", 0.0)) if "OVERSCAN" in header else None
     # Saturation is a raw level: after the overscan it sits that much lower.
-    saturation = params.saturation - (overscan_level or 0.0)
+    saturation = detector.saturation - (overscan_level or 0.0)
     check_light_data(raw, saturation)
-    keywords = params.exptime_keyword
+    keywords = exptime_keyword
     exptime = header_float(header, "exptime", {"exptime": keywords} if keywords else None)
     if exptime is None:
         raise FrameFailure(f"no exposure time ({'/'.join(keywords_for('exptime'))})")
@@ -294,16 +194,16 @@ def calibrate_frame(
     pedestal, bias_note = 0.0, ""
     sky_noise = None
     if masters.bias is not None:
-        signal -= _native_float32(masters.bias.data)
+        signal -= native_float32(masters.bias.data)
     elif dark_has_bias:
         # No bias frames: the darks carry the bias level; subtract them first, unscaled.
-        np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
+        np.multiply(native_float32(dark.data), np.float32(scale), out=scratch)
         signal -= scratch
         bias_note = "bias level in the dark"
     elif overscan_level is not None:
         bias_note = "overscan only (no bias frames)"
-    elif params.bias_level is not None:
-        pedestal = float(params.bias_level)
+    elif detector.bias_level is not None:
+        pedestal = float(detector.bias_level)
         signal -= np.float32(pedestal)
         bias_note = f"constant instrument.bias_level {pedestal:g} ADU"
     else:
@@ -317,25 +217,25 @@ def calibrate_frame(
         # The sky's variance plus the photons above it (unclipped, so that the sky's own
         # fluctuations average out), never below a quarter of the sky's variance.
         variance = signal - np.float32(sky_noise[0])
-        variance *= np.float32(1.0 / params.gain)
+        variance *= np.float32(1.0 / detector.gain)
         variance += np.float32(sky_noise[1])
         np.maximum(variance, np.float32(0.25 * sky_noise[1]), out=variance)
     else:
         variance = np.maximum(signal, 0.0)
-        variance *= np.float32(1.0 / params.gain)
-        variance += np.float32((params.read_noise / params.gain) ** 2)
+        variance *= np.float32(1.0 / detector.gain)
+        variance += np.float32((detector.read_noise / detector.gain) ** 2)
     _add_square(variance, _uncertainty_plane(masters.bias), 1.0, scratch)
     dark_name = "none"
     if dark is not None:
         if not dark_has_bias:
-            np.multiply(_native_float32(dark.data), np.float32(scale), out=scratch)
+            np.multiply(native_float32(dark.data), np.float32(scale), out=scratch)
             signal -= scratch
         _add_square(variance, _uncertainty_plane(dark), scale, scratch)
         dark_name = masters.names.get(f"dark:{float(dark.meta['EXPTIME']):g}", "master dark")
     flat_ccd = masters.flats.get(filter_name)
     data = signal
     if flat_ccd is not None:
-        flat = _native_float32(flat_ccd.data)
+        flat = native_float32(flat_ccd.data)
         good_flat = flat > 0.05
         inverse_flat = np.divide(np.float32(1.0), flat, out=np.ones_like(flat), where=good_flat)
         data *= inverse_flat
@@ -373,8 +273,8 @@ def calibrate_frame(
             data * flat,  # the dark-subtracted signal before flat-fielding
             inmask=mask.astype(bool),
             sigclip=params.cosmic_ray_sigma,
-            gain=params.gain,
-            readnoise=params.read_noise,
+            gain=detector.gain,
+            readnoise=detector.read_noise,
             satlevel=saturation,
             sepmed=True,
             cleantype="medmask",
@@ -399,11 +299,11 @@ def calibrate_frame(
         )[:68]
     header["BPMASK"] = (masters.names.get("bad_pixels", "none"), "bad-pixel mask applied")
     header["NNODATA"] = (n_no_data, "pixels without data (NaN) in the raw frame")
-    header["GAIN_E"] = (params.gain, "[e-/adu] gain used for uncertainties")
-    header["RDNOISE"] = (params.read_noise, "[e-] read noise used for uncertainties")
-    header["GAINSRC"] = (params.gain_source[:68], "where GAIN_E comes from")
-    header["RDNSRC"] = (params.read_noise_source[:68], "where RDNOISE comes from")
-    header["SATURATE"] = (params.saturation, "[adu] raw saturation level")
+    header["GAIN_E"] = (detector.gain, "[e-/adu] gain used for uncertainties")
+    header["RDNOISE"] = (detector.read_noise, "[e-] read noise used for uncertainties")
+    header["GAINSRC"] = (detector.gain_source[:68], "where GAIN_E comes from")
+    header["RDNSRC"] = (detector.read_noise_source[:68], "where RDNOISE comes from")
+    header["SATURATE"] = (detector.saturation, "[adu] raw saturation level")
     header["CRCLEAN"] = (params.cosmic_rays, "cosmic rays masked (astroscrappy)")
     header["NCOSMIC"] = (n_cosmic, "pixels masked as cosmic rays")
     header["FILTNAME"] = (filter_name, "canonical filter name")
@@ -412,10 +312,10 @@ def calibrate_frame(
         "calibration (raw - bias - scaled dark) / flat",
         [path],
         {
-            "gain": params.gain,
-            "gain_source": params.gain_source,
-            "read_noise": params.read_noise,
-            "read_noise_source": params.read_noise_source,
+            "gain": detector.gain,
+            "gain_source": detector.gain_source,
+            "read_noise": detector.read_noise,
+            "read_noise_source": detector.read_noise_source,
             "cosmic_rays": params.cosmic_rays,
         },
     )
@@ -431,23 +331,50 @@ def calibrate_frame(
     )
 
 
-def frame_statistics(ccd: CCDData) -> dict:
-    """Sky level, noise and masked-pixel counts of a calibrated frame (for quality control)."""
-    from astropy.stats import sigma_clipped_stats
+def calibrate_light(
+    path: str | Path,
+    masters: Masters,
+    frame: Mapping[str, object],
+    detector: FrameDetector,
+    params: CalibrationParameters = CalibrationParameters(),
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
+    exptime_keyword: str | Sequence[str] | None = None,
+) -> tuple[CCDData, dict]:
+    """Calibrate one light of the inventory and label it for the later steps.
 
-    # Every 4th pixel of every 4th row: a million pixels of a full frame, plenty for a median.
-    data = np.asarray(ccd.data)[::4, ::4]
-    mask = np.asarray(ccd.mask)[::4, ::4] > 0 if ccd.mask is not None else None
-    # The MAD is little affected by faint stars, unlike a clipped standard deviation.
-    _, median, std = sigma_clipped_stats(data, mask=mask, sigma=3.0, maxiters=3, stdfunc="mad_std")
-    flags = ccd.flags if isinstance(ccd.flags, np.ndarray) else None
-    full_mask = np.asarray(flags) if flags is not None else np.zeros(ccd.shape, np.uint8)
-    unc = np.asarray(ccd.uncertainty.array)[::4, ::4] if ccd.uncertainty is not None else None
-    return {
-        "sky_median": float(median),
-        "sky_std": float(std),
-        "predicted_std": float(np.median(unc)) if unc is not None else float("nan"),
-        "n_saturated": int(np.count_nonzero(full_mask & SATURATED)),
-        "n_cosmic": int(np.count_nonzero(full_mask & COSMIC_RAY)),
-        "n_masked": int(np.count_nonzero(full_mask)),
-    }
+    Parameters
+    ----------
+    path : path
+        Raw frame.
+    masters : Masters
+        Master calibrations.
+    frame : mapping
+        The frame's inventory row: ``filter``, ``object`` and ``target`` (file-safe name).
+    detector, params, readout, exptime_keyword
+        As for `calibrate_frame`.
+
+    Returns
+    -------
+    ccd : astropy.nddata.CCDData
+        The calibrated frame; its header carries the statistics (`qc.QC_CARDS`), ``OBJECT``,
+        ``TARGET`` and ``FRAMEOK = T``.
+    stats : dict
+        `aifa_steps.calibration.qc.frame_statistics` of the frame.
+    """
+    ccd = calibrate_frame(
+        path, masters, str(frame["filter"]), detector, params, readout, exptime_keyword
+    )
+    stats = frame_statistics(ccd)
+    add_frame_statistics(ccd.meta, stats)
+    ccd.meta["OBJECT"] = frame["object"]
+    ccd.meta["TARGET"] = (frame["target"], "file-safe name of OBJECT")
+    ccd.meta["FRAMEOK"] = (True, "calibrated")
+    return ccd, stats
+
+
+def failed_light_header(frame: Mapping[str, object]) -> fits.Header:
+    """Header of the file of a light that could not be calibrated (with its inventory row)."""
+    header = fits.Header({"OBJECT": frame["object"], "TARGET": frame["target"]})
+    header["FILTNAME"] = frame["filter"]
+    header["EXPTIME"] = frame["exptime"]
+    return header

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from aifa_steps.inventory.rawio import open_image_rows
+from aifa_steps.inventory.readout import ReadoutSettings
+from aifa_steps.inventory.rowbands import open_image_rows
 
 __all__ = ["CombineResult", "clipped_mean", "combine_files", "nanmedian_of_frames", "read_rows"]
 
@@ -204,7 +205,7 @@ def combine_files(
     maxiters: int = 5,
     memory_limit_mb: float = 1024.0,
     threads: int = 1,
-    readout: Mapping[str, object] | None = None,
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
 ) -> CombineResult:
     """Sigma-clipped mean of FITS images, read and combined a band of rows at a time.
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from astropy import units as u
@@ -20,39 +21,63 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
 from aifa_steps.calibration.combine import combine_files
+from aifa_steps.core.config import StepSettings
 from aifa_steps.core.provenance import add_provenance
 from aifa_steps.inventory.headers import header_float, keywords_for
-from aifa_steps.inventory.rawio import open_image_rows, read_raw_header
+from aifa_steps.inventory.rawio import read_raw_header
+from aifa_steps.inventory.readout import ReadoutSettings
+from aifa_steps.inventory.rowbands import open_image_rows
 
 __all__ = [
     "ClipParameters",
+    "FlatLevels",
     "make_master_bias",
     "make_master_dark",
     "make_master_flat",
     "dark_for_exposure",
     "exptime_label",
     "NoUsableFlat",
+    "FLAT_FRAME_COLUMNS",
+    "failed_flats_table",
 ]
+
+#: Columns of the table of a filter's flats (``qc/flat_frames_<filter>.ecsv``).
+FLAT_FRAME_COLUMNS = ("path", "exptime", "level", "saturated_fraction", "used", "reason")
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ClipParameters:
-    """How frames are combined: sigma-clipped mean with median centre and MAD std."""
+class ClipParameters(StepSettings):
+    """How frames are combined: sigma-clipped mean with median centre and MAD std.
 
-    sigma: float = 5.0
-    maxiters: int = 5
+    Config section ``calibration``; the number of threads is the job's, an argument of the
+    ``make_master_*`` functions.
+    """
+
+    section: ClassVar[str] = "calibration"
+
+    sigma_clip: float = 5.0
+    max_iterations: int = 5
     memory_limit_mb: float = 1024.0
-    threads: int = 1
 
     def describe(self) -> dict:
         """Parameters as recorded in headers."""
         return {
             "combine": "sigma-clipped mean (median centre, MAD std)",
-            "sigma": self.sigma,
-            "maxiters": self.maxiters,
+            "sigma": self.sigma_clip,
+            "maxiters": self.max_iterations,
         }
+
+
+@dataclass(frozen=True)
+class FlatLevels(StepSettings):
+    """Accepted median levels of flats after bias and dark (config section ``calibration``)."""
+
+    section: ClassVar[str] = "calibration"
+
+    flat_min_adu: float = 5000.0
+    flat_max_adu: float = 55000.0
 
 
 class NoUsableFlat(ValueError):
@@ -93,7 +118,8 @@ def _describe_readout(header: fits.Header, path: str | Path, readout) -> None:
 def make_master_bias(
     paths: Sequence[str | Path],
     clip: ClipParameters = ClipParameters(),
-    readout: Mapping[str, object] | None = None,
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
+    threads: int = 1,
 ) -> CCDData:
     """Sigma-clipped mean of bias frames.
 
@@ -106,6 +132,8 @@ def make_master_bias(
     readout : mapping, optional
         Overscan and trim settings (`aifa_steps.inventory.readout.readout_for`): each frame is
         overscan-subtracted and trimmed before combining.
+    threads : int
+        Threads that combine blocks of rows.
 
     Returns
     -------
@@ -114,11 +142,11 @@ def make_master_bias(
     """
     result = combine_files(
         paths,
-        sigma_low=clip.sigma,
-        sigma_high=clip.sigma,
-        maxiters=clip.maxiters,
+        sigma_low=clip.sigma_clip,
+        sigma_high=clip.sigma_clip,
+        maxiters=clip.max_iterations,
         memory_limit_mb=clip.memory_limit_mb,
-        threads=clip.threads,
+        threads=threads,
         readout=readout,
     )
     header = fits.Header()
@@ -135,7 +163,8 @@ def make_master_dark(
     master_bias: CCDData | None,
     clip: ClipParameters = ClipParameters(),
     exptime_keyword: str | Sequence[str] | None = None,
-    readout: Mapping[str, object] | None = None,
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
+    threads: int = 1,
 ) -> CCDData:
     """Sigma-clipped mean of bias-subtracted darks of one exposure time.
 
@@ -153,6 +182,8 @@ def make_master_dark(
         Header keyword(s) of the exposure time (default: the usual ones, EXPTIME first).
     readout : mapping, optional
         Overscan and trim settings, as for `make_master_bias`.
+    threads : int
+        Threads that combine blocks of rows.
 
     Returns
     -------
@@ -170,11 +201,11 @@ def make_master_dark(
     result = combine_files(
         paths,
         subtract_bias if bias is not None else None,
-        clip.sigma,
-        clip.sigma,
-        clip.maxiters,
+        clip.sigma_clip,
+        clip.sigma_clip,
+        clip.max_iterations,
         clip.memory_limit_mb,
-        threads=clip.threads,
+        threads=threads,
         readout=readout,
     )
     header = fits.Header()
@@ -227,7 +258,7 @@ def _flat_level(
     dark: tuple[CCDData, float] | None,
     saturation: float,
     step: int = 4,
-    readout: Mapping[str, object] | None = None,
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
 ) -> tuple[float, float]:
     """Median bias/dark-corrected level and the fraction of saturated pixels (subsampled).
 
@@ -254,7 +285,8 @@ def make_master_flat(
     exptime_keyword: str | Sequence[str] | None = None,
     filter_name: str = "",
     bias_level: float = 0.0,
-    readout: Mapping[str, object] | None = None,
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
+    threads: int = 1,
 ) -> tuple[CCDData, Table]:
     """Master flat of one filter; flats that are too faint or saturated are rejected.
 
@@ -282,6 +314,8 @@ def make_master_flat(
         that includes it.
     readout : mapping, optional
         Overscan and trim settings, as for `make_master_bias`.
+    threads : int
+        Threads that combine blocks of rows.
 
     Returns
     -------
@@ -320,7 +354,7 @@ def make_master_flat(
             log.warning("flat %s rejected: %s", path, reason)
     frames = Table(
         rows=rows,
-        names=("path", "exptime", "level", "saturated_fraction", "used", "reason"),
+        names=FLAT_FRAME_COLUMNS,
         dtype=(str, float, float, float, bool, str),
     )
     used = frames[frames["used"]]
@@ -343,11 +377,11 @@ def make_master_flat(
     result = combine_files(
         list(used["path"]),
         correct,
-        clip.sigma,
-        clip.sigma,
-        clip.maxiters,
+        clip.sigma_clip,
+        clip.sigma_clip,
+        clip.max_iterations,
         clip.memory_limit_mb,
-        threads=clip.threads,
+        threads=threads,
         readout=readout,
     )
     norm = np.float32(np.median(result.mean[::2, ::2]))
@@ -369,3 +403,24 @@ def make_master_flat(
         {**clip.describe(), "min_level": min_level, "max_level": max_level},
     )
     return _master(result, u.dimensionless_unscaled, header), frames
+
+
+def failed_flats_table(paths: Sequence[str | Path], reason: str) -> Table:
+    """The table of a filter's flats when its master flat failed before judging them.
+
+    Every flat is listed as unused with the reason ``master flat failed: <reason>``.
+    """
+    n = len(paths)
+    nan = [float("nan")] * n
+    return Table(
+        [
+            [str(p) for p in paths],
+            nan,
+            nan,
+            nan,
+            [False] * n,
+            [f"master flat failed: {reason}"] * n,
+        ],
+        names=FLAT_FRAME_COLUMNS,
+        dtype=(str, float, float, float, bool, str),
+    )

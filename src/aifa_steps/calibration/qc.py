@@ -1,29 +1,75 @@
-"""Quality control of calibrations: statistics tables and preview images."""
+"""Quality control of calibrations: statistics tables of the masters and calibrated frames.
+
+The previews and figures are drawn by `aifa_steps.calibration.plots`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from astropy.nddata import CCDData  # noqa: E402
-from astropy.table import Table  # noqa: E402
-from astropy.visualization import PercentileInterval, ZScaleInterval  # noqa: E402
-
-from aifa_steps.core.atomic import save_figure, write_table  # noqa: E402
-from aifa_steps.core.formats import HIGH_RESPONSE, HOT, LOW_RESPONSE
+from aifa_steps.core.atomic import write_table
+from aifa_steps.core.fitsutil import set_card
+from aifa_steps.core.formats import (
+    COSMIC_RAY,
+    HIGH_RESPONSE,
+    HOT,
+    LOW_RESPONSE,
+    SATURATED,
+    frame_stem,
+)
 from aifa_steps.core.frames import read_ccd
 
 __all__ = [
+    "QC_CARDS",
+    "frame_statistics",
+    "add_frame_statistics",
     "master_statistics",
-    "preview_png",
-    "frames_figure",
+    "frames_table",
     "calibration_report",
-    "bad_pixel_figure",
 ]
+
+#: Header cards of a calibrated frame's statistics (`frame_statistics` key -> card).
+QC_CARDS = {
+    "sky_median": "SKYMED",
+    "sky_std": "SKYSTD",
+    "predicted_std": "SKYPRED",
+    "n_saturated": "NSATUR",
+    "n_masked": "NMASKED",
+}
+
+
+def frame_statistics(ccd: CCDData) -> dict:
+    """Sky level, noise and masked-pixel counts of a calibrated frame (for quality control)."""
+    from astropy.stats import sigma_clipped_stats
+
+    # Every 4th pixel of every 4th row: a million pixels of a full frame, plenty for a median.
+    data = np.asarray(ccd.data)[::4, ::4]
+    mask = np.asarray(ccd.mask)[::4, ::4] > 0 if ccd.mask is not None else None
+    # The MAD is little affected by faint stars, unlike a clipped standard deviation.
+    _, median, std = sigma_clipped_stats(data, mask=mask, sigma=3.0, maxiters=3, stdfunc="mad_std")
+    flags = ccd.flags if isinstance(ccd.flags, np.ndarray) else None
+    full_mask = np.asarray(flags) if flags is not None else np.zeros(ccd.shape, np.uint8)
+    unc = np.asarray(ccd.uncertainty.array)[::4, ::4] if ccd.uncertainty is not None else None
+    return {
+        "sky_median": float(median),
+        "sky_std": float(std),
+        "predicted_std": float(np.median(unc)) if unc is not None else float("nan"),
+        "n_saturated": int(np.count_nonzero(full_mask & SATURATED)),
+        "n_cosmic": int(np.count_nonzero(full_mask & COSMIC_RAY)),
+        "n_masked": int(np.count_nonzero(full_mask)),
+    }
+
+
+def add_frame_statistics(header: fits.Header, stats: Mapping[str, float]) -> None:
+    """Write a frame's statistics (`frame_statistics`) into its header as `QC_CARDS`."""
+    for key, card in QC_CARDS.items():
+        set_card(header, card, stats[key], f"QC: {key.replace('_', ' ')}")
 
 
 def master_statistics(
@@ -64,65 +110,8 @@ def master_statistics(
     return row
 
 
-def preview_png(
-    data: np.ndarray,
-    path: str | Path,
-    title: str,
-    interval: str = "zscale",
-    cmap: str = "gray",
-    label: str = "",
-) -> None:
-    """Save an image with a sensible grey scale (zscale or 0.5-99.5 percentiles) and colour bar."""
-    data = np.asarray(data, dtype=np.float32)
-    sample = data[:: max(1, data.shape[0] // 800), :: max(1, data.shape[1] // 800)]
-    if interval == "zscale":
-        vmin, vmax = ZScaleInterval().get_limits(sample)
-    else:
-        vmin, vmax = PercentileInterval(99.0).get_limits(sample)
-    step = max(1, int(np.ceil(max(data.shape) / 1600)))
-    fig, ax = plt.subplots(figsize=(8, 8 * data.shape[0] / data.shape[1] + 0.8))
-    im = ax.imshow(
-        data[::step, ::step],
-        origin="lower",
-        cmap=cmap,
-        vmin=vmin,
-        vmax=vmax,
-        extent=(0, data.shape[1], 0, data.shape[0]),
-        interpolation="nearest",
-    )
-    fig.colorbar(im, ax=ax, label=label, shrink=0.8)
-    ax.set_title(title)
-    ax.set_xlabel("x [pixel]")
-    ax.set_ylabel("y [pixel]")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-
-
-def bad_pixel_figure(mask: np.ndarray, path: str | Path) -> None:
-    """Positions of hot and low/high-response pixels (single pixels are drawn as dots)."""
-    fig, ax = plt.subplots(figsize=(8, 8 * mask.shape[0] / mask.shape[1] + 0.8))
-    for bits, colour, name in (
-        (HOT, "red", "hot"),
-        (LOW_RESPONSE | HIGH_RESPONSE, "blue", "low/high response"),
-    ):
-        y, x = np.nonzero(mask & bits)
-        ax.plot(x, y, ".", ms=2, color=colour, label=f"{name}: {len(x)}")
-    ax.set_xlim(0, mask.shape[1])
-    ax.set_ylim(0, mask.shape[0])
-    ax.set_aspect("equal")
-    ax.set_xlabel("x [pixel]")
-    ax.set_ylabel("y [pixel]")
-    ax.set_title("Bad-pixel mask")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-
-
-def _frames_table(paths: list[str | Path]) -> Table:
-    from astropy.io import fits
-
+def frames_table(paths: list[str | Path]) -> Table:
+    """QC table of calibrated frames from their headers (failed frames are left out)."""
     rows = []
     for path in paths:
         h = fits.getheader(path)
@@ -130,17 +119,17 @@ def _frames_table(paths: list[str | Path]) -> Table:
             continue
         rows.append(
             {
-                "stem": Path(path).name.removesuffix(".fits"),
+                "stem": frame_stem(path),
                 "object": str(h.get("OBJECT", "")),
                 "filter": str(h.get("FILTNAME", h.get("FILTER", ""))),
                 "exptime": float(h.get("EXPTIME", np.nan)),
                 "date_obs": str(h.get("DATE-OBS", "")),
                 "airmass": float(h.get("AIRMASS", np.nan)),
-                "sky_median": float(h.get("SKYMED", np.nan)),
-                "sky_std": float(h.get("SKYSTD", np.nan)),
-                "predicted_std": float(h.get("SKYPRED", np.nan)),
-                "n_saturated": int(h.get("NSATUR", -1)),
-                "n_masked": int(h.get("NMASKED", -1)),
+                "sky_median": float(h.get(QC_CARDS["sky_median"], np.nan)),
+                "sky_std": float(h.get(QC_CARDS["sky_std"], np.nan)),
+                "predicted_std": float(h.get(QC_CARDS["predicted_std"], np.nan)),
+                "n_saturated": int(h.get(QC_CARDS["n_saturated"], -1)),
+                "n_masked": int(h.get(QC_CARDS["n_masked"], -1)),
                 "bias": str(h.get("BIASCORR", "")),
                 "dark": str(h.get("DARKCORR", "")),
                 "flat": str(h.get("FLATCORR", "")),
@@ -161,39 +150,6 @@ def _mjd(date: object) -> float:
         return float(Time(str(date).strip(), format="isot", scale="utc").mjd)
     except ValueError:
         return float("nan")
-
-
-def frames_figure(table: Table, path: str | Path) -> None:
-    """Sky level and noise (measured vs predicted by the CCD equation) through the night."""
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    if len(table):
-        hours = (table["mjd"] - np.floor(table["mjd"].min())) * 24
-        for (obj, band), idx in _groups(table):
-            label = f"{obj} {band}"
-            axes[0].plot(
-                hours[idx], table["sky_median"][idx] / table["exptime"][idx], "o", ms=3, label=label
-            )
-            axes[1].plot(
-                hours[idx],
-                table["sky_std"][idx] / table["predicted_std"][idx],
-                "o",
-                ms=3,
-                label=label,
-            )
-    axes[0].set_ylabel("sky [ADU/s/pixel]")
-    axes[1].axhline(1.0, color="k", lw=0.8)
-    axes[1].set_ylabel("sky noise / CCD equation")
-    axes[1].set_xlabel("UT [hours]")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-
-
-def _groups(table: Table):
-    keys = sorted({(o, f) for o, f in zip(table["object"], table["filter"], strict=True)})
-    for key in keys:
-        yield key, np.flatnonzero((table["object"] == key[0]) & (table["filter"] == key[1]))
 
 
 def _missing_master(kind: str, name: str, reason: str) -> dict:
@@ -233,8 +189,7 @@ def calibration_report(
     calibrated frames that failed are left out of the frame table (the night's status lists
     them).
     """
-    from astropy.io import fits
-
+    from aifa_steps.calibration.plots import bad_pixel_figure, frames_figure, preview_png
     from aifa_steps.core.failures import fits_failure
 
     preview_dir = Path(preview_dir)
@@ -263,7 +218,7 @@ def calibration_report(
             continue
         dark = read_ccd(path)
         rows.append(master_statistics("dark", dark, Path(path).name, mask=mask))
-        name = Path(path).name.removesuffix(".fits")
+        name = frame_stem(path)
         preview_png(
             dark.data,
             preview_dir / f"master_{name}.png",
@@ -280,7 +235,7 @@ def calibration_report(
             continue
         flat = read_ccd(path)
         rows.append(master_statistics("flat", flat, Path(path).name, mask=mask))
-        name = Path(path).name.removesuffix(".fits")
+        name = frame_stem(path)
         preview_png(
             flat.data,
             preview_dir / f"master_{name}.png",
@@ -296,6 +251,6 @@ def calibration_report(
     for row in rows:
         row.setdefault("reason", "")
     write_table(Table(rows=rows), masters_table)
-    table = _frames_table(frames)
+    table = frames_table(frames)
     write_table(table, frames_table)
     frames_figure(table, frames_plot)

@@ -7,6 +7,8 @@
 - **File-safe names** of header values (targets, filters): `safe_name`, `safe_names`.
 - **Aperture columns**: the suffix of an aperture (``4`` for 4 arcsec, ``1.5fwhm`` for 1.5 x
   the seeing FWHM) and the photometry columns built from it (`flux_column`, ...).
+- **Reason codes**: why the inventory leaves a raw file out (`Reason`, the text such a reason
+  starts with) and the categories of problems of a whole night (`NightProblem`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "flux_column",
     "flux_err_column",
     "snr_column",
+    "Reason",
+    "NightProblem",
 ]
 
 # ---- Pixel flags -------------------------------------------------------------------------------
@@ -230,3 +235,40 @@ def flux_err_column(key: str) -> str:
 def snr_column(key: str) -> str:
     """Name of the signal-to-noise column of the aperture with suffix ``key``."""
     return f"snr_{key}"
+
+
+# ---- Reason codes ------------------------------------------------------------------------------
+class Reason(StrEnum):
+    """Why the inventory leaves a raw file out: the text each such reason starts with.
+
+    The inventory writes a reason as the code's text plus details
+    (``f"{Reason.MISSING_KEYWORD} FILTER"`` -> ``'missing keyword FILTER'``); whoever reads
+    reasons matches the code (`Reason.found_in`) instead of retyping its text. Several reasons
+    of one file are joined with ``"; "``.
+    """
+
+    UNREADABLE_FITS = "unreadable FITS"
+    TRUNCATED = "truncated"
+    MISSING_KEYWORD = "missing keyword"
+    UNKNOWN_FRAME_TYPE = "unknown frame type"
+    NO_TIME_OF_DAY = "no time of day"
+    READOUT = "readout:"
+    UNREADABLE_VALUE = "unreadable"
+    MIXED_GEOMETRY = "shape or binning differs"
+    EXPOSURE_TIME = "exposure time"
+    NOT_AN_IMAGE = "not a 2-D image"
+    DUPLICATE_NAME = "duplicate file name"
+
+    def found_in(self, reason: object) -> bool:
+        """Whether a reason (possibly several joined with ``"; "``) names this code."""
+        return self.value.lower() in str(reason).lower()
+
+
+class NightProblem(StrEnum):
+    """Categories of problems of a night as a whole (``inventory.fatal`` lists them)."""
+
+    NO_BIAS = "no_bias"
+    NO_DARK = "no_dark"
+    NO_FLAT = "no_flat"
+    MIXED_GEOMETRY = "mixed_geometry"
+    UNMATCHED_DARK = "unmatched_dark"

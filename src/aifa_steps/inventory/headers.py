@@ -25,6 +25,8 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
+from aifa_steps.core.formats import Reason
+
 __all__ = [
     "DEFAULT_KEYWORDS",
     "keywords_for",
@@ -297,7 +299,7 @@ def observation_time(
         try:
             stamp, has_time = _parse_date_obs(str(date_value))
         except ValueError:
-            problems.append(f"unreadable {date_key} {str(date_value).strip()!r}")
+            problems.append(f"{Reason.UNREADABLE_VALUE} {date_key} {str(date_value).strip()!r}")
         else:
             zone = bool(_ZONE.search(str(date_value).strip())) and has_time
             shift = timedelta(0) if zone else timedelta(hours=float(utc_offset_hours))
@@ -309,11 +311,11 @@ def observation_time(
                 stamp = stamp + timedelta(seconds=seconds) - shift
                 return _mjd(stamp), f"{date_key} + {time_key}"
             if time_key is not None:
-                problems.append(f"unreadable {time_key} {str(time_value).strip()!r}")
+                problems.append(f"{Reason.UNREADABLE_VALUE} {time_key} {str(time_value).strip()!r}")
             else:
                 problems.append(
-                    f"{date_key} {str(date_value).strip()!r} has no time of day and no time "
-                    f"keyword ({', '.join(keywords_for('time_obs', configured))})"
+                    f"{date_key} {str(date_value).strip()!r} has {Reason.NO_TIME_OF_DAY} and no "
+                    f"time keyword ({', '.join(keywords_for('time_obs', configured))})"
                 )
     for name, to_mjd in (("mjd_obs", lambda v: v), ("jd", lambda v: v - 2400000.5)):
         key, value = first_keyword(header, keywords_for(name, configured))
@@ -324,7 +326,7 @@ def observation_time(
                 return float(mjd), str(key)
     if not problems:
         problems.append(
-            "missing keyword "
+            f"{Reason.MISSING_KEYWORD} "
             + "/".join(keywords_for("date_obs", configured)[:1] + ["MJD-OBS", "JD"])
         )
     raise HeaderTimeError("; ".join(problems))

@@ -6,47 +6,38 @@ A raw frame may be a plain FITS file (``.fits``, ``.fit``, ``.fts``, any case), 
 extension of a multi-extension file. Keywords such as EXPTIME may be in the primary header, the
 image extension's header or both: the *merged header* holds both, the extension winning.
 
-Raw files are only ever opened read-only. Headers are read without the pixel data (except
-that checking a gzip file's completeness has to decompress it), and uncompressed images are
-read a band of rows at a time through memory maps (`open_image_rows`).
+Raw files are only ever opened read-only; headers are read without the pixel data. Whether a
+file holds all its data is checked in `aifa_steps.inventory.completeness`; bands of rows of an
+image are read by `aifa_steps.inventory.rowbands`.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import warnings
-import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from gzip import GzipFile
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
-from aifa_steps.inventory.readout import readout_for
+from aifa_steps.inventory.readout import ReadoutSettings, readout_for
 
 __all__ = [
     "RawInfo",
-    "ImageRows",
     "image_hdu_index",
     "merge_headers",
     "clean_header",
     "read_raw_header",
-    "completeness_problem",
     "read_raw_image",
-    "open_image_rows",
 ]
 
 
 _BLOCK = 2880
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 20
-# Tile-compressed images with tiles at most this many rows high are read a band at a time.
-_MAX_TILE_ROWS = 64
 
 # Keywords that describe how an HDU is stored rather than what the frame is.
 _STORAGE_KEYWORDS = (
@@ -313,143 +304,6 @@ def _data_span(header: fits.Header) -> int:
     return -(-size // _BLOCK) * _BLOCK
 
 
-class _HduWalker:
-    """Follows the HDU structure of a FITS byte stream fed in pieces (headers only kept)."""
-
-    def __init__(self) -> None:
-        self.fed = 0  # bytes seen
-        self.next_hdu = 0  # where the next header starts
-        self.data_end = 0  # end of the data of the last HDU whose header is complete
-        self.n_hdus = 0
-        self.done = False  # no further HDU (or not FITS)
-        self._header = bytearray()
-
-    def feed(self, piece: bytes) -> None:
-        start = self.fed
-        self.fed += len(piece)
-        while not self.done:
-            at = self.next_hdu + len(self._header) - start
-            if at >= len(piece):
-                return
-            self._header += piece[at : at + _BLOCK - len(self._header) % _BLOCK]
-            if len(self._header) % _BLOCK:
-                return  # this block continues in the next piece
-            block = bytes(self._header[-_BLOCK:])
-            if len(self._header) == _BLOCK and not block.startswith((b"SIMPLE  ", b"XTENSION")):
-                self.done = True  # trailing bytes after the last HDU
-                return
-            if any(block[i : i + 8] == b"END     " for i in range(0, _BLOCK, 80)):
-                header = fits.Header.fromstring(bytes(self._header).decode("ascii", "replace"))
-                self.n_hdus += 1
-                self.data_end = self.next_hdu + len(self._header) + _data_span(header)
-                self.next_hdu = self.data_end
-                self._header = bytearray()
-            elif len(self._header) > 1000 * _BLOCK:
-                self.done = True  # no END card: not a header
-
-    @property
-    def expected(self) -> int:
-        """Where the data of the last HDU end, or the end of the incomplete header seen."""
-        return max(self.data_end, self.next_hdu + len(self._header))
-
-
-def _gunzip(f: BinaryIO) -> Iterator[bytes]:
-    """The decompressed bytes of a gzip file (one or more members), in pieces of at most 1 MiB.
-
-    Zero padding between or after members is skipped. Raises `EOFError` when the file ends
-    inside a member and `zlib.error` for corrupt data (including a wrong CRC).
-    """
-
-    def new() -> zlib._Decompress:
-        return zlib.decompressobj(zlib.MAX_WBITS | 16)
-
-    decompressor, started, buffer = new(), False, b""
-    while True:
-        if decompressor.eof:
-            buffer = decompressor.unused_data + buffer
-            decompressor, started = new(), False
-        if not started:
-            buffer = buffer.lstrip(b"\0")
-        if not buffer:
-            buffer = f.read(_CHUNK)
-            if not buffer:
-                break
-            continue
-        started = True
-        yield decompressor.decompress(buffer, _CHUNK)
-        buffer = decompressor.unconsumed_tail
-    if started and not decompressor.eof:
-        yield decompressor.flush()
-        raise EOFError("the file ends before the end of the compressed stream")
-
-
-def _gzip_problem(path: Path) -> str | None:
-    """Stream-decompress a gzip file in constant memory and compare its size with the headers."""
-    walker = _HduWalker()
-    try:
-        with open(path, "rb") as f:
-            for piece in _gunzip(f):
-                walker.feed(piece)
-    except (EOFError, zlib.error, OSError) as exc:
-        expected = f" of {walker.expected}" if walker.expected > walker.fed else ""
-        return (
-            f"truncated or corrupt compressed file ({walker.fed}{expected} bytes "
-            f"decompressed: {exc})"
-        )
-    if walker.n_hdus == 0:
-        raise OSError(f"{path.name}: the decompressed data are not a FITS file")
-    if walker.fed < walker.expected - _BLOCK + 1:
-        return f"truncated file ({walker.fed} of {walker.expected} bytes, uncompressed)"
-    return None
-
-
-def completeness_problem(path: str | Path) -> str | None:
-    """Why a raw file does not hold all its data, or None when it does.
-
-    For plain and tile-compressed files the file size is compared with where the last HDU's
-    data should end (headers only; a short last FITS block is tolerated); a header cut short
-    after the last complete HDU also counts as truncation. A gzip file is decompressed as a
-    stream in constant memory: a broken or cut stream, or fewer bytes than its headers
-    announce, is reported.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        A raw FITS file.
-
-    Returns
-    -------
-    str or None
-        E.g. ``"truncated file (290880 of 581760 bytes)"``; None for a complete file.
-
-    Raises
-    ------
-    OSError
-        If the file is not a FITS file at all.
-    """
-    path = Path(path)
-    if _is_gzip(path):
-        return _gzip_problem(path)
-    size = path.stat().st_size
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        with _open(path) as hdul:
-            hdul.readall()
-            info = hdul[-1].fileinfo()
-    expected = info["datLoc"] + info["datSpan"]
-    if size < expected - _BLOCK + 1:
-        return f"truncated file ({size} of {expected} bytes)"
-    if size > expected:
-        with open(path, "rb") as f:
-            f.seek(expected)
-            if f.read(8) == b"XTENSION":
-                return (
-                    f"truncated file ({size} bytes; the header at byte {expected} is "
-                    "incomplete or unreadable)"
-                )
-    return None
-
-
 def _scaled(raw: np.ndarray, header: fits.Header, dtype: type = np.float32) -> np.ndarray:
     """Raw stored values as ``dtype`` (native byte order, a new array), BSCALE/BZERO applied.
 
@@ -471,7 +325,7 @@ def _scaled(raw: np.ndarray, header: fits.Header, dtype: type = np.float32) -> n
 def read_raw_image(
     path: str | Path,
     dtype: type = np.float32,
-    readout: Mapping[str, object] | None = None,
+    readout: ReadoutSettings | Mapping[str, object] | None = None,
 ) -> tuple[np.ndarray, fits.Header]:
     """The image of a raw frame, overscan-subtracted and trimmed, and its merged header.
 
@@ -514,128 +368,3 @@ def read_raw_image(
         data = layout.apply(data, profile).astype(dtype, copy=False)
         layout.describe(header, None if profile is None else float(np.median(profile)))
     return data, header
-
-
-class ImageRows:
-    """Bands of rows of a raw frame's image, as float32; open it with `open_image_rows`.
-
-    Uncompressed files are memory-mapped, so only the rows asked for are read. Tile-compressed
-    images with tiles of few rows are decompressed a band at a time; other compressed images
-    (gzip, tiles of many rows) are decompressed once and kept in their stored type.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The file.
-    shape : tuple of int
-        ``(ny, nx)`` of the image (after trimming, see `open_image_rows`).
-    layout : aifa_steps.inventory.readout.Readout
-        The frame's overscan and trim sections.
-    info : RawInfo
-        Where the image is and how the file is stored.
-    """
-
-    def __init__(self, path: str | Path, readout: Mapping[str, object] | None = None) -> None:
-        self.path = Path(path)
-        gzip = _is_gzip(self.path)
-        self._hdul: fits.HDUList | None = _open(self.path, memmap=not gzip)
-        self._lock = threading.Lock()
-        self._section = None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AstropyWarning)
-                _, self.info = _header_and_info(self._hdul, gzip, strict=True)
-                hdu = self._hdul[self.info.hdu]
-                self._header = hdu.header.copy()
-                self.shape = self.info.shape
-                tile = getattr(hdu, "tile_shape", None)
-                if self.info.compression == "tile" and tile and int(tile[0]) <= _MAX_TILE_ROWS:
-                    self._section = hdu.section
-                    self._data = None
-                else:
-                    self._data = hdu.data
-        except Exception:
-            self.close()
-            raise
-        if self.info.compression:
-            if self._section is None:
-                self._data = np.asarray(self._data)
-                self._hdul.close()
-                self._hdul = None
-        self.layout = readout_for(self._header, readout, self.info.shape)
-        self._profile = None
-        if self.layout.overscan is not None:
-            rows, columns = self.layout.overscan
-            strip = self._raw_rows(rows)[:, columns]
-            self._profile = self.layout.profile(strip)
-        self.shape = self.layout.output_shape
-
-    @property
-    def overscan_level(self) -> float:
-        """Median overscan value subtracted from the rows (0 without an overscan), ADU."""
-        return 0.0 if self._profile is None else float(np.median(self._profile))
-
-    def _raw_rows(self, rows: slice) -> np.ndarray:
-        if self._section is not None:
-            with self._lock:  # decompression reads the file: one band at a time
-                raw = self._section[rows]
-        else:
-            raw = self._data[rows]
-        return _scaled(raw, self._header, np.float32)
-
-    def rows(self, rows: slice) -> np.ndarray:
-        """Rows ``rows`` of the image, BSCALE/BZERO applied, as a new native float32 array.
-
-        With an overscan or trim section (see `open_image_rows`), rows and columns are those
-        of the trimmed image and the overscan is subtracted.
-        """
-        if not self.layout.active:
-            return self._raw_rows(rows)
-        start, stop, step = rows.indices(self.shape[0])
-        y0, x_cut = 0, slice(None)
-        if self.layout.trim is not None:
-            y0, x_cut = self.layout.trim[0].start, self.layout.trim[1]
-        raw_rows = slice(start + y0, stop + y0, step)
-        raw = self._raw_rows(raw_rows)
-        if self._profile is not None:
-            profile = self._profile
-            raw -= profile[raw_rows] if profile.shape[1] == 1 else profile
-        return np.ascontiguousarray(raw[:, x_cut])
-
-    def close(self) -> None:
-        """Release the file (and the memory map or decompressed image)."""
-        self._data = None
-        self._section = None
-        if self._hdul is not None:
-            self._hdul.close()
-            self._hdul = None
-
-    def __enter__(self) -> ImageRows:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_image_rows(path: str | Path, readout: Mapping[str, object] | None = None) -> ImageRows:
-    """Open a raw frame's image for reading bands of rows (see `ImageRows`).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        A raw FITS file (plain, gzip- or tile-compressed, single or multi-extension).
-    readout : mapping, optional
-        Overscan and trim settings, as for `read_raw_image`: the bands are then those of the
-        trimmed, overscan-subtracted image (the overscan model is computed once per frame).
-
-    Returns
-    -------
-    ImageRows
-        Use as a context manager, or call ``close()``.
-
-    Raises
-    ------
-    ValueError
-        If no HDU holds a 2-D image.
-    """
-    return ImageRows(path, readout)

@@ -12,22 +12,26 @@ column for a row strip), then ``row`` subtracts those values as they are, ``poly
 polynomial of order ``order`` fitted to them (``order = 0``: one constant). After the overscan
 the image is cut to the trim section (`ccdproc.trim_image`). The tests check both against
 ccdproc. Here the model is computed once per frame, so that frames read a band of rows at a
-time (`aifa_steps.inventory.rawio.open_image_rows`) get exactly the same correction.
+time (`aifa_steps.inventory.rowbands.open_image_rows`) get exactly the same correction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 from astropy.io import fits
 from astropy.modeling import fitting, models
 from ccdproc.utils.slices import slice_from_string
 
+from aifa_steps.core.config import StepSettings
+
 __all__ = [
     "OVERSCAN_MODELS",
     "DEFAULT_READOUT",
+    "ReadoutSettings",
     "Readout",
     "readout_for",
     "parse_section",
@@ -36,8 +40,26 @@ __all__ = [
 #: Overscan models: the median of every row (or column) as it is, or a polynomial fit to them.
 OVERSCAN_MODELS = ("row", "poly")
 
+
+@dataclass(frozen=True)
+class ReadoutSettings(StepSettings):
+    """Overscan and trim settings (config section ``readout``).
+
+    ``overscan`` and ``trim`` are ``header`` (the frame's BIASSEC, TRIMSEC/DATASEC, if any),
+    ``none``, or a FITS section; ``model`` is one of `OVERSCAN_MODELS`, ``order`` the order of
+    the ``poly`` model.
+    """
+
+    section: ClassVar[str] = "readout"
+
+    overscan: str = "header"
+    trim: str = "header"
+    model: str = "poly"
+    order: int = 0
+
+
 #: The configuration's ``readout`` section when it is absent.
-DEFAULT_READOUT = {"overscan": "header", "trim": "header", "model": "poly", "order": 0}
+DEFAULT_READOUT = asdict(ReadoutSettings())
 
 _OVERSCAN_KEYWORDS = ("BIASSEC",)
 _TRIM_KEYWORDS = ("TRIMSEC", "DATASEC")
@@ -222,7 +244,9 @@ def _section(
 
 
 def readout_for(
-    header: Mapping, settings: Mapping[str, object] | None, shape: tuple[int, int] | None = None
+    header: Mapping,
+    settings: ReadoutSettings | Mapping[str, object] | None,
+    shape: tuple[int, int] | None = None,
 ) -> Readout:
     """The overscan and trim of one raw frame, from the configuration and its header.
 
@@ -231,7 +255,7 @@ def readout_for(
     header : mapping
         The raw header (``NAXIS1``/``NAXIS2``, and ``BIASSEC``, ``TRIMSEC``/``DATASEC`` when the
         settings say ``header``).
-    settings : mapping or None
+    settings : ReadoutSettings, mapping or None
         The configuration's ``readout`` section: ``overscan`` and ``trim`` are ``header``
         (the header's sections when it has them, else nothing), ``none``, or a FITS section;
         ``model`` (``row`` or ``poly``) and ``order``. None: `DEFAULT_READOUT`.
@@ -247,6 +271,8 @@ def readout_for(
     ValueError
         When a section cannot be read or lies outside the image, or the model is unknown.
     """
+    if isinstance(settings, ReadoutSettings):
+        settings = asdict(settings)
     settings = {**DEFAULT_READOUT, **(settings or {})}
     if shape is None:
         shape = (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0)))

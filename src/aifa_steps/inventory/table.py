@@ -1,16 +1,17 @@
 """Inventory of a night: what every raw file is, and whether it can be used.
 
 Only headers are read, plus the file size to catch truncated files (a gzip-compressed file is
-decompressed as a stream to count its real data size; see `aifa_steps.inventory.rawio`).
-Frame types, filters and keywords are mapped through the configuration, so nights from other
-observatories need no code change. Every OBJECT gets a file-safe name (column ``target``). Raw
-files are opened read-only and never modified.
+decompressed as a stream to count its real data size; see `aifa_steps.inventory.completeness`).
+Frame types, filters and keywords are mapped through the configuration
+(`aifa_steps.inventory.classify`), so nights from other observatories need no code change.
+Why a file is left out is written with the reason codes of `aifa_steps.core.formats.Reason`.
+Every OBJECT gets a file-safe name (column ``target``). Raw files are opened read-only and
+never modified.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -19,7 +20,9 @@ import numpy as np
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
-from aifa_steps.core.formats import FITS_SUFFIXES, frame_stem, is_fits_name, safe_names
+from aifa_steps.core.formats import NightProblem, Reason, frame_stem, is_fits_name, safe_names
+from aifa_steps.inventory.classify import FRAME_TYPES, canonical_filter, frame_type
+from aifa_steps.inventory.completeness import completeness_problem
 from aifa_steps.inventory.headers import (
     HeaderTimeError,
     binning,
@@ -32,39 +35,19 @@ from aifa_steps.inventory.headers import (
     parse_dec,
     parse_ra,
 )
-from aifa_steps.inventory.rawio import completeness_problem, read_raw_header
+from aifa_steps.inventory.rawio import read_raw_header
 from aifa_steps.inventory.readout import readout_for
 
 __all__ = [
-    "FRAME_TYPES",
-    "FITS_SUFFIXES",
+    "COLUMNS",
     "find_raw_files",
-    "frame_type",
-    "canonical_filter",
     "read_frame",
     "build_inventory",
-    "inventory_summary",
     "night_problems",
     "InventoryError",
-    "inventory_html",
 ]
 
 log = logging.getLogger(__name__)
-
-FRAME_TYPES = ("bias", "dark", "flat", "light")
-_FOLDER_TYPES = {
-    "bias": "bias",
-    "biases": "bias",
-    "zero": "bias",
-    "offset": "bias",
-    "dark": "dark",
-    "darks": "dark",
-    "flat": "flat",
-    "flats": "flat",
-    "light": "light",
-    "lights": "light",
-    "science": "light",
-}
 
 COLUMNS = (
     "path",
@@ -104,91 +87,6 @@ def find_raw_files(raw_dir: str | Path) -> list[Path]:
     return sorted(files)
 
 
-_TYPE_WORDS = {
-    "bias": ("bias", "zero", "offset"),
-    "dark": ("dark",),
-    "flat": ("flat", "skyflat", "domeflat", "twflat", "flatfield"),
-    "light": ("light", "lights", "object", "science", "sci"),
-}
-
-
-def _words(text: str) -> list[str]:
-    return [w for w in re.split(r"[^a-z]+", text.lower()) if w]
-
-
-def _type_from_words(text: str, plural: bool = False) -> str | None:
-    words = _words(text)
-    for kind, stems in _TYPE_WORDS.items():
-        for word in words:
-            base = word[:-1] if plural and word.endswith("s") and word[:-1] in stems else word
-            if base in stems or (kind == "flat" and base.endswith("flat")):
-                return kind
-    return None
-
-
-def frame_type(
-    value: object, aliases: dict[str, list[str]], path: Path | None = None
-) -> str | None:
-    """The frame type (bias, dark, flat, light) of a header value, or of the file's name.
-
-    Tried in order: the configured aliases (``frame_types``); the words of the value as
-    camera software writes them (NINA ``LIGHT``, MaxIm DL ``Light Frame``/``Flat Field``,
-    IRAF-style ``OBJECT``, ``ZERO``, ``SKYFLAT``, ``DOMEFLAT``); then, when the header has no
-    frame type at all, the names of the file's folders (``BIAS/``, ``zero/``, ``flats/``, ...)
-    and of the file itself (``flat_r_001.fits``); and finally, for a file that says nothing
-    about its type anywhere, ``light`` (a night of science frames only).
-
-    Parameters
-    ----------
-    value : object
-        The header value (None when the keyword is missing).
-    aliases : dict
-        Frame type -> accepted header values (case-insensitive).
-    path : pathlib.Path, optional
-        The file; its folder and file names are the fallback.
-
-    Returns
-    -------
-    str or None
-        The frame type, or None for a header value that names none of them (e.g. ``FOCUS``).
-    """
-    text = "" if value is None else str(value).strip().lower()
-    if text:
-        for kind in FRAME_TYPES:
-            if text in {a.strip().lower() for a in aliases.get(kind, [])}:
-                return kind
-        kind = _type_from_words(text)
-        if kind:
-            return kind
-    if path is not None:
-        # Any folder named like a frame type; words in names only for the file's own folder
-        # (a parent such as /data/dark_sky_survey/ says nothing about the frames).
-        for part in reversed(path.parent.parts):
-            kind = _FOLDER_TYPES.get(part.lower())
-            if kind:
-                return kind
-        kind = _type_from_words(path.parent.name, plural=True)
-        if kind:
-            return kind
-        kind = _type_from_words(frame_stem(path), plural=True)
-        if kind:
-            return kind
-    return "light" if not text else None
-
-
-def canonical_filter(value: object, aliases: dict[str, list[str]]) -> str | None:
-    """The canonical filter name for a header value; the value itself when no alias matches."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    for name, names in aliases.items():
-        if text.lower() == name.lower() or text.lower() in {a.strip().lower() for a in names}:
-            return name
-    return text
-
-
 def read_frame(path: Path, config: dict) -> dict:
     """Describe one raw file from its header; ``reason`` says why it cannot be used.
 
@@ -217,7 +115,7 @@ def read_frame(path: Path, config: dict) -> dict:
             header, _ = read_raw_header(path)
             truncated = completeness_problem(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is flagged, not fatal
-        row.update(used=False, reason=f"unreadable FITS: {exc}".replace("\n", " "))
+        row.update(used=False, reason=f"{Reason.UNREADABLE_FITS}: {exc}".replace("\n", " "))
         # The folder still tells what it was meant to be (the night's status lists it so).
         row["imagetyp"] = frame_type(None, aliases, path) or ""
         return row
@@ -236,7 +134,7 @@ def read_frame(path: Path, config: dict) -> dict:
             layout = readout_for(header, config.get("readout"))
             row["naxis2"], row["naxis1"] = layout.output_shape
         except ValueError as exc:
-            layout_problem = f"readout: {exc}"
+            layout_problem = f"{Reason.READOUT} {exc}"
     row["xbinning"], row["ybinning"] = binning(header, keys)
     for name in ("exptime", "airmass", "gain", "read_noise", "saturation"):
         row[name] = header_float(header, name, keys)
@@ -257,9 +155,11 @@ def read_frame(path: Path, config: dict) -> dict:
 
     problems = []
     if kind is None:
-        problems.append(f"unknown frame type {row['imagetyp']!r} (keyword {named('imagetyp')})")
+        problems.append(
+            f"{Reason.UNKNOWN_FRAME_TYPE} {row['imagetyp']!r} (keyword {named('imagetyp')})"
+        )
     if row["naxis1"] is None or row["naxis2"] is None or header.get("NAXIS", 0) != 2:
-        problems.append("not a 2-D image")
+        problems.append(Reason.NOT_AN_IMAGE.value)
     needed = ["exptime"]
     if kind in ("flat", "light"):
         needed.append("filter")
@@ -267,7 +167,7 @@ def read_frame(path: Path, config: dict) -> dict:
         needed.append("object")
     for name in needed:
         if row[name] in (None, ""):
-            problems.append(f"missing keyword {named(name)}")
+            problems.append(f"{Reason.MISSING_KEYWORD} {named(name)}")
     if time_problem:
         problems.append(time_problem)
     if layout_problem:
@@ -275,7 +175,7 @@ def read_frame(path: Path, config: dict) -> dict:
     exptime = row["exptime"]
     if exptime is not None and not (np.isfinite(exptime) and (exptime > 0 or kind == "bias")):
         key, _ = numeric_keyword(header, "exptime", keys)
-        problems.append(f"exposure time {key} = {exptime:g} s is not positive")
+        problems.append(f"{Reason.EXPOSURE_TIME} {key} = {exptime:g} s is not positive")
     if problems and row["used"]:
         row.update(used=False, reason="; ".join(problems))
     elif problems:
@@ -307,32 +207,37 @@ def night_problems(rows: list[dict]) -> list[tuple[str, str]]:
     if not kinds["bias"]:
         problems.append(
             (
-                "no_bias",
+                NightProblem.NO_BIAS.value,
                 "no usable bias frames: the bias level is taken from the darks or estimated",
             )
         )
     if kinds["light"] and not kinds["dark"]:
-        problems.append(("no_dark", "no usable dark frames: dark current is not subtracted"))
+        problems.append(
+            (NightProblem.NO_DARK.value, "no usable dark frames: dark current is not subtracted")
+        )
     flat_filters = {r["filter"] for r in kinds["flat"]}
     missing = sorted({r["filter"] for r in kinds["light"]} - flat_filters)
     if missing:
         problems.append(
             (
-                "no_flat",
+                NightProblem.NO_FLAT.value,
                 f"no usable flats in filter(s) {missing}: those light frames are not flat-fielded",
             )
         )
-    odd = [r for r in rows if r["reason"].startswith("shape or binning differs")]
+    odd = [r for r in rows if r["reason"].startswith(Reason.MIXED_GEOMETRY)]
     if odd:
         problems.append(
-            ("mixed_geometry", f"{len(odd)} frame(s) with another shape or binning are excluded")
+            (
+                NightProblem.MIXED_GEOMETRY.value,
+                f"{len(odd)} frame(s) with another shape or binning are excluded",
+            )
         )
     dark_times = {r["exptime"] for r in kinds["dark"]}
     light_times = {r["exptime"] for r in kinds["light"]}
     if dark_times and light_times - dark_times:
         problems.append(
             (
-                "unmatched_dark",
+                NightProblem.UNMATCHED_DARK.value,
                 f"no darks of {sorted(light_times - dark_times)} s: "
                 f"darks of {sorted(dark_times)} s are scaled",
             )
@@ -380,12 +285,12 @@ def build_inventory(raw_dir: str | Path, config: dict, raise_fatal: bool = True)
         _exclude(
             rows,
             lambda r: (r["naxis1"], r["naxis2"], r["xbinning"], r["ybinning"]) != (nx, ny, bx, by),
-            f"shape or binning differs from the night's {nx}x{ny} binned {bx}x{by}",
+            f"{Reason.MIXED_GEOMETRY} from the night's {nx}x{ny} binned {bx}x{by}",
         )
     seen: dict[str, str] = {}
     for row in rows:
         if row["used"] and row["stem"] in seen:
-            row.update(used=False, reason=f"duplicate file name (also {seen[row['stem']]})")
+            row.update(used=False, reason=f"{Reason.DUPLICATE_NAME} (also {seen[row['stem']]})")
         elif row["used"]:
             seen[row["stem"]] = row["path"]
     targets = safe_names(r["object"] for r in rows if r["object"])
@@ -447,63 +352,3 @@ def build_inventory(raw_dir: str | Path, config: dict, raise_fatal: bool = True)
     table = table[order]
     table.meta["problems"] = [[c, m] for c, m in problems]
     return table
-
-
-def inventory_summary(table: Table) -> Table:
-    """Frame counts per type, filter, exposure time and object (used and excluded)."""
-    groups: dict[tuple, list[int]] = {}
-    for row in table:
-        key = (row["imagetyp"], row["filter"], float(row["exptime"]), row["object"])
-        counts = groups.setdefault(key, [0, 0])
-        counts[0 if row["used"] else 1] += 1
-    rows = [
-        (*k, v[0], v[1])
-        for k, v in sorted(
-            groups.items(),
-            key=lambda kv: (
-                FRAME_TYPES.index(kv[0][0]) if kv[0][0] in FRAME_TYPES else 9,
-                kv[0][1:],
-            ),
-        )
-    ]
-    return (
-        Table(
-            rows=rows,
-            names=("imagetyp", "filter", "exptime", "object", "used", "excluded"),
-            dtype=(str, str, float, str, int, int),
-        )
-        if rows
-        else Table()
-    )
-
-
-def inventory_html(table: Table) -> str:
-    """A self-contained HTML page with the inventory summary and the excluded frames."""
-    import html
-
-    def to_html(t: Table) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in t.colnames)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in t
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    excluded = table[~table["used"]]
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inventory</title>",
-        "<style>body{font-family:sans-serif} table{border-collapse:collapse;margin:1em 0}"
-        " td,th{border:1px solid #bbb;padding:2px 8px;text-align:left}"
-        " th{background:#eee}</style></head><body>",
-        f"<h2>Inventory: {len(table)} files, {int(table['used'].sum())} used</h2>",
-        to_html(inventory_summary(table)),
-        f"<h3>Excluded frames ({len(excluded)})</h3>",
-        to_html(excluded["path", "imagetyp", "filter", "reason"])
-        if len(excluded)
-        else "<p>None.</p>",
-        "<h3>All frames</h3>",
-        to_html(
-            table["stem", "imagetyp", "filter", "exptime", "object", "date_obs", "airmass", "used"]
-        ),
-        "</body></html>",
-    ]
-    return "\n".join(parts)

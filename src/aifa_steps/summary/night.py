@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from aifa_steps.core.formats import safe_name
+from aifa_steps.core.formats import Reason, safe_name
 
 __all__ = [
     "TOOLS",
@@ -189,41 +189,40 @@ def config_warnings(config: Mapping, inventory: Table) -> list[str]:
     return warnings
 
 
-#: What to do about the usual reasons a frame is excluded (reason prefix -> fix).
+#: What to do about the usual reasons a frame is excluded (reason code -> fix), tried in order.
 _HINTS = (
     (
-        "missing keyword",
+        Reason.MISSING_KEYWORD,
         "set the headers section of the configuration to the keywords your camera writes "
         "(fitsheader FILE lists them; python -m aifa_steps.init RAW_DIR drafts it)",
     ),
     (
-        "unknown frame type",
+        Reason.UNKNOWN_FRAME_TYPE,
         "add the header value to frame_types (e.g. frame_types.light), or sort the files "
         "into BIAS/ DARK/ FLAT/ LIGHT/ folders",
     ),
-    ("unreadable FITS", "copy the files again from the camera computer"),
-    ("truncated", "copy the files again from the camera computer"),
+    (Reason.UNREADABLE_FITS, "copy the files again from the camera computer"),
+    (Reason.TRUNCATED, "copy the files again from the camera computer"),
     (
-        "no time of day",
+        Reason.NO_TIME_OF_DAY,
         "set headers.time_obs to the keyword that holds the time of the exposure start",
     ),
-    ("readout:", "check the readout section (overscan and trim sections of the frames)"),
-    ("unreadable", "check headers.date_obs and headers.date_obs_utc_offset_hours"),
+    (Reason.READOUT, "check the readout section (overscan and trim sections of the frames)"),
+    (Reason.UNREADABLE_VALUE, "check headers.date_obs and headers.date_obs_utc_offset_hours"),
     (
-        "shape or binning differs",
+        Reason.MIXED_GEOMETRY,
         "reduce frames of one binning and read-out area per night (one configuration each)",
     ),
-    ("exposure time", "check headers.exptime: it must name the exposure time in seconds"),
-    ("not a 2-D image", "these files hold no image; leave them out of raw_dir"),
-    ("duplicate file name", "give every raw file its own name"),
+    (Reason.EXPOSURE_TIME, "check headers.exptime: it must name the exposure time in seconds"),
+    (Reason.NOT_AN_IMAGE, "these files hold no image; leave them out of raw_dir"),
+    (Reason.DUPLICATE_NAME, "give every raw file its own name"),
 )
 
 
 def fix_hint(reason: str) -> str:
     """What to do about a reason of the inventory ('' when there is no general advice)."""
-    text = reason.lower()
-    for prefix, hint in _HINTS:
-        if prefix.lower() in text:
+    for code, hint in _HINTS:
+        if code.found_in(reason):
             return hint
     return ""
 
