@@ -3,18 +3,38 @@
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.nddata import CCDData
 from astropy.table import Table
 from astropy.wcs import WCS
 from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
 from scipy.ndimage import gaussian_filter
 
-from aifa_steps.calibration.badpixels import bad_pixel_mask
-from aifa_steps.calibration.calibrate import CalibrationParameters, calibrate_frame
+from aifa_steps.calibration.badpixels import (
+    BadPixelSettings,
+    bad_pixel_mask,
+    mask_from_masters,
+    mask_header,
+)
+from aifa_steps.calibration.calibrate import (
+    CalibrationParameters,
+    calibrate_frame,
+    calibrate_light,
+    failed_light_header,
+)
 from aifa_steps.calibration.camera import characterise_camera
 from aifa_steps.calibration.combine import clipped_mean, combine_files
-from aifa_steps.calibration.detector import FrameDetector, night_detector, resolve_detector
+from aifa_steps.calibration.detector import (
+    FrameDetector,
+    frame_detector,
+    night_detector,
+    night_read_noise_adu,
+    resolve_detector,
+)
 from aifa_steps.calibration.masters import (
+    ClipParameters,
+    FlatLevels,
     dark_for_exposure,
+    failed_flats_table,
     make_master_bias,
     make_master_dark,
     make_master_flat,
@@ -22,7 +42,8 @@ from aifa_steps.calibration.masters import (
 from aifa_steps.calibration.masterset import Masters
 from aifa_steps.calibration.qc import frame_statistics
 from aifa_steps.calibration.skytransfer import gain_from_sky, sky_transfer
-from aifa_steps.core.formats import HOT, LOW_RESPONSE, SATURATED
+from aifa_steps.core.failures import FrameFailure
+from aifa_steps.core.formats import HOT, LOW_RESPONSE, PIXEL_FLAGS, SATURATED
 from aifa_steps.core.frames import read_ccd, write_ccd
 from aifa_steps.inventory.table import build_inventory
 from aifa_steps.simulate.detector import DetectorTruth, read_out
@@ -492,3 +513,70 @@ def test_nanmedian_of_frames_equals_numpy():
         with pytest.warns(RuntimeWarning):
             expected = np.nanmedian(values, axis=0)
         assert np.allclose(nanmedian_of_frames(values), expected, equal_nan=True)
+
+
+def test_settings_come_from_the_calibration_section():
+    section = {
+        "sigma_clip": 4.0,
+        "max_iterations": 3,
+        "memory_limit_mb": 256,
+        "flat_min_adu": 1000,
+        "hot_pixel_sigma": 6.0,
+        "cosmic_rays": True,
+    }
+    assert ClipParameters.from_config(section) == ClipParameters(4.0, 3, 256)
+    assert ClipParameters(4.0, 3).describe()["sigma"] == 4.0
+    assert FlatLevels.from_config(section).flat_min_adu == 1000
+    assert BadPixelSettings.from_config(section).hot_pixel_sigma == 6.0
+    assert CalibrationParameters.from_config(section) == CalibrationParameters(cosmic_rays=True)
+
+
+def test_bad_pixel_mask_header_documents_every_flag_bit():
+    mask = np.zeros((20, 30), np.uint8)
+    mask[1, 2] = HOT
+    mask[3, 4] = HOT | LOW_RESPONSE
+    header = mask_header(mask, ["dark_60s.fits"], BadPixelSettings(hot_pixel_sigma=4.0))
+    bits = {header[k] for k in header if k.startswith("FLAGBIT")}
+    assert bits == set(PIXEL_FLAGS)
+    assert (header["NHOT"], header["NLOWRESP"], header["NHIGHRSP"]) == (2, 1, 0)
+    assert "BITS" not in header
+
+
+def test_bad_pixel_mask_needs_a_dark_or_a_flat():
+    with pytest.raises(FrameFailure, match="no usable master dark or flat"):
+        mask_from_masters(Masters(missing={"dark": "no dark frames in this night"}))
+    flat = CCDData(np.ones((40, 40), np.float32), unit="")
+    flat.data[5, 5] = 0.1
+    mask = mask_from_masters(Masters(flats={"r": flat}))
+    assert mask[5, 5] == LOW_RESPONSE and np.count_nonzero(mask) == 1
+
+
+def test_failed_master_flat_lists_its_flats_as_unused():
+    table = failed_flats_table(["a.fits", "b.fits"], "disk full")
+    assert list(table["used"]) == [False, False]
+    assert set(table["reason"]) == {"master flat failed: disk full"}
+    assert np.isnan(table["level"]).all()
+
+
+def test_frame_detector_resolves_per_frame():
+    instrument = {"gain": "auto", "read_noise": 7.0, "saturation": 60000, "bias_level": 400}
+    detector = frame_detector(instrument, {"gain": 1.5, "read_noise": None})
+    assert detector == FrameDetector(1.5, 7.0, 60000.0, 400.0, "header", "configuration")
+    with pytest.raises(ValueError, match="instrument.gain is auto"):
+        frame_detector(instrument, {"gain": None})
+    assert np.isnan(night_read_noise_adu(instrument))
+    assert night_read_noise_adu({"gain": 2.0, "read_noise": 7.0}) == 3.5
+
+
+def test_calibrated_light_is_labelled_for_the_later_steps(tmp_path):
+    path = tmp_path / "light.fits"
+    rng = np.random.default_rng(3)
+    data = rng.normal(1000.0, 10.0, (64, 64)).astype(np.float32)
+    fits.PrimaryHDU(data, fits.Header({"EXPTIME": 10.0})).writeto(path)
+    frame = {"filter": "r", "object": "M 31", "target": "M_31", "exptime": 10.0}
+    ccd, stats = calibrate_light(path, Masters(), frame, FrameDetector(1.0, 5.0, bias_level=100))
+    assert ccd.meta["TARGET"] == "M_31" and ccd.meta["FRAMEOK"] is True
+    assert ccd.meta["SKYMED"] == pytest.approx(stats["sky_median"]) == pytest.approx(900, abs=2)
+    assert ccd.meta["NMASKED"] == stats["n_masked"]
+    header = failed_light_header(frame)
+    assert (header["OBJECT"], header["FILTNAME"], header["EXPTIME"]) == ("M 31", "r", 10.0)

@@ -147,3 +147,20 @@ def test_truth_folder_is_not_inventoried(tiny_night, tmp_path, config):
     shutil.copytree(tiny_night, copy)
     table = build_inventory(copy, config)
     assert not any("/truth/" in p.removeprefix(str(copy)) for p in table["path"])
+
+
+def test_reasons_are_written_and_matched_through_their_codes():
+    from aifa_steps.core.formats import NightProblem, Reason
+    from aifa_steps.inventory.table import night_problems
+    from aifa_steps.summary.night import fix_hint
+
+    def row(kind, reason="", used=True, exptime=10.0):
+        return {"imagetyp": kind, "filter": "r", "exptime": exptime, "used": used, "reason": reason}
+
+    odd = f"{Reason.MIXED_GEOMETRY} from the night's 100x100 binned 1x1"
+    rows = [row("bias"), row("light"), row("flat"), row("dark"), row("light", odd, False)]
+    assert [c for c, _ in night_problems(rows)] == [NightProblem.MIXED_GEOMETRY]
+    assert fix_hint(odd).startswith("reduce frames of one binning")
+    for code in Reason:
+        assert code.found_in(f"x; {code} y") and isinstance(fix_hint(str(code)), str)
+    assert fix_hint(f"{Reason.UNREADABLE_FITS}: bad").startswith("copy the files again")

@@ -10,8 +10,9 @@ from astropy.nddata import CCDData
 from ccdproc import subtract_overscan, trim_image
 
 from aifa_steps.calibration.combine import combine_files
+from aifa_steps.core.formats import Reason
 from aifa_steps.inventory.rawio import read_raw_image
-from aifa_steps.inventory.readout import parse_section, readout_for
+from aifa_steps.inventory.readout import ReadoutSettings, parse_section, readout_for
 from aifa_steps.inventory.rowbands import open_image_rows
 from aifa_steps.inventory.table import read_frame
 
@@ -117,3 +118,18 @@ def test_inventory_reports_the_trimmed_size_and_bad_sections(tmp_path):
     assert (row["naxis1"], row["naxis2"]) == (60, NY) and row["used"]
     bad = read_frame(path, {"readout": {"overscan": "[70:99,1:50]"}})
     assert not bad["used"] and "readout: overscan section" in bad["reason"]
+    assert Reason.READOUT.found_in(bad["reason"]) and not Reason.TRUNCATED.found_in(bad["reason"])
+
+
+def test_readout_settings_from_the_config_read_like_the_section(tmp_path):
+    path = tmp_path / "raw.fits"
+    ccd_frame(path)
+    section = {"overscan": "[69:80,1:50]", "trim": "[9:68,*]", "model": "row", "order": 0}
+    settings = ReadoutSettings.from_config({**section, "unrelated": 1})
+    assert settings == ReadoutSettings("[69:80,1:50]", "[9:68,*]", "row", 0)
+    a, _ = read_raw_image(path, readout=settings)
+    b, _ = read_raw_image(path, readout=section)
+    np.testing.assert_array_equal(a, b)
+    assert readout_for(fits.getheader(path), ReadoutSettings()) == readout_for(
+        fits.getheader(path), None
+    )

@@ -37,9 +37,9 @@ def work():
         masters,
         frame,
         detector,
-        CalibrationParameters.from_config(params.cal),
-        ReadoutSettings.from_config(params.readout),
-        params.exptime_keyword,
+        params=CalibrationParameters.from_config(params.cal),
+        readout=ReadoutSettings.from_config(params.readout),
+        exptime_keyword=params.exptime_keyword,
     )
     write_ccd(ccd, out)
     log.info("calibrated %s: %s", inp.raw, stats)

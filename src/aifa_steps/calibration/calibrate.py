@@ -336,22 +336,20 @@ def calibrate_light(
     masters: Masters,
     frame: Mapping[str, object],
     detector: FrameDetector,
-    params: CalibrationParameters = CalibrationParameters(),
-    readout: ReadoutSettings | Mapping[str, object] | None = None,
-    exptime_keyword: str | Sequence[str] | None = None,
+    **options: object,
 ) -> tuple[CCDData, dict]:
     """Calibrate one light of the inventory and label it for the later steps.
 
     Parameters
     ----------
-    path : path
-        Raw frame.
-    masters : Masters
-        Master calibrations.
+    path, masters
+        The raw frame and the night's masters, as for `calibrate_frame`.
     frame : mapping
         The frame's inventory row: ``filter``, ``object`` and ``target`` (file-safe name).
-    detector, params, readout, exptime_keyword
-        As for `calibrate_frame`.
+    detector : FrameDetector
+        Gain, read noise, saturation and bias level of the frame.
+    **options
+        ``params``, ``readout``, ``exptime_keyword`` of `calibrate_frame`.
 
     Returns
     -------
@@ -361,9 +359,7 @@ def calibrate_light(
     stats : dict
         `aifa_steps.calibration.qc.frame_statistics` of the frame.
     """
-    ccd = calibrate_frame(
-        path, masters, str(frame["filter"]), detector, params, readout, exptime_keyword
-    )
+    ccd = calibrate_frame(path, masters, str(frame["filter"]), detector, **options)
     stats = frame_statistics(ccd)
     add_frame_statistics(ccd.meta, stats)
     ccd.meta["OBJECT"] = frame["object"]
