@@ -30,20 +30,18 @@ from aifa_steps.calibration.detector import (
     night_read_noise_adu,
     resolve_detector,
 )
+from aifa_steps.calibration.flats import FlatLevels, failed_flats_table, make_master_flat
 from aifa_steps.calibration.masters import (
     ClipParameters,
-    FlatLevels,
     dark_for_exposure,
-    failed_flats_table,
     make_master_bias,
     make_master_dark,
-    make_master_flat,
 )
 from aifa_steps.calibration.masterset import Masters
 from aifa_steps.calibration.qc import frame_statistics
 from aifa_steps.calibration.skytransfer import gain_from_sky, sky_transfer
 from aifa_steps.core.failures import FrameFailure
-from aifa_steps.core.formats import HOT, LOW_RESPONSE, PIXEL_FLAGS, SATURATED
+from aifa_steps.core.formats import COSMIC_RAY, HOT, LOW_RESPONSE, PIXEL_FLAGS, SATURATED
 from aifa_steps.core.frames import read_ccd, write_ccd
 from aifa_steps.inventory.table import build_inventory
 from aifa_steps.simulate.detector import DetectorTruth, read_out
@@ -367,7 +365,7 @@ def test_cosmic_rays_are_masked_when_asked(tiny_night, tiny_frames, masters):
     params = CalibrationParameters(cosmic_rays=True)
     ccd = calibrate_frame(tiny_night / row["file"], masters["loaded"], "r", PARAMS, params)
     assert ccd.meta["CRCLEAN"] is True
-    assert ccd.meta["NCOSMIC"] == np.count_nonzero(ccd.flags & 16) > 0
+    assert ccd.meta["NCOSMIC"] == np.count_nonzero(ccd.flags & COSMIC_RAY) > 0
 
 
 def test_camera_gain_and_read_noise(inventory, masters):

@@ -4,7 +4,8 @@
 from aifa_steps.calibration.badpixels import BadPixelSettings
 from aifa_steps.calibration.calibrate import CalibrationParameters
 from aifa_steps.calibration.detector import CameraCheckSettings, INSTRUMENT_KEYS
-from aifa_steps.calibration.masters import ClipParameters, FlatLevels
+from aifa_steps.calibration.flats import FlatLevels
+from aifa_steps.calibration.masters import ClipParameters
 from aifa_steps.inventory.readout import ReadoutSettings
 
 CAL = config["calibration"]

@@ -3,13 +3,13 @@
 # are calibrated without a flat.
 from astropy.table import Table
 
-from aifa_steps.calibration.masters import (
-    ClipParameters,
+from aifa_steps.calibration.flats import (
     FlatLevels,
     NoUsableFlat,
     failed_flats_table,
     make_master_flat,
 )
+from aifa_steps.calibration.masters import ClipParameters
 from aifa_steps.calibration.masterset import Masters
 from aifa_steps.core.atomic import write_table
 from aifa_steps.core.failures import run_frame_step, write_failed_fits

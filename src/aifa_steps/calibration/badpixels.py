@@ -1,10 +1,10 @@
 """Bad-pixel mask from the master dark (hot pixels) and the master flats (dead or low pixels).
 
-The mask is a bit field (uint8): ``HOT`` (1) where the dark current stands out of the master
-dark's noise, ``LOW_RESPONSE`` (2) where a flat is far below its local level (dead pixels, deep
-defects; vignetting and dust donuts are smooth and stay unmasked), ``HIGH_RESPONSE`` (4) where a
-flat is far above it. The mask's header documents the bits (`aifa_steps.core.formats.flag_cards`)
-and counts the pixels of each (`mask_header`).
+The mask is a bit field (uint8) of the pixel flags of `aifa_steps.core.formats`: ``HOT`` where
+the dark current stands out of the master dark's noise, ``LOW_RESPONSE`` where a flat is far
+below its local level (dead pixels, deep defects; vignetting and dust donuts are smooth and stay
+unmasked), ``HIGH_RESPONSE`` where a flat is far above it. The mask's header documents the
+bits (`aifa_steps.core.formats.flag_cards`) and counts the pixels of each (`mask_header`).
 """
 
 from __future__ import annotations
