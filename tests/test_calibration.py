@@ -578,3 +578,37 @@ def test_calibrated_light_is_labelled_for_the_later_steps(tmp_path):
     assert ccd.meta["NMASKED"] == stats["n_masked"]
     header = failed_light_header(frame)
     assert (header["OBJECT"], header["FILTNAME"], header["EXPTIME"]) == ("M 31", "r", 10.0)
+
+
+def test_calibration_report_reads_the_statistics_cards(masters, tiny_night, tiny_frames, tmp_path):
+    from aifa_steps.calibration.qc import calibration_report
+
+    row = tiny_frames[tiny_frames["imagetyp"] == "LIGHT"][0]
+    frame = {"filter": "r", "object": "Qatar-1", "target": "Qatar-1", "exptime": 30.0}
+    ccd, stats = calibrate_light(tiny_night / row["file"], masters["loaded"], frame, PARAMS)
+    write_ccd(ccd, tmp_path / "light.fits")
+    write_ccd(masters["bias"], tmp_path / "bias.fits")
+    write_ccd(masters["flats"]["r"], tmp_path / "flat_r.fits")
+    mask = masters["mask"]
+    fits.PrimaryHDU(mask, mask_header(mask)).writeto(tmp_path / "bad_pixels.fits")
+    out = {k: tmp_path / f"{k}.ecsv" for k in ("masters", "frames")}
+    calibration_report(
+        bias=tmp_path / "bias.fits",
+        darks=[],
+        flats=[tmp_path / "flat_r.fits"],
+        bad_pixels=tmp_path / "bad_pixels.fits",
+        frames=[tmp_path / "light.fits"],
+        read_noise_adu=RN_ADU,
+        masters_table=out["masters"],
+        frames_table=out["frames"],
+        preview_dir=tmp_path / "previews",
+        frames_plot=tmp_path / "frames.png",
+    )
+    frames = Table.read(out["frames"])
+    assert list(frames["stem"]) == ["light"]
+    assert frames["sky_median"][0] == pytest.approx(stats["sky_median"])
+    assert frames["n_masked"][0] == stats["n_masked"]
+    table = Table.read(out["masters"])
+    assert "no dark frames" in table[table["kind"] == "dark"]["reason"][0]
+    assert table[table["kind"] == "flat"]["n_hot"][0] == np.count_nonzero(mask & HOT)
+    assert (tmp_path / "previews" / "master_flat_r.png").exists()

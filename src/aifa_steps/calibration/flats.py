@@ -18,7 +18,6 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.table import Table
 
-from aifa_steps.calibration.combine import combine_files
 from aifa_steps.calibration.masters import (
     ClipParameters,
     _describe_readout,
@@ -127,10 +126,9 @@ def make_master_flat(
     bias_level : float
         Constant bias level (ADU) subtracted when there is neither a master bias nor a dark
         that includes it.
-    readout : mapping, optional
-        Overscan and trim settings, as for `make_master_bias`.
-    threads : int
-        Threads that combine blocks of rows.
+    readout, threads
+        Overscan and trim settings and threads, as for
+        `aifa_steps.calibration.masters.make_master_bias`.
 
     Returns
     -------
@@ -189,16 +187,7 @@ def make_master_flat(
             block -= np.asarray(dark.data[rows_], np.float32) * np.float32(factor)
         return block * scales[k]
 
-    result = combine_files(
-        list(used["path"]),
-        correct,
-        clip.sigma_clip,
-        clip.sigma_clip,
-        clip.max_iterations,
-        clip.memory_limit_mb,
-        threads=threads,
-        readout=readout,
-    )
+    result = clip.combine(list(used["path"]), correct, readout, threads)
     norm = np.float32(np.median(result.mean[::2, ::2]))
     result.mean /= norm
     result.error /= norm

@@ -20,7 +20,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from aifa_steps.calibration.combine import combine_files
+from aifa_steps.calibration.combine import CombineResult, Preprocess, combine_files
 from aifa_steps.core.config import StepSettings
 from aifa_steps.core.provenance import add_provenance
 from aifa_steps.inventory.headers import header_float, keywords_for
@@ -53,6 +53,25 @@ class ClipParameters(StepSettings):
     sigma_clip: float = 5.0
     max_iterations: int = 5
     memory_limit_mb: float = 1024.0
+
+    def combine(
+        self,
+        paths: Sequence[str | Path],
+        preprocess: Preprocess | None = None,
+        readout: ReadoutSettings | Mapping[str, object] | None = None,
+        threads: int = 1,
+    ) -> CombineResult:
+        """`combine_files` with these parameters (symmetric clipping)."""
+        return combine_files(
+            paths,
+            preprocess,
+            self.sigma_clip,
+            self.sigma_clip,
+            self.max_iterations,
+            self.memory_limit_mb,
+            threads=threads,
+            readout=readout,
+        )
 
     def describe(self) -> dict:
         """Parameters as recorded in headers."""
@@ -115,15 +134,7 @@ def make_master_bias(
     astropy.nddata.CCDData
         Master bias in ADU with its standard error.
     """
-    result = combine_files(
-        paths,
-        sigma_low=clip.sigma_clip,
-        sigma_high=clip.sigma_clip,
-        maxiters=clip.max_iterations,
-        memory_limit_mb=clip.memory_limit_mb,
-        threads=threads,
-        readout=readout,
-    )
+    result = clip.combine(paths, None, readout, threads)
     header = fits.Header()
     header["IMAGETYP"] = "MASTER BIAS"
     _describe_readout(header, paths[0], readout)
@@ -173,16 +184,7 @@ def make_master_dark(
     def subtract_bias(block, rows, _k):
         return block - bias[rows]
 
-    result = combine_files(
-        paths,
-        subtract_bias if bias is not None else None,
-        clip.sigma_clip,
-        clip.sigma_clip,
-        clip.max_iterations,
-        clip.memory_limit_mb,
-        threads=threads,
-        readout=readout,
-    )
+    result = clip.combine(paths, subtract_bias if bias is not None else None, readout, threads)
     header = fits.Header()
     header["IMAGETYP"] = "MASTER DARK"
     _describe_readout(header, paths[0], readout)

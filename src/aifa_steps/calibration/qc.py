@@ -30,7 +30,7 @@ __all__ = [
     "frame_statistics",
     "add_frame_statistics",
     "master_statistics",
-    "frames_table",
+    "calibrated_frames_table",
     "calibration_report",
 ]
 
@@ -110,7 +110,7 @@ def master_statistics(
     return row
 
 
-def frames_table(paths: list[str | Path]) -> Table:
+def calibrated_frames_table(paths: list[str | Path]) -> Table:
     """QC table of calibrated frames from their headers (failed frames are left out)."""
     rows = []
     for path in paths:
@@ -251,6 +251,6 @@ def calibration_report(
     for row in rows:
         row.setdefault("reason", "")
     write_table(Table(rows=rows), masters_table)
-    table = frames_table(frames)
+    table = calibrated_frames_table(frames)
     write_table(table, frames_table)
     frames_figure(table, frames_plot)
