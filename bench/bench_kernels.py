@@ -116,7 +116,8 @@ def main() -> None:
             "<= 0.5 s",
         )
         ccd = kernel[2]
-    from aifa_steps.photometry.measure import estimate_background, forced_photometry
+    from aifa_steps.photometry.apertures import forced_photometry
+    from aifa_steps.photometry.background import estimate_background
 
     data = np.asarray(ccd.data, np.float32)
     bad = ccd.flags > 0

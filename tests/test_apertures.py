@@ -12,17 +12,15 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
 from aifa_steps.core.observing import Site
-from aifa_steps.photometry.frame import (
-    FrameInfo,
-    PhotometryParameters,
+from aifa_steps.photometry.aperture_plans import (
     aperture_plan,
-    aperture_setting,
     catalogue_aperture_key,
-    measure_frame,
     set_reference_apertures,
     smallest_aperture_key,
     target_fwhm,
 )
+from aifa_steps.photometry.frame import FrameInfo, measure_frame
+from aifa_steps.photometry.settings import PhotometryParameters, aperture_setting
 from aifa_steps.photometry.zeropoints import frame_zeropoints
 from aifa_steps.products.lightcurve import transit_light_curve
 from aifa_steps.products.transit_model import TransitModel
@@ -140,7 +138,7 @@ def _series(pixel_scale: float, n_frames: int = 40, seed: int = 4):
 def _light_curve(frames, reference, target, apertures, fit=True, seeing=None):
     from aifa_steps.core.observing import bjd_tdb
 
-    params = PhotometryParameters(apertures=apertures, saturation=1e7)
+    params = PhotometryParameters(apertures=apertures)
     reference = reference.copy()
     seeing = [fwhm for _, fwhm, _ in frames] if seeing is None else seeing
     set_reference_apertures(reference, params, seeing)
@@ -150,7 +148,7 @@ def _light_curve(frames, reference, target, apertures, fit=True, seeing=None):
         mjd = t - 2400000.5 - 15.0 / 86400.0
         mjd -= bjd_tdb(mjd + 15.0 / 86400.0, *target, SITE, topocentric=False) - t
         info = FrameInfo(f"f{len(tables):03d}", "T", "r", 30.0, mjd)
-        tables.append(measure_frame(ccd, reference, info, SITE, target, params))
+        tables.append(measure_frame(ccd, reference, info, SITE, target, params, saturation=1e7))
     if not fit:
         return None, tables
     result = transit_light_curve(tables, reference, target, EPHEMERIS, depth_guess=0.02)
@@ -238,7 +236,7 @@ def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
     elsewhere the annulus changes nothing beyond the noise."""
     frames, reference, target = coarse_night
     _, _, ccd = frames[0]
-    params = PhotometryParameters(apertures="auto", sky_annulus_fwhm=[3, 5], saturation=1e7)
+    params = PhotometryParameters(apertures="auto", sky_annulus_fwhm=[3, 5])
     reference = reference.copy()
     set_reference_apertures(reference, params, [fwhm for _, fwhm, _ in frames])
     fwhm = reference.meta["APFWHM"]
@@ -252,7 +250,7 @@ def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
     info = FrameInfo("f", "T", "r", 30.0, 60962.9)
 
     def flux(frame, sources):
-        table = measure_frame(frame, sources, info, SITE, target, params)
+        table = measure_frame(frame, sources, info, SITE, target, params, saturation=1e7)
         return np.asarray(table["flux_1.5fwhm"]), np.asarray(table["flux_err_1.5fwhm"]), table
 
     clean, err, _ = flux(ccd, plain)

@@ -6,15 +6,17 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.photometry.detection import (
-    DetectionParameters,
+from aifa_steps.photometry.background import estimate_background
+from aifa_steps.photometry.detection import detect_sources
+from aifa_steps.photometry.growth import frame_seeing
+from aifa_steps.photometry.refcat import crossmatch, select_around
+from aifa_steps.photometry.reference import (
     choose_reference_frame,
-    detect_sources,
+    isolated_sources,
     reference_sources,
     write_ds9_regions,
 )
-from aifa_steps.photometry.measure import estimate_background, frame_seeing, isolated_sources
-from aifa_steps.photometry.refcat import crossmatch, select_around
+from aifa_steps.photometry.settings import DetectionParameters
 
 from .conftest import truth_calibrated
 

@@ -5,18 +5,11 @@ import pytest
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.photometry.measure import (
-    aperture_corrections,
-    moffat_growth,
-)
+from aifa_steps.photometry.growth import aperture_corrections, moffat_growth
+from aifa_steps.photometry.magnitudes import calibrated_magnitudes, fit_extinction
 from aifa_steps.photometry.refcat import crossmatch
-from aifa_steps.photometry.zeropoints import (
-    ZeropointParameters,
-    calibrated_magnitudes,
-    fit_extinction,
-    frame_zeropoints,
-    photometry_targets,
-)
+from aifa_steps.photometry.settings import ZeropointParameters
+from aifa_steps.photometry.zeropoints import frame_zeropoints, photometry_targets
 from aifa_steps.simulate.render import add_moffat_stars, moffat_alpha
 
 from .conftest import night_of
@@ -242,7 +235,7 @@ def test_extinction_from_zero_points_against_airmass():
 
 
 def test_star_fwhm_of_near_gaussian_stars():
-    from aifa_steps.photometry.measure import star_fwhm
+    from aifa_steps.photometry.growth import star_fwhm
 
     rng = np.random.default_rng(5)
     image = np.zeros((200, 200), np.float32)

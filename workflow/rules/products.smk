@@ -90,7 +90,7 @@ rule stack:
             "memory_limit_mb",
         ),
         photometry=keys_of(
-            config["photometry"], "background_box", "background_filter", *APERTURE_KEYS
+            config["photometry"], "background_box", "background_filter", *APERTURE_CONFIG_KEYS
         ),
         frames=lambda wc: stack_frame_rows(wc.object, wc.filter),
     script:

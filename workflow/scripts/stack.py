@@ -4,7 +4,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from aifa_steps.core.runlog import log_to_file
-from aifa_steps.photometry.frame import smallest_aperture_key
+from aifa_steps.photometry.aperture_plans import smallest_aperture_key
 from aifa_steps.products.stacking import (
     StackParameters,
     grid_of,

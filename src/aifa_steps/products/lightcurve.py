@@ -339,7 +339,7 @@ def transit_light_curve(
         if {"gmag", "imag"} <= set(reference.colnames)
         else None
     )
-    from aifa_steps.photometry.frame import table_apertures
+    from aifa_steps.photometry.aperture_plans import table_apertures
 
     radii_arcsec, radii = table_apertures(tables[0].meta)
     radius_of = dict(zip(radii, radii_arcsec, strict=True))

@@ -34,7 +34,7 @@ from aifa_steps.calibration.combine import nanmedian_of_frames
 from aifa_steps.core.atomic import write_hdul
 from aifa_steps.core.formats import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE, NO_DATA
 from aifa_steps.core.provenance import add_provenance
-from aifa_steps.photometry.measure import estimate_background
+from aifa_steps.photometry.background import estimate_background
 
 __all__ = [
     "STACK_MASK_BITS",

@@ -95,7 +95,7 @@ def config_problems(config: Mapping, check_files: bool = True) -> list[str]:
         One message per problem, naming the keys and the fix.
     """
     problems = []
-    from aifa_steps.photometry.frame import catalogue_aperture_key
+    from aifa_steps.photometry.aperture_plans import catalogue_aperture_key
 
     try:
         catalogue_aperture_key(config.get("photometry", {}), config.get("zeropoints", {}))
