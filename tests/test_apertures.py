@@ -266,3 +266,40 @@ def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
     # larger errors (the annulus median's noise).
     assert np.all(np.abs(local[1:] - mesh[1:]) < 2 * err[1:])
     assert np.all(local_err >= err)
+
+
+def test_photometry_settings_from_config():
+    """The settings read their section; an older configuration's apertures_arcsec decides
+    when apertures is auto (as `aperture_setting`)."""
+    section = {"apertures": "auto", "apertures_arcsec": [6, 4], "fit_fwhm": True, "x": 1}
+    params = PhotometryParameters.from_config(section)
+    assert params.apertures == [6.0, 4.0] and not params.auto and params.fit_fwhm
+    assert PhotometryParameters.from_config({}).auto
+    assert PhotometryParameters.from_config({"apertures": [5]}).apertures == [5.0]
+    with pytest.raises(ValueError, match="use auto or a list"):
+        PhotometryParameters(apertures="fixed")
+
+
+def test_frame_photometry_records_its_target_and_fails_without_stars(coarse_night):
+    from aifa_steps.core.failures import FrameFailure
+    from aifa_steps.photometry.frame import frame_photometry, frame_photometry_summary
+
+    frames, reference, target = coarse_night
+    _, _, ccd = frames[0]
+    params = PhotometryParameters(apertures=[20.0, 30.0])
+    info = FrameInfo.from_inventory(
+        "f0", {"object": "T 1", "filter": "r", "exptime": 30, "mjd": 60962.9, "x": 0}
+    )
+    assert info == FrameInfo("f0", "T 1", "r", 30.0, 60962.9)
+    reference = reference.copy()
+    reference.meta["REFFRAME"] = "ref"
+    table = frame_photometry(ccd, reference, info, SITE, target, params, 1e7, "T_1")
+    assert table.meta["PHOTOK"] is True
+    assert table.meta["TARGET"] == "T_1" and table.meta["REFFRAME"] == "ref"
+    line = frame_photometry_summary(table)
+    assert line.startswith(f"f0: {len(table)} sources, seeing ")
+    assert "flux fraction in 20.00 arcsec (20)" in line
+    blank = ccd.copy()
+    blank.data = np.zeros_like(ccd.data)
+    with pytest.raises(FrameFailure, match="no stars measured"):
+        frame_photometry(blank, reference, info, SITE, target, params, 1e7, "T_1")

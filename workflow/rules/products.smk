@@ -90,7 +90,10 @@ rule stack:
             "memory_limit_mb",
         ),
         photometry=keys_of(
-            config["photometry"], "background_box", "background_filter", *APERTURE_CONFIG_KEYS
+            config["photometry"],
+            "background_box",
+            "background_filter",
+            *APERTURE_CONFIG_KEYS,
         ),
         frames=lambda wc: stack_frame_rows(wc.object, wc.filter),
     script:
