@@ -277,7 +277,7 @@ def test_target_reference_detects_matches_and_sizes_the_apertures(cluster_frame,
     assert table.meta["APKEYS"] == ["1fwhm", "2fwhm"]
     assert table.meta["APERTURES"] == pytest.approx([2.5, 5.0])
     assert table.meta["REFFRAME"][0] == "a" and table.meta["TARGET"] == "NGC7789"
-    assert table.meta["DETSIG"] == 3.0 and (table["refcat_row"] >= 0).any()
+    assert table.meta["DETSIG"][0] == 3.0 and (table["refcat_row"] >= 0).any()
     lines = reference_summary(table, len(seeing))
     assert lines[0].startswith('apertures of NGC7789: 1fwhm = 2.50"')
     assert f"{len(table)} sources on a" in lines[1]
