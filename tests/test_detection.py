@@ -6,6 +6,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from aifa_steps.core.formats import frame_stem
 from aifa_steps.photometry.background import estimate_background
 from aifa_steps.photometry.detection import detect_sources
 from aifa_steps.photometry.growth import frame_seeing
@@ -31,7 +32,7 @@ def cluster_frame(tiny_night, tiny_frames):
     ]
     row = rows[0]
     data, raw, _ = truth_calibrated(tiny_night, row)
-    stem = row["file"].split("/")[-1].removesuffix(".fits")
+    stem = frame_stem(row["file"])
     wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
     return data.astype(np.float32), raw >= 65535, wcs, row
 

@@ -5,6 +5,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from aifa_steps.core.formats import frame_stem
 from aifa_steps.photometry.apertures import (
     FLAG_EDGE,
     FLAG_OFF_FRAME,
@@ -103,7 +104,7 @@ def test_forced_photometry_fluxes_and_honest_errors(tiny_night, tiny_frames, tin
     series = tiny_frames[(tiny_frames["object"] == "Qatar-1") & (tiny_frames["defect"] == "none")]
     for row in series[::2]:
         data, sigma, flags = _truth_calibrated(tiny_night, row)
-        stem = row["file"].split("/")[-1].removesuffix(".fits")
+        stem = frame_stem(row["file"])
         wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
         ra0, dec0 = wcs.wcs.crval
         near = (
