@@ -193,7 +193,16 @@ def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
     zeropoints = Table(
         {"stem": ["n_0", "n_1"], "aperture_arcsec": [4.0, 4.0], "zeropoint": [25.0, 25.2]}
     )
-    params = StackParameters.from_config({"max_iterations": 2, "colour_q": 3.0})
+    params = StackParameters.from_config({"max_iterations": 2, "sigma": 3, "colour_q": 3.0})
+    assert params.keys() == (
+        "sigma",
+        "amplitude_fraction",
+        "max_iterations",
+        "max_frames",
+        "interpolation",
+        "memory_limit_mb",
+    )
+    assert isinstance(params.sigma, float) and params == StackParameters(max_iterations=2)
     background = BackgroundSettings.from_config({"background_box": 32, "apertures": [4]})
     out = tmp_path / "stack_r.fits"
     stack, message = make_stack(

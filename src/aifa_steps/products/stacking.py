@@ -84,6 +84,18 @@ class StackParameters(StepSettings):
     interpolation: str = "bilinear"
     memory_limit_mb: float = 512.0
 
+    def __post_init__(self) -> None:
+        # YAML gives 3 for 3.0: the types of the fields, as the HISTORY of a stack records them.
+        for name, kind in (
+            ("sigma", float),
+            ("amplitude_fraction", float),
+            ("max_iterations", int),
+            ("max_frames", int),
+            ("interpolation", str),
+            ("memory_limit_mb", float),
+        ):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
 
 @dataclass(frozen=True)
 class BackgroundSettings(StepSettings):
@@ -101,6 +113,10 @@ class BackgroundSettings(StepSettings):
 
     background_box: int = 300
     background_filter: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "background_box", int(self.background_box))
+        object.__setattr__(self, "background_filter", int(self.background_filter))
 
 
 @dataclass
