@@ -26,7 +26,7 @@ from aifa_steps.products.lightcurve import transit_light_curve
 from aifa_steps.products.transit_model import TransitModel
 from aifa_steps.simulate.optics import make_wcs
 from aifa_steps.simulate.render import add_moffat_stars
-from aifa_steps.summary.night import config_problems
+from aifa_steps.summary.checks import config_problems
 
 TRUTH = TransitModel(2460963.391, 1.4200242, 0.1455, 6.25, 84.26, (0.45, 0.2))
 EPHEMERIS = {"t0_bjd_tdb": TRUTH.t0, "period_days": 1.4200242, "duration_hours": 1.68}

@@ -231,7 +231,7 @@ def _truth_rms(raw, work, stem):
 
 
 def _check_night(raw, work, starless, reference):
-    from aifa_steps.summary.night import text_filled
+    from aifa_steps.summary.checks import text_filled
 
     frames = Table.read(raw / "truth" / "frames.ecsv")
     cloudy = {f.split("/")[-1].removesuffix(".fits") for f in frames["file"][frames["cloudy"]]}
@@ -302,7 +302,7 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
 
 
 def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
-    from aifa_steps.summary.night import config_problems
+    from aifa_steps.summary.checks import config_problems
 
     base = {"reference_catalogue": {"source": "vizier"}}
     assert config_problems({**base, "astrometry": {"max_rms_arcsec": 0.0}}) == []

@@ -7,7 +7,7 @@ import numpy as np
 from aifa_steps.inventory.table import find_raw_files
 from aifa_steps.calibration.masters import exptime_label
 from aifa_steps.core.formats import APERTURE_CONFIG_KEYS, safe_name
-from aifa_steps.summary.night import config_problems, inventory_verdict
+from aifa_steps.summary.checks import config_problems, inventory_verdict
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
@@ -373,7 +373,7 @@ def object_filters(obj):
 
 
 def _stack_rows(obj, filter):
-    from aifa_steps.products.stacking import select_stack_frames
+    from aifa_steps.products.stack_files import select_stack_frames
 
     rows = solved_frames_table()
     rows = rows[rows["target"] == obj]

@@ -184,7 +184,7 @@ def catalogue_aperture_key(
     ------
     ValueError
         When the setting does not name one of the apertures (see
-        `aifa_steps.summary.night.config_problems`, which reports it before the run).
+        `aifa_steps.summary.checks.config_problems`, which reports it before the run).
     """
     apertures = aperture_setting(photometry_section)
     value = zeropoints_section.get("catalogue_aperture_arcsec", "auto")
