@@ -7,15 +7,13 @@ import pytest
 from astropy.table import Table
 
 from aifa_steps.astrometry.chain import (
-    MatchError,
-    match_sources,
     propagate_wcs,
-    rms_limit_arcsec,
     solve_field_selection,
-    wcs_from_sources,
     wcs_from_string,
     wcs_to_string,
 )
+from aifa_steps.astrometry.judge import rms_limit_arcsec
+from aifa_steps.astrometry.match import MatchError, match_sources, wcs_from_sources
 from aifa_steps.simulate.optics import make_wcs
 
 from .test_astrometry import wcs_separation
@@ -279,7 +277,7 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
 
     import yaml
 
-    from aifa_steps.astrometry.solve import build_indexes, index_scales
+    from aifa_steps.astrometry.index import build_indexes, index_scales
 
     raw, work, config, starless = drift_night
     refcat = Table.read(raw / "refcat.ecsv")
@@ -318,8 +316,8 @@ def test_reasons_of_a_frame_without_wcs(tmp_path):
         chain_failure,
         chain_start,
         chain_table,
-        read_sources,
     )
+    from aifa_steps.astrometry.solve import read_sources
 
     results = [
         ChainResult("a", "solve-field", wcs=frame_wcs(0, 0)),
@@ -347,7 +345,10 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from aifa_steps.astrometry.chain import solve_source_list
+    from aifa_steps.astrometry.settings import SolveSettings
+    from aifa_steps.astrometry.solve import solve_source_list
+
+    from .test_astrometry import SOLVE_FIELD_SH
 
     raw, work, _, _ = drift_night
     chain = Table.read(work / "astrometry" / "chain" / "Qatar-1" / "frames.ecsv")
@@ -355,6 +356,7 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
     assert (work / "astrometry" / "solve" / f"{stem}.wcs").stat().st_size == 0  # skipped
     header = fits.getheader(raw / "LIGHT" / f"{stem}.fits")
     wcs, corr = solve_source_list(
+        SOLVE_FIELD_SH,
         work / "calibrated" / f"{stem}.fits",
         work / "astrometry" / "solve" / f"{stem}.xyls",
         work / "astrometry" / "index" / "solver.cfg",
@@ -362,7 +364,7 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
         SCALE,
         SHAPE,
         f"--ra {header['RA']} --dec {header['DEC']} --radius 1.0",
-        cpulimit=30,
+        SolveSettings(cpulimit=30),
     )
     assert wcs is not None and len(corr) > 20
     truth = WCS(fits.getheader(raw / "truth" / "wcs" / f"{stem}.fits"))
