@@ -61,9 +61,10 @@ rule solve_field:
         cpulimit=SOLVE.cpulimit,
         sip=SOLVE.sip_order,
         solve=lambda wc: solve_field_wanted(wc.stem),
+        script=f"{workflow.basedir}/scripts/solve_field.sh",
     shell:
         """
-        bash "{workflow.basedir}/scripts/solve_field.sh" --frame {input.frame:q} \
+        bash {params.script:q} --frame {input.frame:q} \
             --solver {input.solver:q} --verifier {input.verifier:q} --wcs {output.wcs:q} \
             --corr {output.corr:q} --xyls {output.xyls:q} --width {params.width} \
             --height {params.height} --scale-low {params.low} --scale-high {params.high} \

@@ -20,6 +20,7 @@ from aifa_steps.astrometry.refine import refine_wcs
 
 __all__ = [
     "corr_catalogue",
+    "refine_against_stars",
     "detection_catalogue",
     "refine_with_fallback",
     "target_stars",
@@ -41,6 +42,29 @@ def corr_catalogue(corr: Table) -> Table:
             "DE_ICRS": np.asarray(corr["index_dec"], float),
             "mag": 25.0 - 2.5 * np.log10(np.clip(flux, 1e-3, None)),
         }
+    )
+
+
+def refine_against_stars(
+    data: np.ndarray,
+    wcs: WCS,
+    stars: Table,
+    mask: np.ndarray | None = None,
+    sip_degree: int = 3,
+) -> tuple[WCS, Table]:
+    """`aifa_steps.astrometry.refine.refine_wcs` against stars of instrumental ``mag``.
+
+    Every star is used, whatever its magnitude (measured stars: a solved frame's sources or
+    ``solve-field``'s index stars).
+    """
+    return refine_wcs(
+        data,
+        wcs,
+        stars,
+        mask=mask,
+        mag_column="mag",
+        mag_range=(-np.inf, np.inf),
+        sip_degree=sip_degree,
     )
 
 
@@ -87,15 +111,7 @@ def detection_catalogue(
     )
     # refine_wcs measures windowed centroids of every isolated source; their positions through
     # the frame's own WCS are the catalogue.
-    _, matched = refine_wcs(
-        data,
-        wcs,
-        rough,
-        mask=mask,
-        mag_column="mag",
-        mag_range=(-np.inf, np.inf),
-        sip_degree=sip_degree,
-    )
+    _, matched = refine_against_stars(data, wcs, rough, mask, sip_degree)
     ra, dec = wcs.all_pix2world(np.asarray(matched["x"]), np.asarray(matched["y"]), 0)
     # Each centroided star's magnitude: the rough source it was measured for.
     cosd = np.cos(np.radians(np.median(dec)))
@@ -163,15 +179,7 @@ def refine_with_fallback(
     if stars is not None and len(stars):
         label = f"stars of {stars.meta.get('FRAME', 'a solved frame')}"
         try:
-            refined, matched = refine_wcs(
-                data,
-                wcs,
-                stars,
-                mask=mask,
-                mag_column="mag",
-                mag_range=(-np.inf, np.inf),
-                sip_degree=sip_degree,
-            )
+            refined, matched = refine_against_stars(data, wcs, stars, mask, sip_degree)
             return refined, matched, label
         except ValueError as exc:
             problems.append(f"{label}: {exc}")
@@ -229,14 +237,8 @@ def target_stars(
     try:
         if not anchors:
             raise ValueError("no index stars to refine a header WCS against")
-        wcs, matched = refine_wcs(
-            data,
-            wcs,
-            corr_catalogue(corrs[anchor.stem]),
-            mask=mask,
-            mag_column="mag",
-            mag_range=(-np.inf, np.inf),
-            sip_degree=sip_degree,
+        wcs, matched = refine_against_stars(
+            data, wcs, corr_catalogue(corrs[anchor.stem]), mask, sip_degree
         )
         log.info("%s: WCS refined against %d index stars", anchor.stem, len(matched))
     except ValueError as exc:

@@ -167,28 +167,32 @@ def solve_source_list(
             sources=source_list,
         )
         said = run_solve_field(command)
-        log.info("%s: %s", Path(frame).name, " / ".join(said.strip().splitlines()[-3:]))
+        lines = said.strip().splitlines()
+        log.info("%s: solve_field.sh says %s", Path(frame).name, lines[-1] if lines else "nothing")
         wcs = read_solution(outputs[0])
         if wcs is None:
             return None, None
         return wcs, read_corr(outputs[1])
 
 
+def _written(path: str | Path) -> bool:
+    """Whether ``solve_field.sh`` wrote something there (an empty file: no solution)."""
+    path = Path(path)
+    return path.exists() and path.stat().st_size > 0
+
+
 def read_solution(path: str | Path) -> WCS | None:
     """The WCS in a ``solve-field`` ``.wcs`` file, or None when the file is empty or missing."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
+    if not _written(path):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
-        header = fits.getheader(path)
-        return WCS(header)
+        return WCS(fits.getheader(path))
 
 
 def read_corr(path: str | Path) -> Table | None:
     """solve-field's ``.corr`` file (its units warnings silenced), or None when empty."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
+    if not _written(path):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
@@ -201,9 +205,8 @@ def read_sources(path: str | Path) -> Table:
     Reads ``X_IMAGE``, ``Y_IMAGE``, ``FLUX_AUTO``; the table is empty when the file is empty
     or missing (a frame whose sources could not be extracted).
     """
-    path = Path(path)
     empty = Table(names=("x", "y", "flux"), dtype=(float, float, float))
-    if not path.exists() or path.stat().st_size == 0:
+    if not _written(path):
         return empty
     with warnings.catch_warnings(), fits.open(path) as hdul:
         warnings.simplefilter("ignore", AstropyWarning)
