@@ -393,3 +393,46 @@ def test_a_header_wcs_is_the_reference_only_when_solve_field_solved_nothing():
     wrong = {"b": make_wcs(SHAPE, RA0, DEC0, 1.5 * SCALE, 180.6)}
     (result,) = propagate_wcs(["b"], [1.0], sources, {}, SHAPE, SCALE, header_solutions=wrong)
     assert result.method == "none" and "header WCS" in result.reason
+
+
+def test_a_targets_chain_from_the_solve_field_outputs(tmp_path):
+    """The astrometry_chain step on files: one frame solved by solve-field, one matched to it,
+    one whose calibration failed (left out); no .corr, so no stars for a catalogue-less night."""
+    from astropy.io import fits
+
+    from aifa_steps.astrometry.settings import ChainSettings
+    from aifa_steps.astrometry.target import TargetFiles, chain_target
+
+    ra, dec, flux = sky_stars(n=250)
+    truths = {"a": frame_wcs(0, 0), "b": frame_wcs(25, -10), "c": frame_wcs(30, 0)}
+    lists = {kind: [] for kind in ("frames", "wcs", "corr", "xyls")}
+    for k, (stem, wcs) in enumerate(truths.items()):
+        header = fits.Header({"FRAMEOK": stem != "c"})
+        fits.PrimaryHDU(np.zeros(SHAPE, np.float32), header).writeto(tmp_path / f"{stem}.fits")
+        sources = source_list(wcs, ra, dec, flux, seed=k)
+        Table(
+            {
+                "X_IMAGE": sources["x"] + 1,
+                "Y_IMAGE": sources["y"] + 1,
+                "MAG_AUTO": -2.5 * np.log10(sources["flux"]),
+                "FLUX_AUTO": sources["flux"],
+            }
+        ).write(tmp_path / f"{stem}.xyls", format="fits")
+        solved = fits.PrimaryHDU(header=wcs.to_header(relax=True)) if stem == "a" else None
+        (tmp_path / f"{stem}.wcs").write_bytes(b"")
+        if solved is not None:
+            solved.writeto(tmp_path / f"{stem}.wcs", overwrite=True)
+        (tmp_path / f"{stem}.corr").write_bytes(b"")
+        for kind in lists:
+            lists[kind].append(tmp_path / f"{stem}.{'fits' if kind == 'frames' else kind}")
+    frames = [
+        {"stem": s, "path": "", "mjd": float(k), "hint": "", "solve": "yes" if s == "a" else "no"}
+        for k, s in enumerate(truths)
+    ]
+    files = TargetFiles.from_lists(list(truths), lists, "solver.cfg", "verify.cfg", "none.sh")
+    chain, stars = chain_target(frames, files, SCALE, ChainSettings())
+    assert list(chain["stem"]) == ["a", "b"] and list(chain["method"]) == ["solve-field", "matched"]
+    assert chain.meta["NAXIS1"] == SHAPE[1]
+    wcs = wcs_from_string(chain["wcs"][1])
+    assert wcs_separation(wcs, truths["b"], SHAPE)[0] < 0.1
+    assert len(stars) == 0 and "REASON" in stars.meta
