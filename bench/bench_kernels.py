@@ -10,7 +10,7 @@ Renders one Qatar-1 light frame with the simulator (true bias, dark, flat), then
   photutils ``aperture_photometry`` sums of the same apertures;
 - a whole photometry job's science (`measure_frame`: background, photometry, aperture
   corrections, seeing);
-- reprojection of the frame onto a shifted grid (`aifa_steps.products.stacking.reproject_frame`,
+- reprojection of the frame onto a shifted grid (`aifa_steps.products.resample.reproject_frame`,
   bilinear, as the stacks do; and ``reproject_interp`` for comparison); floor:
   ``scipy.ndimage.map_coordinates`` with the pixel mapping computed beforehand.
 
@@ -118,7 +118,8 @@ def main() -> None:
             "<= 0.5 s",
         )
         ccd = kernel[2]
-    from aifa_steps.photometry.measure import estimate_background, forced_photometry
+    from aifa_steps.photometry.apertures import forced_photometry
+    from aifa_steps.photometry.background import estimate_background
 
     data = np.asarray(ccd.data, np.float32)
     bad = ccd.flags > 0
@@ -185,7 +186,7 @@ def main() -> None:
     from reproject import reproject_interp
     from scipy.ndimage import map_coordinates
 
-    from aifa_steps.products.stacking import reproject_frame
+    from aifa_steps.products.resample import reproject_frame
 
     grid = wcs.deepcopy()
     grid.wcs.crpix = grid.wcs.crpix + np.array([3.37, -2.61])

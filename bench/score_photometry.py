@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from aifa_steps.core.formats import frame_stem
 from aifa_steps.photometry.refcat import crossmatch
 
 
@@ -26,10 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     frames = Table.read(args.night / "truth" / "frames.ecsv")
-    truth = {
-        f.split("/")[-1].removesuffix(".fits"): z
-        for f, z in zip(frames["file"], frames["zeropoint"], strict=True)
-    }
+    truth = {frame_stem(f): z for f, z in zip(frames["file"], frames["zeropoint"], strict=True)}
     zeropoints = Table.read(args.work / "zeropoints.ecsv")
     offset = np.asarray(zeropoints["zeropoint"]) - [truth[s] for s in zeropoints["stem"]]
     print("zero point - truth [mag]")

@@ -115,9 +115,10 @@ def demo_photometry(demo_frames):
     import numpy as np
 
     from aifa_steps.core.observing import Site
-    from aifa_steps.photometry.detection import reference_sources
+    from aifa_steps.photometry.apertures import forced_photometry
+    from aifa_steps.photometry.background import estimate_background
     from aifa_steps.photometry.frame import FrameInfo, measure_frame
-    from aifa_steps.photometry.measure import estimate_background, forced_photometry
+    from aifa_steps.photometry.reference import reference_sources
 
     site = Site("test", 50.7275, 7.0863, 60.0)
     frames, catalogue, refcat = demo_frames
@@ -158,11 +159,8 @@ def night_of(reference, measured):
     """Night mean magnitudes (4 arcsec) of a target of the demo_photometry fixture."""
     from astropy.table import vstack
 
-    from aifa_steps.photometry.zeropoints import (
-        calibrated_magnitudes,
-        frame_zeropoints,
-        night_magnitudes,
-    )
+    from aifa_steps.photometry.magnitudes import calibrated_magnitudes, night_magnitudes
+    from aifa_steps.photometry.zeropoints import frame_zeropoints
 
     frames = []
     for _, table in measured:

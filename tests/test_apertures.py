@@ -12,23 +12,21 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
 from aifa_steps.core.observing import Site
-from aifa_steps.photometry.frame import (
-    FrameInfo,
-    PhotometryParameters,
+from aifa_steps.photometry.aperture_plans import (
     aperture_plan,
-    aperture_setting,
     catalogue_aperture_key,
-    measure_frame,
     set_reference_apertures,
     smallest_aperture_key,
     target_fwhm,
 )
+from aifa_steps.photometry.frame import FrameInfo, measure_frame
+from aifa_steps.photometry.settings import PhotometryParameters, aperture_setting
 from aifa_steps.photometry.zeropoints import frame_zeropoints
 from aifa_steps.products.lightcurve import transit_light_curve
 from aifa_steps.products.transit_model import TransitModel
 from aifa_steps.simulate.optics import make_wcs
 from aifa_steps.simulate.render import add_moffat_stars
-from aifa_steps.summary.night import config_problems
+from aifa_steps.summary.checks import config_problems
 
 TRUTH = TransitModel(2460963.391, 1.4200242, 0.1455, 6.25, 84.26, (0.45, 0.2))
 EPHEMERIS = {"t0_bjd_tdb": TRUTH.t0, "period_days": 1.4200242, "duration_hours": 1.68}
@@ -140,7 +138,7 @@ def _series(pixel_scale: float, n_frames: int = 40, seed: int = 4):
 def _light_curve(frames, reference, target, apertures, fit=True, seeing=None):
     from aifa_steps.core.observing import bjd_tdb
 
-    params = PhotometryParameters(apertures=apertures, saturation=1e7)
+    params = PhotometryParameters(apertures=apertures)
     reference = reference.copy()
     seeing = [fwhm for _, fwhm, _ in frames] if seeing is None else seeing
     set_reference_apertures(reference, params, seeing)
@@ -150,7 +148,7 @@ def _light_curve(frames, reference, target, apertures, fit=True, seeing=None):
         mjd = t - 2400000.5 - 15.0 / 86400.0
         mjd -= bjd_tdb(mjd + 15.0 / 86400.0, *target, SITE, topocentric=False) - t
         info = FrameInfo(f"f{len(tables):03d}", "T", "r", 30.0, mjd)
-        tables.append(measure_frame(ccd, reference, info, SITE, target, params))
+        tables.append(measure_frame(ccd, reference, info, SITE, target, params, saturation=1e7))
     if not fit:
         return None, tables
     result = transit_light_curve(tables, reference, target, EPHEMERIS, depth_guess=0.02)
@@ -238,7 +236,7 @@ def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
     elsewhere the annulus changes nothing beyond the noise."""
     frames, reference, target = coarse_night
     _, _, ccd = frames[0]
-    params = PhotometryParameters(apertures="auto", sky_annulus_fwhm=[3, 5], saturation=1e7)
+    params = PhotometryParameters(apertures="auto", sky_annulus_fwhm=[3, 5])
     reference = reference.copy()
     set_reference_apertures(reference, params, [fwhm for _, fwhm, _ in frames])
     fwhm = reference.meta["APFWHM"]
@@ -252,7 +250,7 @@ def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
     info = FrameInfo("f", "T", "r", 30.0, 60962.9)
 
     def flux(frame, sources):
-        table = measure_frame(frame, sources, info, SITE, target, params)
+        table = measure_frame(frame, sources, info, SITE, target, params, saturation=1e7)
         return np.asarray(table["flux_1.5fwhm"]), np.asarray(table["flux_err_1.5fwhm"]), table
 
     clean, err, _ = flux(ccd, plain)
@@ -268,3 +266,40 @@ def test_sky_annulus_corrects_sky_structure_smaller_than_the_mesh(coarse_night):
     # larger errors (the annulus median's noise).
     assert np.all(np.abs(local[1:] - mesh[1:]) < 2 * err[1:])
     assert np.all(local_err >= err)
+
+
+def test_photometry_settings_from_config():
+    """The settings read their section; an older configuration's apertures_arcsec decides
+    when apertures is auto (as `aperture_setting`)."""
+    section = {"apertures": "auto", "apertures_arcsec": [6, 4], "fit_fwhm": True, "x": 1}
+    params = PhotometryParameters.from_config(section)
+    assert params.apertures == [6.0, 4.0] and not params.auto and params.fit_fwhm
+    assert PhotometryParameters.from_config({}).auto
+    assert PhotometryParameters.from_config({"apertures": [5]}).apertures == [5.0]
+    with pytest.raises(ValueError, match="use auto or a list"):
+        PhotometryParameters(apertures="fixed")
+
+
+def test_frame_photometry_records_its_target_and_fails_without_stars(coarse_night):
+    from aifa_steps.core.failures import FrameFailure
+    from aifa_steps.photometry.frame import frame_photometry, frame_photometry_summary
+
+    frames, reference, target = coarse_night
+    _, _, ccd = frames[0]
+    params = PhotometryParameters(apertures=[20.0, 30.0])
+    info = FrameInfo.from_inventory(
+        "f0", {"object": "T 1", "filter": "r", "exptime": 30, "mjd": 60962.9, "x": 0}
+    )
+    assert info == FrameInfo("f0", "T 1", "r", 30.0, 60962.9)
+    reference = reference.copy()
+    reference.meta["REFFRAME"] = "ref"
+    table = frame_photometry(ccd, reference, info, SITE, target, params, 1e7, "T_1")
+    assert table.meta["PHOTOK"] is True
+    assert table.meta["TARGET"] == "T_1" and table.meta["REFFRAME"] == "ref"
+    line = frame_photometry_summary(table)
+    assert line.startswith(f"f0: {len(table)} sources, seeing ")
+    assert "flux fraction in 20.00 arcsec (20)" in line
+    blank = ccd.copy()
+    blank.data = np.zeros_like(ccd.data)
+    with pytest.raises(FrameFailure, match="no stars measured"):
+        frame_photometry(blank, reference, info, SITE, target, params, 1e7, "T_1")

@@ -7,15 +7,13 @@ import pytest
 from astropy.table import Table
 
 from aifa_steps.astrometry.chain import (
-    MatchError,
-    match_sources,
     propagate_wcs,
-    rms_limit_arcsec,
     solve_field_selection,
-    wcs_from_sources,
     wcs_from_string,
     wcs_to_string,
 )
+from aifa_steps.astrometry.judge import rms_limit_arcsec
+from aifa_steps.astrometry.match import MatchError, match_sources, wcs_from_sources
 from aifa_steps.simulate.optics import make_wcs
 
 from .test_astrometry import wcs_separation
@@ -231,7 +229,7 @@ def _truth_rms(raw, work, stem):
 
 
 def _check_night(raw, work, starless, reference):
-    from aifa_steps.summary.night import text_filled
+    from aifa_steps.summary.checks import text_filled
 
     frames = Table.read(raw / "truth" / "frames.ecsv")
     cloudy = {f.split("/")[-1].removesuffix(".fits") for f in frames["file"][frames["cloudy"]]}
@@ -279,7 +277,7 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
 
     import yaml
 
-    from aifa_steps.astrometry.solve import build_indexes, index_scales
+    from aifa_steps.astrometry.index import build_indexes, index_scales
 
     raw, work, config, starless = drift_night
     refcat = Table.read(raw / "refcat.ecsv")
@@ -302,7 +300,7 @@ def test_a_night_without_reference_catalogue_refines_against_a_solved_frames_sta
 
 
 def test_a_configuration_whose_rms_limits_are_both_zero_is_a_problem():
-    from aifa_steps.summary.night import config_problems
+    from aifa_steps.summary.checks import config_problems
 
     base = {"reference_catalogue": {"source": "vizier"}}
     assert config_problems({**base, "astrometry": {"max_rms_arcsec": 0.0}}) == []
@@ -318,8 +316,8 @@ def test_reasons_of_a_frame_without_wcs(tmp_path):
         chain_failure,
         chain_start,
         chain_table,
-        read_sources,
     )
+    from aifa_steps.astrometry.solve import read_sources
 
     results = [
         ChainResult("a", "solve-field", wcs=frame_wcs(0, 0)),
@@ -347,7 +345,10 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from aifa_steps.astrometry.chain import solve_source_list
+    from aifa_steps.astrometry.settings import SolveSettings
+    from aifa_steps.astrometry.solve import solve_source_list
+
+    from .test_astrometry import SOLVE_FIELD_SH
 
     raw, work, _, _ = drift_night
     chain = Table.read(work / "astrometry" / "chain" / "Qatar-1" / "frames.ecsv")
@@ -355,6 +356,7 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
     assert (work / "astrometry" / "solve" / f"{stem}.wcs").stat().st_size == 0  # skipped
     header = fits.getheader(raw / "LIGHT" / f"{stem}.fits")
     wcs, corr = solve_source_list(
+        SOLVE_FIELD_SH,
         work / "calibrated" / f"{stem}.fits",
         work / "astrometry" / "solve" / f"{stem}.xyls",
         work / "astrometry" / "index" / "solver.cfg",
@@ -362,7 +364,7 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
         SCALE,
         SHAPE,
         f"--ra {header['RA']} --dec {header['DEC']} --radius 1.0",
-        cpulimit=30,
+        SolveSettings(cpulimit=30),
     )
     assert wcs is not None and len(corr) > 20
     truth = WCS(fits.getheader(raw / "truth" / "wcs" / f"{stem}.fits"))
@@ -391,3 +393,46 @@ def test_a_header_wcs_is_the_reference_only_when_solve_field_solved_nothing():
     wrong = {"b": make_wcs(SHAPE, RA0, DEC0, 1.5 * SCALE, 180.6)}
     (result,) = propagate_wcs(["b"], [1.0], sources, {}, SHAPE, SCALE, header_solutions=wrong)
     assert result.method == "none" and "header WCS" in result.reason
+
+
+def test_a_targets_chain_from_the_solve_field_outputs(tmp_path):
+    """The astrometry_chain step on files: one frame solved by solve-field, one matched to it,
+    one whose calibration failed (left out); no .corr, so no stars for a catalogue-less night."""
+    from astropy.io import fits
+
+    from aifa_steps.astrometry.settings import ChainSettings
+    from aifa_steps.astrometry.target import TargetFiles, chain_target
+
+    ra, dec, flux = sky_stars(n=250)
+    truths = {"a": frame_wcs(0, 0), "b": frame_wcs(25, -10), "c": frame_wcs(30, 0)}
+    lists = {kind: [] for kind in ("frames", "wcs", "corr", "xyls")}
+    for k, (stem, wcs) in enumerate(truths.items()):
+        header = fits.Header({"FRAMEOK": stem != "c"})
+        fits.PrimaryHDU(np.zeros(SHAPE, np.float32), header).writeto(tmp_path / f"{stem}.fits")
+        sources = source_list(wcs, ra, dec, flux, seed=k)
+        Table(
+            {
+                "X_IMAGE": sources["x"] + 1,
+                "Y_IMAGE": sources["y"] + 1,
+                "MAG_AUTO": -2.5 * np.log10(sources["flux"]),
+                "FLUX_AUTO": sources["flux"],
+            }
+        ).write(tmp_path / f"{stem}.xyls", format="fits")
+        solved = fits.PrimaryHDU(header=wcs.to_header(relax=True)) if stem == "a" else None
+        (tmp_path / f"{stem}.wcs").write_bytes(b"")
+        if solved is not None:
+            solved.writeto(tmp_path / f"{stem}.wcs", overwrite=True)
+        (tmp_path / f"{stem}.corr").write_bytes(b"")
+        for kind in lists:
+            lists[kind].append(tmp_path / f"{stem}.{'fits' if kind == 'frames' else kind}")
+    frames = [
+        {"stem": s, "path": "", "mjd": float(k), "hint": "", "solve": "yes" if s == "a" else "no"}
+        for k, s in enumerate(truths)
+    ]
+    files = TargetFiles.from_lists(list(truths), lists, "solver.cfg", "verify.cfg", "none.sh")
+    chain, stars = chain_target(frames, files, SCALE, ChainSettings())
+    assert list(chain["stem"]) == ["a", "b"] and list(chain["method"]) == ["solve-field", "matched"]
+    assert chain.meta["NAXIS1"] == SHAPE[1]
+    wcs = wcs_from_string(chain["wcs"][1])
+    assert wcs_separation(wcs, truths["b"], SHAPE)[0] < 0.1
+    assert len(stars) == 0 and "REASON" in stars.meta

@@ -5,7 +5,13 @@ import pytest
 from astropy.table import Table
 
 from aifa_steps.photometry.refcat import crossmatch
-from aifa_steps.products.cmd import cluster_catalogue, cmd_figure, read_isochrone
+from aifa_steps.products.cmd import (
+    CmdSettings,
+    cluster_catalogue,
+    cluster_products,
+    read_isochrone,
+)
+from aifa_steps.products.plots import cmd_figure
 
 from .conftest import night_of
 
@@ -58,3 +64,14 @@ def test_cmd_figure_with_an_isochrone(cluster, tmp_path):
     Table({"g": [1.0], "r": [1.0]}).write(tmp_path / "bad.ecsv")
     with pytest.raises(KeyError, match=r"bad.ecsv lacks the column\(s\) \['i'\]"):
         read_isochrone(tmp_path / "bad.ecsv")
+
+
+def test_cluster_products_names_the_catalogue_and_draws_it(demo_photometry, tmp_path):
+    results, _ = demo_photometry
+    settings = CmdSettings.from_config({"kind": "cluster", "ra": 359.35, "dec": 56.7083})
+    assert settings.radius_arcmin is None
+    catalogue = cluster_products(
+        night_of(*results["NGC7789"]), settings, "NGC 7789", tmp_path / "cmd.png"
+    )
+    assert catalogue.meta["OBJECT"] == "NGC 7789" and len(catalogue) > 100
+    assert (tmp_path / "cmd.png").stat().st_size > 20_000

@@ -14,10 +14,14 @@ SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.
 
 
 def schema_section(schema: dict, dotted: str) -> dict:
-    """The ``properties`` of a (nested) section of the config schema."""
+    """The ``properties`` of a (nested) section of the config schema.
+
+    ``*`` stands for any key of a map of sections (``targets.*``: every target's section,
+    the map's ``additionalProperties``).
+    """
     node = schema
     for part in dotted.split("."):
-        node = node["properties"][part]
+        node = node["additionalProperties"] if part == "*" else node["properties"][part]
     return node.get("properties", {})
 
 

@@ -6,15 +6,18 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.photometry.detection import (
-    DetectionParameters,
+from aifa_steps.core.formats import frame_stem
+from aifa_steps.photometry.background import estimate_background
+from aifa_steps.photometry.detection import detect_sources
+from aifa_steps.photometry.growth import frame_seeing
+from aifa_steps.photometry.refcat import crossmatch, select_around
+from aifa_steps.photometry.reference import (
     choose_reference_frame,
-    detect_sources,
+    isolated_sources,
     reference_sources,
     write_ds9_regions,
 )
-from aifa_steps.photometry.measure import estimate_background, frame_seeing, isolated_sources
-from aifa_steps.photometry.refcat import crossmatch, select_around
+from aifa_steps.photometry.settings import DetectionParameters
 
 from .conftest import truth_calibrated
 
@@ -29,7 +32,7 @@ def cluster_frame(tiny_night, tiny_frames):
     ]
     row = rows[0]
     data, raw, _ = truth_calibrated(tiny_night, row)
-    stem = row["file"].split("/")[-1].removesuffix(".fits")
+    stem = frame_stem(row["file"])
     wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
     return data.astype(np.float32), raw >= 65535, wcs, row
 
@@ -232,3 +235,60 @@ def test_half_light_radii_and_windowed_centroids_of_a_gaussian_star():
     assert np.isnan(half_light_radii(image, np.array([x0]), np.array([y0]), np.array([9e5])))[0]
     x, y = windowed_centroids(image, np.array([41.0]), np.array([37.0]), np.array([2 * ours[0]]))
     assert x[0] == pytest.approx(x0, abs=1e-3) and y[0] == pytest.approx(y0, abs=1e-3)
+
+
+def test_target_reference_detects_matches_and_sizes_the_apertures(cluster_frame, tiny_night):
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from aifa_steps.photometry.reference import (
+        reference_frame_warning,
+        reference_summary,
+        solved_seeing,
+        target_reference,
+    )
+    from aifa_steps.photometry.settings import PhotometryParameters
+
+    data, saturated, wcs, _ = cluster_frame
+    ccd = CCDData(data, unit="adu", wcs=wcs, mask=saturated, meta={"FILTER": "r"})
+    ccd.uncertainty = StdDevUncertainty(np.sqrt(np.clip(data, 1, None)))
+    ccd.flags = None
+    status = Table(
+        {
+            "stem": ["a", "b", "c"],
+            "target": ["NGC7789", "NGC7789", "other"],
+            "solved": [True, False, True],
+            "fwhm_arcsec": [2.5, 9.0, 4.0],
+        }
+    )
+    seeing = solved_seeing(status, "NGC7789")
+    assert list(seeing) == [2.5]
+    table, residual = target_reference(
+        ccd,
+        Table.read(tiny_night / "refcat.ecsv"),
+        "a",
+        seeing,
+        PhotometryParameters.from_config({"apertures": "auto", "aperture_fwhm": [1.0, 2.0]}),
+        DetectionParameters.from_config(None),
+        12.0,
+        2.0,
+        "NGC 7789",
+        "NGC7789",
+    )
+    assert residual.shape == data.shape
+    assert table.meta["APKEYS"] == ["1fwhm", "2fwhm"]
+    assert table.meta["APERTURES"] == pytest.approx([2.5, 5.0])
+    assert table.meta["REFFRAME"][0] == "a" and table.meta["TARGET"] == "NGC7789"
+    assert table.meta["DETSIG"][0] == 3.0 and (table["refcat_row"] >= 0).any()
+    lines = reference_summary(table, len(seeing))
+    assert lines[0].startswith('apertures of NGC7789: 1fwhm = 2.50"')
+    assert f"{len(table)} sources on a" in lines[1]
+    assert reference_frame_warning("", "a", "T") == ""
+    assert reference_frame_warning("a", "a", "T") == ""
+    assert "not a solved frame; using a" in reference_frame_warning("z", "a", "T")
+
+
+def test_detection_settings_from_config():
+    settings = DetectionParameters.from_config({"threshold_sigma": 5, "n_pixels": 6.0, "x": 1})
+    assert settings.threshold_sigma == 5.0 and isinstance(settings.threshold_sigma, float)
+    assert settings.n_pixels == 6 and isinstance(settings.n_pixels, int)
+    assert DetectionParameters.from_config(None) == DetectionParameters()

@@ -21,15 +21,14 @@ from aifa_steps.core.failures import (
 )
 from aifa_steps.core.fitsutil import set_card
 from aifa_steps.core.formats import safe_name, safe_names
-from aifa_steps.summary.night import (
+from aifa_steps.summary.checks import (
     config_problems,
     config_warnings,
     fix_hint,
     inventory_verdict,
     missing_tools,
-    night_status,
-    night_verdict,
 )
+from aifa_steps.summary.status import night_status, night_verdict
 
 
 # ---- atomic writes ---------------------------------------------------------------------------
@@ -282,7 +281,8 @@ def test_targets_and_filters_without_frames_are_warned_about():
 
 
 def test_the_summary_page_lists_frames_left_out_calibration_and_warnings():
-    from aifa_steps.summary.night import calibration_notes, night_summary_html
+    from aifa_steps.summary.page import night_summary_html
+    from aifa_steps.summary.status import calibration_notes
 
     inventory = _inventory(
         [

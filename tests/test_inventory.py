@@ -152,7 +152,7 @@ def test_truth_folder_is_not_inventoried(tiny_night, tmp_path, config):
 def test_reasons_are_written_and_matched_through_their_codes():
     from aifa_steps.core.formats import NightProblem, Reason
     from aifa_steps.inventory.table import night_problems
-    from aifa_steps.summary.night import fix_hint
+    from aifa_steps.summary.checks import fix_hint
 
     def row(kind, reason="", used=True, exptime=10.0):
         return {"imagetyp": kind, "filter": "r", "exptime": exptime, "used": used, "reason": reason}

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from aifa_steps.products.ensemble import ComparisonParameters, flux_matrix, select_comparisons
 from aifa_steps.products.lightcurve import (
-    ComparisonParameters,
+    TransitSettings,
     bin_light_curve,
-    flux_matrix,
-    lightcurve_figure,
-    select_comparisons,
     transit_light_curve,
+    transit_products,
 )
+from aifa_steps.products.plots import lightcurve_figure
 from aifa_steps.products.transit_fit import error_scale
 from aifa_steps.products.transit_model import TransitModel
 
@@ -96,6 +96,36 @@ def test_transit_depth_time_and_noise_are_recovered(tmp_path):
     assert 4 not in result["comparisons"]["id"]
     lightcurve_figure(result, tmp_path / "lc.png", "test", {"duration_hours": 1.68})
     assert (tmp_path / "lc.png").stat().st_size > 30_000
+
+
+def test_transit_settings_from_the_targets_section():
+    section = {"kind": "transit", "ra": 303.38, "dec": 65.16, "ephemeris": EPHEMERIS}
+    settings = TransitSettings.from_config({**section, "filters": ["r"], "detrend": ["sky"]})
+    assert settings.detrend == ("sky",) and settings.limb_darkening == (0.45, 0.2)
+    assert settings.depth_guess == 0.01 and settings.checked_ephemeris("Qatar-1") == EPHEMERIS
+    pinned = TransitSettings.from_config({**section, "comparison_stars": [4], "exclude_stars": [2]})
+    assert pinned.comparisons == ComparisonParameters(pinned=[4], excluded=[2])
+    for ephemeris in (None, {"t0_bjd_tdb": 2460963.391}):
+        settings = TransitSettings.from_config({**section, "ephemeris": ephemeris})
+        with pytest.raises(ValueError, match="targets.Qatar-1.ephemeris needs t0_bjd_tdb"):
+            settings.checked_ephemeris("Qatar-1")
+
+
+def test_transit_products_writes_what_the_rule_needs():
+    tables, reference, _ = _night(n_frames=60)
+    settings = TransitSettings.from_config(
+        {"ra": 303.38, "dec": 65.16, "ephemeris": EPHEMERIS, "depth_guess": 0.02}
+    )
+    result = transit_products(tables, reference, settings, "Qatar-1", 0.35, 2168.0)
+    plain = transit_light_curve(tables, reference, (303.38, 65.16), EPHEMERIS, depth_guess=0.02)
+    summary = result["summary"]
+    assert result["table"].meta["OBJECT"] == "Qatar-1"
+    assert summary["aperture"] == "4" and summary["aperture_arcsec"] == 4.0
+    assert summary["baseline_terms"] == ["constant", "airmass"]
+    assert set(summary["aperture_rms"]) == {"4"}
+    assert summary["depth"] == pytest.approx(result["fit"].depth)
+    # Scintillation adds to every error.
+    assert np.all(result["table"]["flux_err"] >= plain["table"]["flux_err"] * 0.999)
 
 
 def test_target_must_be_detected():

@@ -5,13 +5,14 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from aifa_steps.photometry.measure import (
+from aifa_steps.core.formats import frame_stem
+from aifa_steps.photometry.apertures import (
     FLAG_EDGE,
     FLAG_OFF_FRAME,
     FLAG_SATURATED,
-    estimate_background,
     forced_photometry,
 )
+from aifa_steps.photometry.background import estimate_background
 from aifa_steps.simulate.presets import Instrument
 
 from .conftest import truth_calibrated
@@ -103,7 +104,7 @@ def test_forced_photometry_fluxes_and_honest_errors(tiny_night, tiny_frames, tin
     series = tiny_frames[(tiny_frames["object"] == "Qatar-1") & (tiny_frames["defect"] == "none")]
     for row in series[::2]:
         data, sigma, flags = _truth_calibrated(tiny_night, row)
-        stem = row["file"].split("/")[-1].removesuffix(".fits")
+        stem = frame_stem(row["file"])
         wcs = WCS(fits.getheader(tiny_night / "truth" / "wcs" / f"{stem}.fits"))
         ra0, dec0 = wcs.wcs.crval
         near = (
@@ -184,7 +185,7 @@ def test_flags_for_saturation_edges_and_off_frame():
 
 def test_peak_and_flag_distances_match_a_brute_force_search():
     """The per-star box searches agree with an exhaustive search over all pixels."""
-    from aifa_steps.photometry.measure import _distance_to_flagged, _peak_in_circle
+    from aifa_steps.photometry.apertures import _distance_to_flagged, _peak_in_circle
 
     rng = np.random.default_rng(5)
     image = rng.normal(size=(60, 80))
@@ -215,7 +216,7 @@ def test_star_mask_helpers_match_scipy():
     """The background's 3 x 3 mean and sampled dilation equal scipy's on the inner pixels."""
     from scipy.ndimage import binary_dilation, uniform_filter
 
-    from aifa_steps.photometry.measure import _dilated_samples, _mean3x3
+    from aifa_steps.photometry.background import _dilated_samples, _mean3x3
 
     rng = np.random.default_rng(2)
     image = rng.normal(size=(101, 143)).astype(np.float32)

@@ -124,3 +124,26 @@ def test_reference_extract_falls_back_and_never_stops_the_night(tmp_path, monkey
         tmp_path / "unused.ecsv",
     )
     assert len(table) == 2 and problem == ""
+
+
+def test_target_catalogue_from_settings_records_its_source(tmp_path):
+    from aifa_steps.photometry.refcat import RefcatSettings, target_catalogue
+
+    Table({"ra": [303.38, 310.0], "dec": [65.16, 65.16], "rmag": [12.0, 14.0]}).write(
+        tmp_path / "local.ecsv"
+    )
+    settings = RefcatSettings.from_config(
+        {
+            "source": "file",
+            "path": str(tmp_path / "local.ecsv"),
+            "columns": {"RA_ICRS": "ra", "DE_ICRS": "dec"},
+            "radius_deg": 0.2,
+            "other_key": 1,
+        }
+    )
+    assert settings.cache_file("M 31", tmp_path) == tmp_path / "M 31_0.2deg.ecsv"
+    assert RefcatSettings(cache_dir="c").cache_file("T", tmp_path).parent.name == "c"
+    table, problem = target_catalogue(settings, "T", 303.38, 65.16, tmp_path)
+    assert len(table) == 1 and problem == "" and "problem" not in table.meta
+    assert table.meta["source"].endswith("local.ecsv")
+    assert table.meta["centre"] == [303.38, 65.16]

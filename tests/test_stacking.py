@@ -9,14 +9,19 @@ from astropy.nddata import CCDData
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.products.colour_image import colour_composite, write_colour_image
+from aifa_steps.products.colour_image import (
+    ColourImageSettings,
+    colour_composite,
+    stacks_by_filter,
+    write_colour_image,
+)
+from aifa_steps.products.stack_files import make_stack, select_stack_frames, write_stack
 from aifa_steps.products.stacking import (
+    BackgroundSettings,
     StackFrame,
     StackParameters,
     photometric_scales,
-    select_stack_frames,
     stack_frames,
-    write_stack,
 )
 
 
@@ -159,16 +164,64 @@ def test_clipping_removes_a_satellite_trail_and_masked_pixels_are_skipped():
     frames[2].ccd.data[40:43, :] += 3000.0  # a satellite trail in one frame
     frames[3].ccd.data[70, 30] = 1e6  # a hot pixel, flagged
     frames[3].ccd.flags[70, 30] = 1
-    params = StackParameters(background_box=32)
-    stack = stack_frames(frames, base, shape, params)
+    background = BackgroundSettings(background_box=32)
+    stack = stack_frames(frames, base, shape, background=background)
     assert np.isnan(stack.zeropoint)
-    clean = stack_frames([f for k, f in enumerate(frames) if k != 2], base, shape, params)
+    clean = stack_frames(
+        [f for k, f in enumerate(frames) if k != 2], base, shape, background=background
+    )
     trail = (slice(41, 42), slice(10, 110))
     # Without clipping the trail would add 3000 / 10 s / 5 frames = 60 ADU/s.
     assert np.nanmax(np.abs(stack.image[trail] - clean.image[trail])) < 10.0
     assert np.all(stack.count[trail] == 4)
     assert abs(stack.image[70, 30]) < 20.0  # the flagged hot pixel never enters
     assert stack.exposure[5:95, 5:115].min() >= 30.0
+
+
+def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
+    from aifa_steps.core.frames import write_ccd
+
+    shape = (100, 120)
+    base = small_wcs()
+    rng = np.random.default_rng(7)
+    positions = base.pixel_to_world_values(rng.uniform(20, 100, 8), rng.uniform(20, 80, 8))
+    paths = []
+    for k, (dx, dy) in enumerate([(0, 0), (1.3, -0.8), (-2.1, 0.6)]):
+        paths.append(tmp_path / f"n_{k}.fits")
+        ccd = gaussian_frame(shape, small_wcs(dx, dy), positions, 5000.0, seed=k)
+        write_ccd(ccd, paths[-1])
+    zeropoints = Table(
+        {"stem": ["n_0", "n_1"], "aperture_arcsec": [4.0, 4.0], "zeropoint": [25.0, 25.2]}
+    )
+    params = StackParameters.from_config({"max_iterations": 2, "sigma": 3, "colour_q": 3.0})
+    assert params.keys() == (
+        "sigma",
+        "amplitude_fraction",
+        "max_iterations",
+        "max_frames",
+        "interpolation",
+        "memory_limit_mb",
+    )
+    assert isinstance(params.sigma, float) and params == StackParameters(max_iterations=2)
+    background = BackgroundSettings.from_config({"background_box": 32, "apertures": [4]})
+    out = tmp_path / "stack_r.fits"
+    stack, message = make_stack(
+        paths,
+        [("n_0", 10.0), ("n_1", 10.0), ("n_2", 20.0)],
+        zeropoints,
+        4.0,
+        paths[0],
+        out,
+        {"OBJECT": "F1", "FILTER": "r"},
+        params,
+        background,
+    )
+    assert stack.stems == ["n_0", "n_1"]  # n_2 has no zero point
+    assert message.startswith("F1 r: 2 of 3 frames, MAGZPT")
+    header = fits.getheader(out)
+    assert header["GRIDFRAM"] == "n_0" and header["NCOMBINE"] == 2
+    history = "\n".join(str(h) for h in header["HISTORY"])
+    assert "max_iterations" in history and "background_box" in history and "32" in history
 
 
 def test_photometric_scales():
@@ -239,6 +292,11 @@ def test_colour_composite_shows_star_colours(tmp_path):
     out = tmp_path / "color.png"
     write_colour_image(paths, out)
     assert out.stat().st_size > 1000
+    assert stacks_by_filter(paths.values()) == paths
+    settings = ColourImageSettings.from_config({"colour_q": 3.0, "sigma": 2.0})
+    assert settings == ColourImageSettings(colour_stretch_sigma=40.0, colour_q=3.0)
+    softer = write_colour_image(paths, tmp_path / "soft.png", settings=settings)
+    assert softer.shape == (*bands["r"][0].shape, 3)
 
 
 def test_colour_composite_with_one_or_two_filters():

@@ -5,18 +5,11 @@ import pytest
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from aifa_steps.photometry.measure import (
-    aperture_corrections,
-    moffat_growth,
-)
+from aifa_steps.photometry.growth import aperture_corrections, moffat_growth
+from aifa_steps.photometry.magnitudes import calibrated_magnitudes, fit_extinction
 from aifa_steps.photometry.refcat import crossmatch
-from aifa_steps.photometry.zeropoints import (
-    ZeropointParameters,
-    calibrated_magnitudes,
-    fit_extinction,
-    frame_zeropoints,
-    photometry_targets,
-)
+from aifa_steps.photometry.settings import ZeropointParameters
+from aifa_steps.photometry.zeropoints import frame_zeropoints, photometry_targets
 from aifa_steps.simulate.render import add_moffat_stars, moffat_alpha
 
 from .conftest import night_of
@@ -242,7 +235,7 @@ def test_extinction_from_zero_points_against_airmass():
 
 
 def test_star_fwhm_of_near_gaussian_stars():
-    from aifa_steps.photometry.measure import star_fwhm
+    from aifa_steps.photometry.growth import star_fwhm
 
     rng = np.random.default_rng(5)
     image = np.zeros((200, 200), np.float32)
@@ -252,3 +245,34 @@ def test_star_fwhm_of_near_gaussian_stars():
     image += rng.normal(0, 2.0, image.shape).astype(np.float32)
     fwhm = star_fwhm(image, x, y)
     assert np.all(np.abs(fwhm / 4.0 - 1) < 0.05)
+
+
+def test_night_zero_points_keep_failed_frames_with_their_reason():
+    from aifa_steps.photometry.frame import FrameInfo, failed_photometry
+    from aifa_steps.photometry.zeropoints import night_zeropoints
+
+    table, reference = _synthetic_frame()
+    reference.meta["APERTURES"] = [4.0]
+    failed = failed_photometry(FrameInfo("cloudy", "field", "r", 30.0, 60000.0), "no stars")
+    zeropoints, stars, problems = night_zeropoints([(table, reference), (failed, reference)])
+    assert list(zeropoints["stem"]) == ["frame", "cloudy"]
+    assert np.isfinite(zeropoints["zeropoint"][0]) and np.isnan(zeropoints["zeropoint"][1])
+    assert zeropoints["reason"][1] == "photometry failed: no stars"
+    assert problems == ["cloudy: photometry failed: no stars"]
+    assert len(stars) > 0 and set(stars["stem"]) == {"frame"}
+    empty, no_stars, none = night_zeropoints([])
+    assert len(empty) == len(no_stars) == 0 and none == []
+    assert len(fit_extinction(empty, "4")) == 0
+
+
+def test_target_magnitudes_are_the_frames_calibrated_and_averaged():
+    from aifa_steps.photometry.magnitudes import night_magnitudes, target_magnitudes
+
+    table, reference = _synthetic_frame()
+    zeropoints, _ = frame_zeropoints(table, reference)
+    calibrated, magnitudes = target_magnitudes([table], zeropoints, reference, 4.0, name="T")
+    expected = calibrated_magnitudes(table, zeropoints, reference)
+    assert np.allclose(calibrated["mag_4"], expected["mag_4"], equal_nan=True)
+    night = night_magnitudes(expected, reference, 4.0)
+    assert np.allclose(magnitudes["r"], night["r"], equal_nan=True)
+    assert magnitudes.meta["OBJECT"] == "T"

@@ -21,7 +21,7 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from aifa_steps.summary.night import text_filled
+from aifa_steps.summary.checks import text_filled
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"

@@ -109,7 +109,7 @@ def test_a_night_of_light_frames_only_reduces_to_a_light_curve(tiny_night, tmp_p
     estimated bias level and without a flat, refined against a solved frame's stars, and the
     night reaches its light curve, transit fit and stack with the default workflow; the zero
     points are missing and the summary says why (issue 14, item 4)."""
-    from aifa_steps.astrometry.solve import build_indexes, index_scales
+    from aifa_steps.astrometry.index import build_indexes, index_scales
 
     raw, work = tmp_path / "raw", tmp_path / "work"
     (raw / "LIGHT").mkdir(parents=True)

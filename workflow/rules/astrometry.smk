@@ -3,8 +3,16 @@
 # solutions to the frames without one (asterism matching), SIP refinement against the
 # reference catalogue (or a solved frame's stars), status of every frame (a checkpoint:
 # later steps use solved frames only).
+from aifa_steps.astrometry.settings import (
+    ChainSettings,
+    FrameSettings,
+    IndexSettings,
+    SolveSettings,
+)
+
 ASTRO = config["astrometry"]
 SCALE = config["instrument"]["pixel_scale"]
+SOLVE = SolveSettings.from_config(ASTRO)
 
 
 rule astrometry_index:
@@ -22,9 +30,7 @@ rule astrometry_index:
     conda:
         "../../environment.yml"
     params:
-        astro=keys_of(
-            ASTRO, "build_index", "cpulimit", "index_dirs", "index_mag_column"
-        ),
+        astro=keys_of(ASTRO, *IndexSettings.keys()),
         pixel_scale=SCALE,
         field_arcmin=lambda wc: field_size_arcmin(),
     script:
@@ -47,59 +53,23 @@ rule solve_field:
     conda:
         "../../environment.yml"
     params:
-        hint=lambda wc: pointing_hint(wc.stem, ASTRO["search_radius_deg"]),
+        hint=lambda wc: pointing_hint(wc.stem, SOLVE.search_radius_deg),
         width=lambda wc: int(light_row(wc.stem)["naxis1"]),
         height=lambda wc: int(light_row(wc.stem)["naxis2"]),
-        low=SCALE * (1 - ASTRO["scale_tolerance"]),
-        high=SCALE * (1 + ASTRO["scale_tolerance"]),
-        cpulimit=ASTRO["cpulimit"],
-        sip=ASTRO["sip_order"],
+        low=SOLVE.scale_range(SCALE)[0],
+        high=SOLVE.scale_range(SCALE)[1],
+        cpulimit=SOLVE.cpulimit,
+        sip=SOLVE.sip_order,
         solve=lambda wc: solve_field_wanted(wc.stem),
+        script=f"{workflow.basedir}/scripts/solve_field.sh",
     shell:
         """
-        tmp=$(mktemp -d)
-        trap 'rm -rf "$tmp"' EXIT
-        printf 'X_IMAGE\\nY_IMAGE\\nMAG_AUTO\\nFLUX_AUTO\\n' >$tmp/xy.param
-        printf 'CONV NORM\\n1 2 1\\n2 4 2\\n1 2 1\\n' >$tmp/xy.conv
-        echo "sources: Source Extractor on the science plane" >{log}
-        source-extractor '{input.frame}[0]' -CATALOG_NAME $tmp/sources.fits -CATALOG_TYPE FITS_1.0 \
-            -PARAMETERS_NAME $tmp/xy.param -FILTER_NAME $tmp/xy.conv -VERBOSE_TYPE QUIET \
-            >>{log} 2>&1 || true
-        common="--dir $tmp --overwrite --no-plots --new-fits none --temp-axy --index-xyls none \
-            --rdls none --match none --width {params.width} --height {params.height} \
-            --x-column X_IMAGE --y-column Y_IMAGE --sort-column MAG_AUTO --sort-ascending \
-            --scale-units arcsecperpix --scale-low {params.low} --scale-high {params.high} \
-            --crpix-center --cpulimit {params.cpulimit} --no-remove-lines {params.hint}"
-        if [ -s $tmp/sources.fits ]; then
-            cp $tmp/sources.fits {output.xyls:q}.partial && mv {output.xyls:q}.partial {output.xyls:q}
-        else
-            : >{output.xyls:q}
-        fi
-        if [ {params.solve} = no ]; then
-            echo "solve-field skipped (astrometry.solve_field: the WCS comes from a neighbour)" >>{log}
-        elif [ -s $tmp/sources.fits ]; then
-            echo "pass 1: blind solve with scale and position hints" >>{log}
-            solve-field $common --config {input.solver} --out pass1 --no-verify --uniformize 0 \
-                --tweak-order 2 --corr $tmp/pass1.corr --wcs $tmp/pass1.wcs \
-                $tmp/sources.fits >>{log} 2>&1 || true
-        fi
-        if [ -s $tmp/pass1.wcs ]; then
-            echo "pass 2: verify pass 1 with all stars, SIP order {params.sip}" >>{log}
-            solve-field $common --config {input.verifier} --out pass2 --verify $tmp/pass1.wcs \
-                --no-verify-uniformize --objs 1000000 --tweak-order {params.sip} \
-                --corr $tmp/pass2.corr --wcs $tmp/pass2.wcs $tmp/sources.fits >>{log} 2>&1 || true
-        fi
-        best=pass2
-        [ -s $tmp/pass2.wcs ] || best=pass1
-        if [ -s $tmp/$best.wcs ]; then
-            cp $tmp/$best.wcs {output.wcs:q}.partial && mv {output.wcs:q}.partial {output.wcs:q}
-            cp $tmp/$best.corr {output.corr:q}.partial && mv {output.corr:q}.partial {output.corr:q}
-            echo "solution: $best" >>{log}
-        else
-            : >{output.wcs:q}
-            : >{output.corr:q}
-            echo "solution: none" >>{log}
-        fi
+        bash {params.script:q} --frame {input.frame:q} \
+            --solver {input.solver:q} --verifier {input.verifier:q} --wcs {output.wcs:q} \
+            --corr {output.corr:q} --xyls {output.xyls:q} --width {params.width} \
+            --height {params.height} --scale-low {params.low} --scale-high {params.high} \
+            --cpulimit {params.cpulimit} --sip {params.sip} --solve {params.solve} \
+            {params.hint} >{log:q} 2>&1
         """
 
 
@@ -126,15 +96,7 @@ rule astrometry_chain:
     conda:
         "../../environment.yml"
     params:
-        astro=keys_of(
-            ASTRO,
-            "header_wcs",
-            "cpulimit",
-            "max_extra_solves",
-            "scale_tolerance",
-            "search_radius_deg",
-            "sip_order",
-        ),
+        astro=keys_of(ASTRO, *ChainSettings.keys()),
         pixel_scale=SCALE,
         frames=lambda wc: target_frames(wc.target),
     script:
@@ -173,16 +135,7 @@ rule astrometry_frame:
     conda:
         "../../environment.yml"
     params:
-        astro=keys_of(
-            ASTRO,
-            "index_mag_column",
-            "max_rms_arcsec",
-            "max_rms_pixels",
-            "min_matches",
-            "refine",
-            "scale_tolerance",
-            "sip_order",
-        ),
+        astro=keys_of(ASTRO, *FrameSettings.keys()),
         pixel_scale=SCALE,
         frame=lambda wc: frame_info(wc.stem),
         solve=lambda wc: solve_field_wanted(wc.stem),

@@ -6,26 +6,23 @@ import numpy as np
 
 from aifa_steps.inventory.table import find_raw_files
 from aifa_steps.calibration.masters import exptime_label
-from aifa_steps.core.formats import safe_name
-from aifa_steps.summary.night import config_problems, inventory_verdict
+from aifa_steps.core.formats import APERTURE_CONFIG_KEYS, safe_name
+from aifa_steps.summary.checks import config_problems, inventory_verdict
 from pathlib import Path
 
 RAW = Path(config["raw_dir"])
 WORK = Path(config["work_dir"])
 
 
-APERTURE_KEYS = ("apertures", "apertures_arcsec", "aperture_fwhm")
-
-
 def photometry_keys(*extra):
-    """Keys of the photometry section that the per-frame photometry uses (its parameters'
-    fields and the apertures), plus ``extra``."""
-    from aifa_steps.photometry.frame import PhotometryParameters
+    """Keys of the photometry section that the per-frame photometry uses (its settings'
+    fields, the apertures among them), plus ``extra``."""
+    from aifa_steps.photometry.settings import PhotometryParameters
 
     return keys_of(
         config["photometry"],
-        *PhotometryParameters.__dataclass_fields__,
-        *APERTURE_KEYS,
+        *PhotometryParameters.keys(),
+        *APERTURE_CONFIG_KEYS,
         *extra,
     )
 
@@ -341,7 +338,7 @@ def photometry_stems(obj):
 
 def reference_frame(obj):
     """The configured reference frame of a target if it was solved, else the automatic one."""
-    from aifa_steps.photometry.detection import choose_reference_frame
+    from aifa_steps.photometry.reference import choose_reference_frame
 
     rows = solved_frames_table()
     rows = rows[rows["target"] == obj]
@@ -376,7 +373,7 @@ def object_filters(obj):
 
 
 def _stack_rows(obj, filter):
-    from aifa_steps.products.stacking import select_stack_frames
+    from aifa_steps.products.stack_files import select_stack_frames
 
     rows = solved_frames_table()
     rows = rows[rows["target"] == obj]

@@ -1,5 +1,7 @@
 # Photometry: detection on a reference frame per target, forced aperture photometry of every
 # solved frame, zero points against the reference catalogue, calibrated magnitudes.
+from aifa_steps.photometry.settings import DetectionParameters, ZeropointParameters
+
 PHOT = config["photometry"]
 ZP = config["zeropoints"]
 FRAME_TABLE = r"(?!(?:reference|calibrated|magnitudes)\.ecsv$)[^/]+"
@@ -26,10 +28,15 @@ rule photometry_reference:
     conda:
         "../../environment.yml"
     params:
-        photometry=photometry_keys(
-            "background_box", "background_filter", "detection", "isolation_arcsec"
+        photometry=keys_of(
+            PHOT,
+            *APERTURE_CONFIG_KEYS,
+            "sky_annulus_fwhm",
+            "background_box",
+            "background_filter",
         ),
-        saturation=config["instrument"]["saturation"],
+        detection=keys_of(PHOT.get("detection", {}), *DetectionParameters.keys()),
+        isolation_arcsec=PHOT["isolation_arcsec"],
         match_radius=ZP["match_radius_arcsec"],
         requested=lambda wc: target_config(wc.object).get("reference_frame", ""),
         name=lambda wc: object_name(wc.object),
@@ -94,8 +101,8 @@ rule zeropoints:
     conda:
         "../../environment.yml"
     params:
-        zeropoints=ZP,
-        photometry=keys_of(PHOT, *APERTURE_KEYS),
+        zeropoints=keys_of(ZP, *ZeropointParameters.keys()),
+        photometry=keys_of(PHOT, *APERTURE_CONFIG_KEYS),
         objects=lambda wc: light_objects(),
     script:
         "../scripts/zeropoints.py"
@@ -120,7 +127,9 @@ rule calibrated_magnitudes:
     conda:
         "../../environment.yml"
     params:
-        zeropoints=ZP,
-        photometry=keys_of(PHOT, *APERTURE_KEYS),
+        zeropoints=keys_of(
+            ZP, "colour", "catalogue_aperture_arcsec", "catalogue_aperture_fwhm"
+        ),
+        photometry=keys_of(PHOT, *APERTURE_CONFIG_KEYS),
     script:
         "../scripts/calibrated_magnitudes.py"

@@ -1,4 +1,8 @@
 # Science products: cluster catalogues and CMDs, transit light curves, stacks and colour images.
+from aifa_steps.products.cmd import CmdSettings
+from aifa_steps.products.colour_image import ColourImageSettings
+from aifa_steps.products.lightcurve import TransitSettings
+from aifa_steps.products.stacking import BackgroundSettings, StackParameters
 
 
 rule cluster_products:
@@ -20,7 +24,7 @@ rule cluster_products:
     conda:
         "../../environment.yml"
     params:
-        target=lambda wc: target_config(wc.object),
+        target=lambda wc: keys_of(target_config(wc.object), *CmdSettings.keys()),
         name=lambda wc: object_name(wc.object),
     script:
         "../scripts/cluster_products.py"
@@ -51,7 +55,7 @@ rule transit_products:
     conda:
         "../../environment.yml"
     params:
-        target=lambda wc: target_config(wc.object),
+        target=lambda wc: keys_of(target_config(wc.object), *TransitSettings.keys()),
         name=lambda wc: object_name(wc.object),
         aperture_m=config["instrument"].get("aperture_m", 0.0),
         elevation_m=config["site"].get("elevation", 0.0),
@@ -80,17 +84,9 @@ rule stack:
     conda:
         "../../environment.yml"
     params:
-        stacks=keys_of(
-            config["stacks"],
-            "sigma",
-            "amplitude_fraction",
-            "max_iterations",
-            "max_frames",
-            "interpolation",
-            "memory_limit_mb",
-        ),
+        stacks=keys_of(config["stacks"], *StackParameters.keys()),
         photometry=keys_of(
-            config["photometry"], "background_box", "background_filter", *APERTURE_KEYS
+            config["photometry"], *BackgroundSettings.keys(), *APERTURE_CONFIG_KEYS
         ),
         frames=lambda wc: stack_frame_rows(wc.object, wc.filter),
     script:
@@ -119,7 +115,6 @@ rule colour_image:
         "../../environment.yml"
     params:
         order=lambda wc: colour_filters(wc.object),
-        stretch_sigma=config["stacks"]["colour_stretch_sigma"],
-        q=config["stacks"]["colour_q"],
+        stacks=keys_of(config["stacks"], *ColourImageSettings.keys()),
     script:
         "../scripts/colour_image.py"

@@ -1,5 +1,7 @@
 # The reference catalogue around each target: positions for astrometry, magnitudes for zero
 # points. A local rule: it may query VizieR, which compute nodes cannot reach.
+from aifa_steps.photometry.refcat import RefcatSettings
+
 REFCAT = config["reference_catalogue"]
 
 
@@ -22,8 +24,8 @@ rule reference_catalogue:
     conda:
         "../../environment.yml"
     params:
-        refcat=REFCAT,
+        refcat=keys_of(REFCAT, *RefcatSettings.keys()),
         centre=lambda wc: object_centre(wc.object),
-        cache_dir=REFCAT.get("cache_dir") or str(WORK / "refcat" / "cache"),
+        cache_dir=str(WORK / "refcat" / "cache"),
     script:
         "../scripts/reference_catalogue.py"

@@ -1,7 +1,7 @@
 # Snakemake adapter: the residual-vector plot of every solved frame.
 from astropy.table import Table
 
-from aifa_steps.astrometry.solve import residual_plots
+from aifa_steps.astrometry.plots import residual_plots
 from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])

@@ -1,7 +1,7 @@
 # Snakemake adapter: the night's astrometry status table, its figure, a residual plot per target.
 from astropy.table import Table, vstack
 
-from aifa_steps.astrometry.solve import astrometry_report
+from aifa_steps.astrometry.plots import astrometry_report
 from aifa_steps.core.runlog import log_to_file
 
 log_to_file(snakemake.log[0])

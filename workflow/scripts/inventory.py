@@ -3,7 +3,7 @@ from aifa_steps.core.atomic import write_table, write_text
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.inventory.report import inventory_html
 from aifa_steps.inventory.table import build_inventory
-from aifa_steps.summary.night import config_warnings
+from aifa_steps.summary.checks import config_warnings
 
 log = log_to_file(snakemake.log[0])
 table = build_inventory(snakemake.params.raw_dir, snakemake.config, raise_fatal=False)

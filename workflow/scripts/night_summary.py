@@ -6,41 +6,22 @@ from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table, write_text
 from aifa_steps.core.runlog import log_to_file
-from aifa_steps.summary.night import (
-    calibration_notes,
-    config_warnings,
-    night_status,
-    night_summary_html,
-    night_verdict,
-    zeropoint_notes,
-)
+from aifa_steps.summary.status import summarise_night
 
 log = log_to_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output
-inventory = Table.read(inp.inventory)
-flats = [Table.read(p) for p in inp.flats]
-status = night_status(
-    inventory,
+status, page = summarise_night(
+    Table.read(inp.inventory),
     Table.read(inp.astrometry),
     Table.read(inp.zeropoints[0]) if inp.zeropoints else None,
-    flats,
+    [Table.read(p) for p in inp.flats],
+    {Path(p).stem: Table.read(p) for p in inp.catalogues},
+    snakemake.params.targets,
 )
-fatal, verdict = night_verdict(status)
-warnings = config_warnings({"targets": snakemake.params.targets}, inventory)
-status.meta["verdict"] = verdict
-status.meta["fatal"] = fatal
-status.meta["warnings"] = warnings
-catalogues = {Path(p).stem: Table.read(p) for p in inp.catalogues}
-zeropoints = Table.read(inp.zeropoints[0]) if inp.zeropoints else None
-photometry = zeropoint_notes(zeropoints, catalogues)
-status.meta["photometry"] = photometry
 write_table(status, out.table)
-write_text(
-    out.html,
-    night_summary_html(status, verdict, warnings, calibration_notes(inventory, flats), photometry),
-)
-for note in photometry:
+write_text(out.html, page)
+for note in status.meta["photometry"]:
     log.warning("%s", note)
-for warning in warnings:
+for warning in status.meta["warnings"]:
     log.warning("%s", warning)
-(log.error if fatal else log.info)("%s", verdict)
+(log.error if status.meta["fatal"] else log.info)("%s", status.meta["verdict"])

@@ -9,49 +9,32 @@ from aifa_steps.core.observing import Site
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.photometry.frame import (
     FrameInfo,
-    PhotometryParameters,
-    check_stars_measured,
     failed_photometry,
-    measure_frame,
+    frame_photometry,
+    frame_photometry_summary,
 )
+from aifa_steps.photometry.settings import PhotometryParameters
 
 log = log_to_file(snakemake.log[0])
 frame = snakemake.params.frame
 out = snakemake.output[0]
-info = FrameInfo(
-    stem=snakemake.wildcards.stem,
-    object=str(frame["object"]),
-    filter=str(frame["filter"]),
-    exptime=float(frame["exptime"]),
-    mjd=float(frame["mjd"]),
-)
-params = PhotometryParameters.from_config(snakemake.params.photometry, snakemake.params.saturation)
+info = FrameInfo.from_inventory(snakemake.wildcards.stem, frame)
+params = PhotometryParameters.from_config(snakemake.params.photometry)
 
 
 def work():
-    reference = Table.read(snakemake.input.reference)
-    table = measure_frame(
+    table = frame_photometry(
         read_ccd(snakemake.input.frame),
-        reference,
+        Table.read(snakemake.input.reference),
         info,
         Site.from_config(snakemake.params.site),
         tuple(snakemake.params.target),
         params,
+        snakemake.params.saturation,
+        frame["target"],
     )
-    check_stars_measured(table)
-    table.meta["REFFRAME"] = reference.meta.get("REFFRAME", "")
-    table.meta["TARGET"] = frame["target"]
-    table.meta["PHOTOK"] = True
     write_table(table, out)
-    log.info(
-        "%s: %d sources, seeing %.2f arcsec, flux fraction in %.2f arcsec (%s) %.3f",
-        info.stem,
-        len(table),
-        table.meta["SEEING"],
-        table.meta["APERTURES"][0],
-        table.meta["APKEYS"][0],
-        table.meta[f"APFRAC_{table.meta['APKEYS'][0]}"],
-    )
+    log.info(frame_photometry_summary(table))
 
 
 run_frame_step(

@@ -1,82 +1,43 @@
 # Snakemake adapter: detect the sources of one target on its reference frame.
-from pathlib import Path
-
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table
+from aifa_steps.core.formats import frame_stem
 from aifa_steps.core.frames import read_ccd
 from aifa_steps.core.runlog import log_to_file
-from aifa_steps.photometry.detection import (
-    DetectionParameters,
-    reference_sources,
+from aifa_steps.photometry.plots import detections_figure
+from aifa_steps.photometry.reference import (
+    reference_frame_warning,
+    reference_summary,
+    solved_seeing,
+    target_reference,
     write_ds9_regions,
 )
-from aifa_steps.photometry.frame import PhotometryParameters, set_reference_apertures
-from aifa_steps.photometry.measure import estimate_background
-from aifa_steps.photometry.plots import detections_figure
+from aifa_steps.photometry.settings import DetectionParameters, PhotometryParameters
 
 log = log_to_file(snakemake.log[0])
-inp, out, phot = snakemake.input, snakemake.output, snakemake.params.photometry
-stem = Path(inp.frame).name.removesuffix(".fits")
-requested = snakemake.params.requested
-if requested and requested != stem:
-    log.warning(
-        "the configured reference frame %s of %s is not a solved frame; using %s instead",
-        requested,
-        snakemake.wildcards.object,
-        stem,
-    )
-ccd = read_ccd(inp.frame)
-bad = ccd.flags > 0 if ccd.flags is not None else ccd.mask
-background, rms = estimate_background(
-    ccd.data, bad, phot["background_box"], phot["background_filter"]
-)
-params = DetectionParameters.from_config(phot["detection"])
-table = reference_sources(
-    ccd.data,
-    background,
-    rms,
-    ccd.wcs,
+inp, out, target = snakemake.input, snakemake.output, snakemake.wildcards.object
+stem = frame_stem(inp.frame)
+warning = reference_frame_warning(snakemake.params.requested, stem, target)
+if warning:
+    log.warning(warning)
+seeing = solved_seeing(Table.read(inp.status), target)
+table, residual = target_reference(
+    read_ccd(inp.frame),
     Table.read(inp.refcat),
-    mask=bad,
-    uncertainty=ccd.uncertainty.array,
-    params=params,
-    isolation_arcsec=phot["isolation_arcsec"],
-    match_radius_arcsec=snakemake.params.match_radius,
-    band=str(ccd.meta.get("FILTNAME", ccd.meta.get("FILTER", "r"))),
-)
-table.meta.update(params.as_header())
-table.meta["REFFRAME"] = (stem, "frame the sources were detected on")
-table.meta["OBJECT"] = snakemake.params.name
-table.meta["TARGET"] = snakemake.wildcards.object
-status = Table.read(inp.status)
-mine = status[(status["target"] == snakemake.wildcards.object) & status["solved"]]
-radii, keys = set_reference_apertures(
-    table,
-    PhotometryParameters.from_config(phot, snakemake.params.saturation),
-    mine["fwhm_arcsec"],
-)
-log.info(
-    "apertures of %s: %s (%s; FWHM %.2f arcsec, median of %d frames)",
-    snakemake.wildcards.object,
-    ", ".join(f'{k} = {r:.2f}"' for k, r in zip(keys, radii, strict=True)),
-    table.meta["APMODE"],
-    table.meta["APFWHM"],
-    len(mine),
+    stem,
+    seeing,
+    PhotometryParameters.from_config(snakemake.params.photometry),
+    DetectionParameters.from_config(snakemake.params.detection),
+    snakemake.params.isolation_arcsec,
+    snakemake.params.match_radius,
+    snakemake.params.name,
+    target,
 )
 write_table(table, out.table)
-write_ds9_regions(table, out.regions, radius_arcsec=radii[0])
+write_ds9_regions(table, out.regions, radius_arcsec=table.meta["APERTURES"][0])
 detections_figure(
-    ccd.data - background,
-    table,
-    out.figure,
-    f"{snakemake.params.name}: {len(table)} sources on {stem}",
+    residual, table, out.figure, f"{snakemake.params.name}: {len(table)} sources on {stem}"
 )
-log.info(
-    "%s: %d sources on %s, %d isolated, %d in the reference catalogue",
-    snakemake.wildcards.object,
-    len(table),
-    stem,
-    int(table["isolated"].sum()),
-    int((table["refcat_row"] >= 0).sum()),
-)
+for line in reference_summary(table, len(seeing)):
+    log.info(line)

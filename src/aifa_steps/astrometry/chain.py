@@ -5,19 +5,18 @@ the indexed area) and costs seconds per frame. Frames of one target show the sam
 frame without a ``solve-field`` solution gets its WCS from a solved frame close in time:
 
 1. its own source list (Source Extractor's, written by the ``solve_field`` rule for every
-   frame) is matched to the solved frame's by asterisms (triangles of the brightest stars,
-   `astroalign`), which finds shifts of any size, rotations and flips;
+   frame) is matched to the solved frame's by asterisms (`aifa_steps.astrometry.match`);
 2. with that transformation all sources of both lists are cross-identified, and a TAN(-SIP)
    WCS is fitted to the frame's pixel positions against the solved frame's sources on the sky
-   (through the solved frame's WCS), then once more with every source that this WCS predicts
-   within a pixel;
+   (through the solved frame's WCS);
 3. the frame is now solved and serves its own neighbours, so a pointing that drifts through
    the night is followed from frame to frame (`propagate_wcs`).
 
-The per-frame refinement (`aifa_steps.astrometry.solve.refine_wcs`) then measures every frame
+The per-frame refinement (`aifa_steps.astrometry.refine.refine_wcs`) then measures every frame
 against the reference catalogue or, on a night without one, against the windowed centroids of
-one solved frame's sources (`detection_catalogue`), so all frames of a target share one astrometric
-reference either way.
+one solved frame's sources (`aifa_steps.astrometry.reference`), so all frames of a target share
+one astrometric reference either way. The chain table (`chain_table`) hands the starting WCS to
+the per-frame jobs (`chain_start`).
 """
 
 from __future__ import annotations
@@ -26,74 +25,28 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
-from scipy.spatial import cKDTree
 
-from aifa_steps.astrometry.solve import _fit_best_order, refine_wcs
+from aifa_steps.astrometry.match import MatchError, SourceMatch, wcs_from_sources
 
 __all__ = [
-    "MatchError",
-    "SourceMatch",
     "ChainResult",
     "solve_field_selection",
-    "read_sources",
-    "match_sources",
-    "wcs_from_sources",
     "propagate_wcs",
-    "detection_catalogue",
-    "corr_catalogue",
-    "read_corr",
-    "rms_limit_arcsec",
     "wcs_to_string",
     "wcs_from_string",
     "chain_table",
-    "refine_with_fallback",
-    "solve_source_list",
-    "target_stars",
     "chain_start",
-    "own_reference",
     "chain_failure",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Fewest sources in each list for an asterism match (astroalign needs 3; a few more make it
-#: unambiguous).
-MIN_SOURCES = 5
-
-
-class MatchError(ValueError):
-    """Two source lists could not be matched; the message says why (one line)."""
-
-
-@dataclass
-class SourceMatch:
-    """Cross-identified sources of two lists.
-
-    Attributes
-    ----------
-    source, reference : numpy.ndarray
-        Indices into the frame's and the reference frame's source lists, pair by pair.
-    transform : numpy.ndarray
-        3 x 3 matrix of the similarity transformation from the frame's pixels to the
-        reference frame's pixels (homogeneous coordinates).
-    rms_px : float
-        RMS distance (pixels) of the pairs after the transformation.
-    """
-
-    source: np.ndarray
-    reference: np.ndarray
-    transform: np.ndarray
-    rms_px: float
 
 
 @dataclass
@@ -171,202 +124,6 @@ def solve_field_selection(
     return chosen
 
 
-def read_sources(path: str | Path) -> Table:
-    """A Source Extractor list as ``x``, ``y`` (0-based pixels) and ``flux``, brightest first.
-
-    Reads ``X_IMAGE``, ``Y_IMAGE``, ``FLUX_AUTO``; the table is empty when the file is empty
-    or missing (a frame whose sources could not be extracted).
-    """
-    path = Path(path)
-    empty = Table(names=("x", "y", "flux"), dtype=(float, float, float))
-    if not path.exists() or path.stat().st_size == 0:
-        return empty
-    with warnings.catch_warnings(), fits.open(path) as hdul:
-        warnings.simplefilter("ignore", AstropyWarning)
-        raw = Table(hdul[1].data) if len(hdul) > 1 and hdul[1].data is not None else None
-    if raw is None or len(raw) == 0:
-        return empty
-    table = Table(
-        {
-            "x": np.asarray(raw["X_IMAGE"], float) - 1.0,
-            "y": np.asarray(raw["Y_IMAGE"], float) - 1.0,
-            "flux": np.asarray(raw["FLUX_AUTO"], float),
-        }
-    )
-    table = table[np.isfinite(table["x"]) & np.isfinite(table["y"]) & (table["flux"] > 0)]
-    table.sort("flux", reverse=True)
-    return table
-
-
-def _apply(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    return xy @ matrix[:2, :2].T + matrix[:2, 2]
-
-
-def _unique_pairs(distance: np.ndarray, index: np.ndarray, n_ref: int) -> np.ndarray:
-    """Sources that are the closest of all sources choosing their nearest reference.
-
-    So each reference pairs with one source at most.
-    """
-    found = index < n_ref
-    best: dict[int, int] = {}
-    for k in np.flatnonzero(found):
-        j = int(index[k])
-        if j not in best or distance[k] < distance[best[j]]:
-            best[j] = int(k)
-    return np.array(sorted(best.values()), dtype=int)
-
-
-def match_sources(
-    xy: np.ndarray,
-    reference_xy: np.ndarray,
-    max_control_points: int = 50,
-    radius_px: float = 3.0,
-    min_matches: int = 6,
-) -> SourceMatch:
-    """Match a frame's sources to a reference frame's by asterisms, then cross-identify all.
-
-    Parameters
-    ----------
-    xy : numpy.ndarray
-        ``(n, 2)`` pixel positions of the frame's sources, brightest first.
-    reference_xy : numpy.ndarray
-        ``(m, 2)`` positions in the reference frame, brightest first.
-    max_control_points : int
-        Brightest sources of each list used for the asterisms.
-    radius_px : float
-        Largest distance of a pair after the transformation.
-    min_matches : int
-        Fewest pairs accepted.
-
-    Returns
-    -------
-    SourceMatch
-        The pairs and the similarity transformation (frame to reference pixels).
-
-    Raises
-    ------
-    MatchError
-        With too few sources in either list, when no transformation is found, or with too
-        few pairs.
-    """
-    import astroalign
-
-    xy = np.asarray(xy, float).reshape(-1, 2)
-    reference_xy = np.asarray(reference_xy, float).reshape(-1, 2)
-    for name, points in (("the frame", xy), ("the reference frame", reference_xy)):
-        if len(points) < MIN_SOURCES:
-            raise MatchError(f"only {len(points)} sources in {name} (< {MIN_SOURCES})")
-    n = max(max_control_points, MIN_SOURCES)
-    try:
-        transform, _ = astroalign.find_transform(xy[:n], reference_xy[:n], max_control_points=n)
-    except astroalign.MaxIterError:
-        raise MatchError("no asterism of the frame matches the reference frame") from None
-    except ValueError as exc:  # astroalign: too few stars or asterisms
-        raise MatchError(f"asterism matching failed: {exc}") from None
-    matrix = np.asarray(transform.params, float)
-    tree = cKDTree(reference_xy)
-    for _ in range(2):  # cross-identify, refit the similarity on all pairs, again
-        distance, index = tree.query(_apply(matrix, xy), distance_upper_bound=radius_px)
-        pairs = _unique_pairs(distance, index, len(reference_xy))
-        if len(pairs) < 3:
-            break
-        matrix = _similarity(xy[pairs], reference_xy[index[pairs]])
-    distance, index = tree.query(_apply(matrix, xy), distance_upper_bound=radius_px)
-    pairs = _unique_pairs(distance, index, len(reference_xy))
-    if len(pairs) < min_matches:
-        raise MatchError(f"only {len(pairs)} sources matched the reference frame (< {min_matches})")
-    rms = float(np.sqrt(np.mean(distance[pairs] ** 2)))
-    return SourceMatch(pairs, index[pairs].astype(int), matrix, rms)
-
-
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transformation (scale, rotation, shift; a flip when needed)."""
-    best, best_res = np.eye(3), np.inf
-    for flip in (1.0, -1.0):
-        x, y = src[:, 0], src[:, 1] * flip
-        ones, zeros = np.ones(len(x)), np.zeros(len(x))
-        # u = a x - b y + tx, v = b x + a y + ty
-        design = np.vstack(
-            [np.column_stack([x, -y, ones, zeros]), np.column_stack([y, x, zeros, ones])]
-        )
-        (a, b, tx, ty), *_ = np.linalg.lstsq(design, np.concatenate([dst[:, 0], dst[:, 1]]))
-        matrix = np.array([[a, -b * flip, tx], [b, a * flip, ty], [0.0, 0.0, 1.0]])
-        res = float(np.sum((_apply(matrix, src) - dst) ** 2))
-        if res < best_res:
-            best, best_res = matrix, res
-    return best
-
-
-def wcs_from_sources(
-    xy: np.ndarray,
-    reference_xy: np.ndarray,
-    reference_wcs: WCS,
-    shape: tuple[int, int],
-    sip_degree: int = 3,
-    min_matches: int = 6,
-    max_rms_px: float = 1.0,
-) -> tuple[WCS, SourceMatch]:
-    """A frame's WCS from its sources matched to those of a solved frame.
-
-    Parameters
-    ----------
-    xy : numpy.ndarray
-        ``(n, 2)`` 0-based positions of the frame's sources, brightest first.
-    reference_xy : numpy.ndarray
-        ``(m, 2)`` positions of the solved frame's sources, brightest first.
-    reference_wcs : astropy.wcs.WCS
-        The solved frame's WCS.
-    shape : tuple of int
-        ``(ny, nx)`` of the frame.
-    sip_degree : int
-        Highest SIP order (the fit keeps the order the pairs support).
-    min_matches : int
-        Fewest pairs accepted.
-    max_rms_px : float
-        Largest accepted RMS residual (pixels) of the fit.
-
-    Returns
-    -------
-    wcs : astropy.wcs.WCS
-        TAN(-SIP) solution, reference pixel at the image centre.
-    match : SourceMatch
-        The pairs used in the last fit, with its RMS residual.
-
-    Raises
-    ------
-    MatchError
-        When the lists do not match or the fit's residuals are too large.
-    """
-    xy = np.asarray(xy, float).reshape(-1, 2)
-    reference_xy = np.asarray(reference_xy, float).reshape(-1, 2)
-    match = match_sources(xy, reference_xy, min_matches=min_matches)
-    ra, dec = reference_wcs.all_pix2world(reference_xy[:, 0], reference_xy[:, 1], 0)
-    source, reference = match.source, match.reference
-    for iteration in range(2):
-        sky = SkyCoord(ra[reference] * u.deg, dec[reference] * u.deg)
-        try:
-            wcs = _fit_best_order(
-                (xy[source, 0], xy[source, 1]), sky, sip_degree, shape, np.ones(len(source))
-            )
-        except ValueError as exc:
-            raise MatchError(str(exc)) from None
-        if iteration == 1:
-            break
-        # Refit with every reference source that this fit predicts within a pixel of a source.
-        px, py = wcs.all_world2pix(ra, dec, 0, quiet=True)
-        distance, index = cKDTree(xy).query(np.column_stack([px, py]), distance_upper_bound=1.0)
-        pairs = _unique_pairs(distance, index, len(xy))
-        if len(pairs) < min_matches:
-            break
-        source, reference = index[pairs].astype(int), pairs
-    px, py = wcs.all_world2pix(ra[reference], dec[reference], 0, quiet=True)
-    rms = float(np.sqrt(np.mean((px - xy[source, 0]) ** 2 + (py - xy[source, 1]) ** 2)))
-    if not rms <= max_rms_px:
-        raise MatchError(f"matched sources fit with an RMS of {rms:.2f} px (> {max_rms_px})")
-    wcs.pixel_shape = (shape[1], shape[0])
-    return wcs, SourceMatch(source, reference, match.transform, rms)
-
-
 def _pixel_scale(wcs: WCS) -> float:
     return float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
 
@@ -402,7 +159,7 @@ def propagate_wcs(
     stems, mjds : sequence
         The target's light frames and their times.
     sources : dict
-        Source list of each frame (`read_sources`).
+        Source list of each frame (`aifa_steps.astrometry.solve.read_sources`).
     solutions : dict
         ``solve-field``'s WCS of each frame it ran on (None: no solution); frames that it
         skipped are not keys.
@@ -565,337 +322,6 @@ def chain_table(results: list[ChainResult], shape: tuple[int, int]) -> Table:
     )
     table.meta["NAXIS1"], table.meta["NAXIS2"] = int(shape[1]), int(shape[0])
     return table
-
-
-def read_corr(path: str | Path) -> Table | None:
-    """solve-field's ``.corr`` file (its units warnings silenced), or None when empty."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        return Table.read(path)
-
-
-def corr_catalogue(corr: Table) -> Table:
-    """solve-field's matched index stars (``.corr``) as a reference catalogue.
-
-    Columns ``RA_ICRS``, ``DE_ICRS`` and ``mag`` (instrumental, from the measured flux).
-    """
-    flux = np.asarray(corr["FLUX"], float) if "FLUX" in corr.colnames else np.ones(len(corr))
-    return Table(
-        {
-            "RA_ICRS": np.asarray(corr["index_ra"], float),
-            "DE_ICRS": np.asarray(corr["index_dec"], float),
-            "mag": 25.0 - 2.5 * np.log10(np.clip(flux, 1e-3, None)),
-        }
-    )
-
-
-def detection_catalogue(
-    data: np.ndarray,
-    wcs: WCS,
-    sources: Table,
-    mask: np.ndarray | None = None,
-    sip_degree: int = 3,
-) -> Table:
-    """A reference catalogue from one solved frame: windowed centroids of its sources on the sky.
-
-    For a night without a reference catalogue: every frame of the target is then refined
-    against the same stars, so their WCS agree with each other to the centroids' precision (and
-    with the sky to the solved frame's precision).
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        The solved frame's calibrated image.
-    wcs : astropy.wcs.WCS
-        Its WCS.
-    sources : astropy.table.Table
-        Its source list (`read_sources`).
-    mask : numpy.ndarray, optional
-        Pixels not to use.
-    sip_degree : int
-        Highest SIP order of the consistency fit.
-
-    Returns
-    -------
-    astropy.table.Table
-        ``RA_ICRS``, ``DE_ICRS``, ``mag`` (instrumental) of the isolated, unmasked sources
-        that could be centroided.
-
-    Raises
-    ------
-    ValueError
-        When too few sources can be centroided.
-    """
-    ra, dec = wcs.all_pix2world(np.asarray(sources["x"]), np.asarray(sources["y"]), 0)
-    rough = Table(
-        {"RA_ICRS": ra, "DE_ICRS": dec, "mag": 25.0 - 2.5 * np.log10(np.asarray(sources["flux"]))}
-    )
-    # refine_wcs measures windowed centroids of every isolated source; their positions through
-    # the frame's own WCS are the catalogue.
-    _, matched = refine_wcs(
-        data,
-        wcs,
-        rough,
-        mask=mask,
-        mag_column="mag",
-        mag_range=(-np.inf, np.inf),
-        sip_degree=sip_degree,
-    )
-    ra, dec = wcs.all_pix2world(np.asarray(matched["x"]), np.asarray(matched["y"]), 0)
-    # Each centroided star's magnitude: the rough source it was measured for.
-    cosd = np.cos(np.radians(np.median(dec)))
-    tree = cKDTree(np.column_stack([rough["RA_ICRS"] * cosd, rough["DE_ICRS"]]))
-    _, nearest = tree.query(np.column_stack([np.asarray(matched["ra"]) * cosd, matched["dec"]]))
-    mags = np.asarray(rough["mag"], float)[nearest]
-    return Table({"RA_ICRS": ra, "DE_ICRS": dec, "mag": mags})
-
-
-def rms_limit_arcsec(pixel_scale: float, max_rms_arcsec: float, max_rms_pixels: float) -> float:
-    """The largest accepted RMS residual (arcsec).
-
-    ``max_rms_arcsec``, or ``max_rms_pixels`` pixels when that is larger: one configuration
-    serves fine (0.6"/px) and coarse (5"/px) pixel scales.
-    """
-    return max(float(max_rms_arcsec or 0.0), float(max_rms_pixels or 0.0) * float(pixel_scale))
-
-
-def refine_with_fallback(
-    data: np.ndarray,
-    wcs: WCS,
-    refcat: Table | None,
-    stars: Table | None,
-    mask: np.ndarray | None = None,
-    mag_column: str = "rmag",
-    sip_degree: int = 3,
-) -> tuple[WCS, Table, str]:
-    """Refine a frame's WCS against the reference catalogue, or else a solved frame's stars.
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        The calibrated image.
-    wcs : astropy.wcs.WCS
-        Starting WCS (``solve-field``'s or handed on by `propagate_wcs`).
-    refcat : astropy.table.Table or None
-        The reference catalogue (``RA_ICRS``, ``DE_ICRS``, ``mag_column``); empty or None on a
-        night without one.
-    stars : astropy.table.Table or None
-        `detection_catalogue` of the target (``mag`` instrumental); meta ``FRAME`` names the
-        frame they were measured on.
-    mask : numpy.ndarray, optional
-        Pixels not to use.
-    mag_column : str
-        Magnitude of the reference catalogue that selects stars.
-    sip_degree : int
-        Highest SIP order.
-
-    Returns
-    -------
-    wcs : astropy.wcs.WCS
-        The refined WCS.
-    matched : astropy.table.Table
-        The stars of the fit (see `aifa_steps.astrometry.solve.refine_wcs`).
-    reference : str
-        ``refcat`` or ``stars of <stem>``: what the frame was refined against.
-
-    Raises
-    ------
-    ValueError
-        When neither reference gives a fit (the message says why for each).
-    """
-    problems = []
-    if refcat is not None and len(refcat):
-        try:
-            refined, matched = refine_wcs(
-                data, wcs, refcat, mask=mask, mag_column=mag_column, sip_degree=sip_degree
-            )
-            return refined, matched, "refcat"
-        except ValueError as exc:
-            problems.append(f"reference catalogue: {exc}")
-    else:
-        problems.append("the reference catalogue is empty")
-    if stars is not None and len(stars):
-        label = f"stars of {stars.meta.get('FRAME', 'a solved frame')}"
-        try:
-            refined, matched = refine_wcs(
-                data,
-                wcs,
-                stars,
-                mask=mask,
-                mag_column="mag",
-                mag_range=(-np.inf, np.inf),
-                sip_degree=sip_degree,
-            )
-            return refined, matched, label
-        except ValueError as exc:
-            problems.append(f"{label}: {exc}")
-    else:
-        reason = stars.meta.get("REASON", "") if stars is not None else ""
-        problems.append("no solved frame's stars" + (f" ({reason})" if reason else ""))
-    raise ValueError("; ".join(problems))
-
-
-def solve_source_list(
-    frame: str | Path,
-    source_list: str | Path,
-    solver: str | Path,
-    verifier: str | Path,
-    pixel_scale: float,
-    shape: tuple[int, int],
-    hint: str = "",
-    scale_tolerance: float = 0.02,
-    radius: float = 1.0,
-    sip_order: int = 3,
-    cpulimit: float = 60.0,
-) -> tuple[WCS | None, Table | None]:
-    """Both ``solve-field`` passes on a frame's existing source list.
-
-    As the ``solve_field`` rule runs them, for a frame that the rule skipped.
-
-    Parameters
-    ----------
-    frame : path
-        The calibrated frame.
-    source_list : path
-        Its Source Extractor list (``astrometry/solve/<stem>.xyls``).
-    solver, verifier : path
-        astrometry.net configurations of pass 1 and pass 2.
-    pixel_scale : float
-        Expected pixel scale (arcsec).
-    shape : tuple of int
-        ``(ny, nx)``.
-    hint : str
-        ``--ra R --dec D --radius r`` from the header pointing, or ''.
-    scale_tolerance, radius, sip_order, cpulimit
-        As for `aifa_steps.astrometry.solve.solve_field_passes`.
-
-    Returns
-    -------
-    wcs, corr : WCS and Table, or None and None
-        The best pass's solution and matched stars.
-    """
-    import shlex
-    import subprocess
-    import tempfile
-
-    from aifa_steps.astrometry.solve import read_solution, solve_field_passes
-
-    words = shlex.split(hint or "")
-    ra = float(words[words.index("--ra") + 1]) if "--ra" in words else None
-    dec = float(words[words.index("--dec") + 1]) if "--dec" in words else None
-    with tempfile.TemporaryDirectory(prefix="aifa-solve-") as tmp:
-        _, pass1, pass2 = solve_field_passes(
-            frame,
-            solver,
-            tmp,
-            pixel_scale,
-            shape,
-            scale_tolerance,
-            ra,
-            dec,
-            radius,
-            sip_order,
-            cpulimit,
-            verifier,
-        )
-        (Path(tmp) / "sources.fits").write_bytes(Path(source_list).read_bytes())
-        for name, cmd in (("p1", pass1), ("p2", pass2)):
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            log.info("%s pass %s: exit %d", Path(frame).name, name, proc.returncode)
-            if not (Path(tmp) / f"{name}.wcs").exists():
-                break
-        for name in ("p2", "p1"):
-            wcs = read_solution(Path(tmp) / f"{name}.wcs")
-            if wcs is not None:
-                return wcs, read_corr(Path(tmp) / f"{name}.corr")
-    return None, None
-
-
-def target_stars(
-    results: list[ChainResult],
-    corrs: dict[str, Table],
-    sources: dict[str, Table],
-    read_frame: Callable[[str], tuple[np.ndarray, np.ndarray | None]],
-    sip_degree: int = 3,
-) -> Table:
-    """The stars of one solved frame of a target on the sky.
-
-    They are the reference of the target's frames on a night without a reference catalogue.
-
-    The frame is the ``solve-field`` frame with the most matched index stars; its WCS is first
-    refined against those index stars (windowed centroids), then its sources are measured
-    through it (`detection_catalogue`).
-
-    Parameters
-    ----------
-    results : list of ChainResult
-        `propagate_wcs`'s results of the target.
-    corrs : dict
-        ``solve-field``'s matched stars (``.corr``) of the solved frames.
-    sources : dict
-        Source lists (`read_sources`).
-    read_frame : callable
-        ``stem -> (data, mask)`` of a calibrated frame.
-    sip_degree : int
-        Highest SIP order.
-
-    Returns
-    -------
-    astropy.table.Table
-        ``RA_ICRS``, ``DE_ICRS``, ``mag``; meta ``FRAME`` (the frame) or ``REASON`` (why the
-        table is empty).
-    """
-    stars = Table(names=("RA_ICRS", "DE_ICRS", "mag"), dtype=(float, float, float))
-    anchors = [r for r in results if r.method == "solve-field" and r.stem in corrs]
-    header_anchors = [r for r in results if r.method == "header"]
-    if not anchors and not header_anchors:
-        stars.meta["REASON"] = "no frame of this target was solved by solve-field"
-        return stars
-    anchor = max(anchors, key=lambda r: len(corrs[r.stem])) if anchors else header_anchors[0]
-    data, mask = read_frame(anchor.stem)
-    wcs = anchor.wcs
-    if not anchors:
-        log.info("%s: its header WCS measures the stars (no solve-field solution)", anchor.stem)
-    try:
-        if not anchors:
-            raise ValueError("no index stars to refine a header WCS against")
-        wcs, matched = refine_wcs(
-            data,
-            wcs,
-            corr_catalogue(corrs[anchor.stem]),
-            mask=mask,
-            mag_column="mag",
-            mag_range=(-np.inf, np.inf),
-            sip_degree=sip_degree,
-        )
-        log.info("%s: WCS refined against %d index stars", anchor.stem, len(matched))
-    except ValueError as exc:
-        log.info("%s: solve-field's WCS as it is (%s)", anchor.stem, exc)
-    try:
-        stars = detection_catalogue(data, wcs, sources[anchor.stem], mask, sip_degree)
-    except ValueError as exc:
-        stars.meta["REASON"] = f"the stars of {anchor.stem} could not be measured: {exc}"
-        return stars
-    stars.meta["FRAME"] = anchor.stem
-    log.info("%d stars of %s", len(stars), anchor.stem)
-    return stars
-
-
-def own_reference(stars: Table, stem: str, corr: Table | None) -> Table:
-    """The stars a frame is refined against on a night without a reference catalogue.
-
-    The target's stars (`target_stars`), except for the frame they were measured on: that
-    frame would only fit its own centroids, so it is refined against the index stars that
-    ``solve-field`` matched (its ``.corr``), as its stars' WCS was.
-    """
-    if stars.meta.get("FRAME") != stem or corr is None or len(corr) == 0:
-        return stars
-    own = corr_catalogue(corr)
-    own.meta["FRAME"] = f"{stem} (solve-field's index stars)"
-    return own
 
 
 def chain_start(chain: Table, stem: str) -> tuple[WCS | None, str]:

@@ -42,6 +42,7 @@ __all__ = [
     "flux_column",
     "flux_err_column",
     "snr_column",
+    "flag_column",
     "Reason",
     "NightProblem",
 ]
@@ -235,6 +236,11 @@ def flux_err_column(key: str) -> str:
 def snr_column(key: str) -> str:
     """Name of the signal-to-noise column of the aperture with suffix ``key``."""
     return f"snr_{key}"
+
+
+def flag_column(key: str) -> str:
+    """Name of the flag column of the aperture with suffix ``key`` (``flag_4``)."""
+    return f"flag_{key}"
 
 
 # ---- Reason codes ------------------------------------------------------------------------------

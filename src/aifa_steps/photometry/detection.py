@@ -1,87 +1,25 @@
-"""Source detection on a target's reference frame and the choice of that frame.
+"""Source detection on a target's reference frame.
 
 Detection follows the tutorial: the background-subtracted image is convolved with a 2-D Gaussian
 kernel (FWHM 4 px, 21 x 21), pixels above k x background RMS are segmented (at least 4 connected
 pixels, 4-connectivity) and deblended; photutils' `~photutils.segmentation.SourceCatalog` gives
 windowed centroids, FWHM, peak, Kron and segment fluxes. The sky positions of the windowed
-centroids become the positions of the forced photometry on every frame.
+centroids become the positions of the forced photometry on every frame
+(`aifa_steps.photometry.reference`).
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from aifa_steps.core.atomic import write_text
+from aifa_steps.photometry.settings import DetectionParameters
 
-__all__ = [
-    "DetectionParameters",
-    "detect_sources",
-    "reference_sources",
-    "choose_reference_frame",
-    "write_ds9_regions",
-]
-
-
-class DetectionParameters:
-    """Settings of the reference detection (the ``photometry.detection`` section of the config).
-
-    Parameters
-    ----------
-    threshold_sigma : float
-        Detection threshold in units of the background RMS.
-    n_pixels : int
-        Minimum number of connected pixels above the threshold.
-    kernel_fwhm : float
-        FWHM (pixels) of the Gaussian smoothing kernel.
-    kernel_size : int
-        Size of the kernel (odd, pixels).
-    deblend : bool
-        Split blended sources (photutils' multi-threshold deblending).
-    min_flux : float
-        Keep only sources whose segment flux exceeds this (ADU); 0 keeps all.
-    max_sources : int
-        Keep at most the brightest this many sources (0: all).
-    """
-
-    def __init__(
-        self,
-        threshold_sigma: float = 3.0,
-        n_pixels: int = 4,
-        kernel_fwhm: float = 4.0,
-        kernel_size: int = 21,
-        deblend: bool = True,
-        min_flux: float = 0.0,
-        max_sources: int = 0,
-    ) -> None:
-        self.threshold_sigma = float(threshold_sigma)
-        self.n_pixels = int(n_pixels)
-        self.kernel_fwhm = float(kernel_fwhm)
-        self.kernel_size = int(kernel_size)
-        self.deblend = bool(deblend)
-        self.min_flux = float(min_flux)
-        self.max_sources = int(max_sources)
-
-    @classmethod
-    def from_config(cls, section: dict | None) -> DetectionParameters:
-        """Parameters from the configuration's ``photometry.detection`` mapping."""
-        return cls(**(section or {}))
-
-    def as_header(self) -> dict[str, tuple]:
-        """Header cards recording the parameters (provenance)."""
-        return {
-            "DETSIG": (self.threshold_sigma, "detection threshold [background RMS]"),
-            "DETNPIX": (self.n_pixels, "minimum connected pixels"),
-            "DETKFWHM": (self.kernel_fwhm, "Gaussian kernel FWHM [px]"),
-            "DETKSIZE": (self.kernel_size, "kernel size [px]"),
-            "DEBLEND": (self.deblend, "deblended"),
-            "DETMINF": (self.min_flux, "minimum segment flux [ADU]"),
-        }
+__all__ = ["detect_sources"]
 
 
 def detect_sources(
@@ -100,7 +38,7 @@ def detect_sources(
     data : numpy.ndarray
         Calibrated image (ADU).
     background, background_rms : numpy.ndarray
-        Sky background and its RMS (`aifa_steps.photometry.measure.estimate_background`).
+        Sky background and its RMS (`aifa_steps.photometry.background.estimate_background`).
     wcs : astropy.wcs.WCS
         The frame's solved WCS.
     mask : numpy.ndarray, optional
@@ -268,138 +206,3 @@ def _windowed_positions(residual: np.ndarray, bad: np.ndarray, segments, catalog
         outside = cxx * dx**2 + cxy * dx * dy + cyy * dy**2 > 1
     reset = outside | ~np.isfinite(x) | ~np.isfinite(y)
     return np.where(reset, x0, x), np.where(reset, y0, y)
-
-
-def reference_sources(
-    data: np.ndarray,
-    background: np.ndarray,
-    background_rms: np.ndarray,
-    wcs: WCS,
-    refcat: Table | None,
-    mask: np.ndarray | None = None,
-    uncertainty: np.ndarray | None = None,
-    params: DetectionParameters | None = None,
-    isolation_arcsec: float = 12.0,
-    match_radius_arcsec: float = 2.0,
-    band: str = "r",
-) -> Table:
-    """A target's reference table: detections, isolation and catalogue cross-identification.
-
-    Parameters
-    ----------
-    data, background, background_rms, wcs, mask, uncertainty, params
-        As for `detect_sources`.
-    refcat : astropy.table.Table or None
-        Reference catalogue (RefCat2 columns) for the cross-identification.
-    isolation_arcsec : float
-        A source with a neighbour within this radius that adds more than 1 % of its flux is
-        not ``isolated`` (such stars do not enter zero points and aperture corrections).
-        Neighbours are the other detections and the catalogue's stars, which reveal pairs
-        closer than the seeing that the detection merged.
-    match_radius_arcsec : float
-        Radius of the catalogue match.
-    band : str
-        Filter of the frame (catalogue magnitudes ``<band>mag`` rank the neighbours).
-
-    Returns
-    -------
-    astropy.table.Table
-        `detect_sources` columns plus ``isolated`` and the `aifa_steps.photometry.refcat.crossmatch`
-        columns (``refcat_sep_arcsec``, ``refcat_row``, ``gmag``, ``e_gmag``, ...).
-    """
-    from aifa_steps.photometry.refcat import crossmatch
-
-    table = detect_sources(data, background, background_rms, wcs, mask, params, uncertainty)
-    empty = Table({"RA_ICRS": np.zeros(0), "DE_ICRS": np.zeros(0)})
-    table = crossmatch(table, refcat if refcat is not None else empty, match_radius_arcsec)
-    table["isolated"] = _isolation(table, refcat, band, isolation_arcsec)
-    table.meta["ISOLRAD"] = (isolation_arcsec, "isolation radius [arcsec]")
-    table.meta["MATCHRAD"] = (match_radius_arcsec, "catalogue match radius [arcsec]")
-    return table
-
-
-def _isolation(table: Table, refcat: Table | None, band: str, radius_arcsec: float) -> np.ndarray:
-    """Isolation of detections against the other detections and the catalogue's stars."""
-    from aifa_steps.photometry.measure import isolated_sources
-
-    column = f"{band}mag"
-    flux = np.asarray(table["segment_flux"], float)
-    if refcat is None or column not in refcat.colnames or len(refcat) == 0:
-        return isolated_sources(table["ra"], table["dec"], flux, radius_arcsec)
-    # Catalogue stars on the detections' flux scale (a rough zero point from the matches).
-    cat_mag = np.asarray(table[column], float)
-    matched = np.isfinite(cat_mag) & (flux > 0)
-    if matched.sum() < 3:
-        return isolated_sources(table["ra"], table["dec"], flux, radius_arcsec)
-    zeropoint = np.median(cat_mag[matched] + 2.5 * np.log10(flux[matched]))
-    used = np.zeros(len(refcat), bool)
-    used[np.asarray(table["refcat_row"])[np.asarray(table["refcat_row"]) >= 0]] = True
-    extra = refcat[~used & np.isfinite(np.asarray(refcat[column], float))]
-    ra = np.concatenate([np.asarray(table["ra"], float), np.asarray(extra["RA_ICRS"], float)])
-    dec = np.concatenate([np.asarray(table["dec"], float), np.asarray(extra["DE_ICRS"], float)])
-    # A detection matched to the catalogue counts with the catalogue's flux, so that a merged
-    # pair's fainter member (an unmatched catalogue star next to it) spoils it.
-    own = np.where(matched, 10 ** (-0.4 * (cat_mag - zeropoint)), flux)
-    others = 10 ** (-0.4 * (np.asarray(extra[column], float) - zeropoint))
-    isolated = isolated_sources(ra, dec, np.concatenate([own, others]), radius_arcsec)
-    return isolated[: len(table)]
-
-
-def choose_reference_frame(frames: Table, preferred_filter: str | None = None) -> str:
-    """The frame to detect on: the best seeing among the deepest frames.
-
-    Parameters
-    ----------
-    frames : astropy.table.Table
-        Candidate frames (solved frames of one target) with columns ``stem``, ``filter``,
-        ``exptime`` and ``fwhm_arcsec`` (seeing measured by the astrometry).
-    preferred_filter : str, optional
-        Restrict to this filter when the target has frames in it (e.g. ``r``: stars of all
-        colours are detected).
-
-    Returns
-    -------
-    str
-        The stem of the chosen frame.
-
-    Raises
-    ------
-    ValueError
-        If there is no candidate.
-    """
-    if len(frames) == 0:
-        raise ValueError("no solved frame to choose a reference frame from")
-    rows = frames
-    if preferred_filter is not None and np.any(rows["filter"] == preferred_filter):
-        rows = rows[rows["filter"] == preferred_filter]
-    deepest = rows[np.asarray(rows["exptime"], float) >= 0.99 * np.max(rows["exptime"])]
-    if "fwhm_arcsec" in deepest.colnames:
-        seeing = np.asarray(deepest["fwhm_arcsec"], float)
-    else:
-        seeing = np.full(len(deepest), np.nan)
-    seeing = np.where(np.isfinite(seeing), seeing, np.inf)
-    return str(deepest["stem"][int(np.argmin(seeing))])
-
-
-def write_ds9_regions(table: Table, path: str | Path, radius_arcsec: float = 4.0) -> None:
-    """Write detections as a DS9 region file (fk5 circles labelled with their ``id``).
-
-    Parameters
-    ----------
-    table : astropy.table.Table
-        Table with ``id``, ``ra`` and ``dec`` (deg).
-    path : path
-        Output ``.reg`` file.
-    radius_arcsec : float
-        Circle radius (e.g. the smallest photometry aperture).
-    """
-    lines = [
-        "# Region file format: DS9 version 4.1",
-        'global color=green font="helvetica 9 normal" select=1 edit=0 move=0 delete=1',
-        "fk5",
-    ]
-    for row in table:
-        lines.append(
-            f'circle({row["ra"]:.7f},{row["dec"]:.7f},{radius_arcsec:.2f}") # text={{{row["id"]}}}'
-        )
-    write_text(path, "\n".join(lines) + "\n")

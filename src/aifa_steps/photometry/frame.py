@@ -1,14 +1,18 @@
 """Photometry of one solved frame: background, forced apertures, seeing, aperture corrections.
 
-`measure_frame` combines the building blocks of `aifa_steps.photometry.measure` into the table that
-the workflow writes for every solved frame (``photometry/<object>/<stem>.ecsv``): one row per
+`measure_frame` combines the building blocks (`aifa_steps.photometry.background`,
+`~aifa_steps.photometry.apertures`, `~aifa_steps.photometry.growth`) into the table that the
+workflow writes for every solved frame (``photometry/<object>/<stem>.ecsv``): one row per
 reference source, one set of columns per aperture, and the frame's properties (times, filter,
-exposure, airmass, seeing, aperture corrections) in the table's metadata.
+exposure, airmass, seeing, aperture corrections) in the table's metadata. `frame_photometry` is
+the whole job; a frame that fails gets `failed_photometry`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from astropy.nddata import CCDData
@@ -16,87 +20,24 @@ from astropy.table import Table
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from aifa_steps.core.failures import FrameFailure
-from aifa_steps.core.formats import AUTO_APERTURE_FWHM, aperture_keys, fwhm_keys
+from aifa_steps.core.formats import flux_column, flux_err_column, snr_column
 from aifa_steps.core.observing import Site, airmass, bjd_tdb
-from aifa_steps.photometry.measure import (
-    aperture_corrections,
-    estimate_background,
-    forced_photometry,
-    frame_seeing,
-    star_fwhm,
-)
+from aifa_steps.photometry.aperture_plans import aperture_plan, table_apertures
+from aifa_steps.photometry.apertures import forced_photometry
+from aifa_steps.photometry.background import estimate_background
+from aifa_steps.photometry.growth import aperture_corrections, frame_seeing, star_fwhm
+from aifa_steps.photometry.settings import ARCSEC_APERTURES, PhotometryParameters
 
 __all__ = [
-    "PhotometryParameters",
     "FrameInfo",
     "measure_frame",
-    "aperture_plan",
-    "catalogue_aperture_key",
-    "smallest_aperture_key",
-    "table_apertures",
-    "target_fwhm",
-    "set_reference_apertures",
+    "frame_photometry",
+    "frame_photometry_summary",
     "check_stars_measured",
     "failed_photometry",
     "photometry_failed",
     "usable_photometry",
 ]
-
-
-@dataclass
-class PhotometryParameters:
-    """Settings of the per-frame photometry (the ``photometry`` section of the config).
-
-    Parameters
-    ----------
-    apertures : ``"auto"`` or list of float
-        ``"auto"``: radii of ``aperture_fwhm`` times the target's FWHM (`aperture_plan`); a
-        list: radii in arcsec.
-    aperture_fwhm : list of float
-        Radii of automatic apertures in units of the target's FWHM.
-    sky_annulus_fwhm : list of float, optional
-        Inner and outer radius of a local sky annulus in units of the target's FWHM (see
-        `aifa_steps.photometry.measure.forced_photometry`); None: the frame's background mesh alone.
-    background_box : int
-        Box size (pixels) of the background mesh.
-    background_filter : int
-        Median filter size (boxes) of the background mesh.
-    growth_radius_fwhm : float
-        Outer radius of the measured curve of growth in units of the seeing FWHM.
-    max_growth_stars : int
-        Brightest suitable stars used for the curve of growth and the seeing.
-    min_growth_snr : float
-        Minimum signal-to-noise ratio (smallest aperture) of those stars.
-    saturation : float
-        Saturation level (ADU); stars peaking above half of it do not enter the curve of
-        growth (non-linearity).
-    fit_fwhm : bool
-        Fit a circular 2-D Gaussian to every unflagged star (``fwhm_arcsec`` column; slow).
-    """
-
-    apertures: str | list[float] = field(default_factory=lambda: [4.0, 6.0, 8.0, 10.0])
-    aperture_fwhm: list[float] = field(default_factory=lambda: list(AUTO_APERTURE_FWHM))
-    sky_annulus_fwhm: list[float] | None = None
-    background_box: int = 300
-    background_filter: int = 3
-    growth_radius_fwhm: float = 3.0
-    max_growth_stars: int = 20
-    min_growth_snr: float = 50.0
-    saturation: float = 65535.0
-    fit_fwhm: bool = False
-
-    @classmethod
-    def from_config(cls, section: dict, saturation: float) -> PhotometryParameters:
-        """Parameters from the configuration's ``photometry`` section."""
-        names = set(cls.__dataclass_fields__)
-        kwargs = {k: v for k, v in section.items() if k in names}
-        kwargs["apertures"] = aperture_setting(section)
-        return cls(**kwargs, saturation=float(saturation))
-
-    @property
-    def auto(self) -> bool:
-        """True when the apertures follow the seeing (``apertures: auto``)."""
-        return isinstance(self.apertures, str)
 
 
 @dataclass
@@ -121,204 +62,20 @@ class FrameInfo:
     exptime: float
     mjd: float
 
+    @classmethod
+    def from_inventory(cls, stem: str, frame: Mapping[str, Any]) -> FrameInfo:
+        """The frame's values from its inventory row.
 
-def aperture_setting(section: dict) -> str | list[float]:
-    """The ``photometry`` section's apertures: ``"auto"`` or radii in arcsec.
-
-    ``apertures`` (``auto`` or a list) decides; a configuration of an older version with only
-    ``apertures_arcsec`` keeps those radii.
-    """
-    value = section.get("apertures", "auto")
-    if isinstance(value, str):
-        if value != "auto":
-            raise ValueError(f"photometry.apertures is {value!r}: use auto or a list of radii")
-        if section.get("apertures_arcsec"):
-            return [float(r) for r in section["apertures_arcsec"]]
-        return "auto"
-    return [float(r) for r in value]
-
-
-def aperture_plan(
-    apertures: str | list[float], fwhm_arcsec: float, multiples=AUTO_APERTURE_FWHM
-) -> tuple[list[float], list[str]]:
-    """Radii (arcsec) and column suffixes of a target's apertures.
-
-    Parameters
-    ----------
-    apertures : ``"auto"`` or list of float
-        Explicit radii in arcsec (suffix: the radius, e.g. ``4``), or ``"auto"``:
-        ``multiples`` times ``fwhm_arcsec`` (suffix: the multiple, e.g. ``1.5fwhm``, so the
-        columns of every target and night have the same names whatever the seeing).
-    fwhm_arcsec : float
-        The target's FWHM (`target_fwhm`); only used with ``"auto"``.
-    multiples : sequence of float
-        Radii of automatic apertures in units of the FWHM.
-
-    Returns
-    -------
-    radii : list of float
-        Aperture radii in arcsec, increasing.
-    keys : list of str
-        Column suffixes.
-
-    Raises
-    ------
-    ValueError
-        For automatic apertures without a finite, positive FWHM.
-    """
-    if not isinstance(apertures, str):
-        radii = sorted(float(r) for r in apertures)
-        return radii, aperture_keys(radii)
-    if not (np.isfinite(fwhm_arcsec) and fwhm_arcsec > 0):
-        raise ValueError(
-            "photometry.apertures is auto, but the target has no measured FWHM (no star was "
-            "measured in its frames): give photometry.apertures as a list of radii in arcsec"
+        ``frame`` holds ``object``, ``filter``, ``exptime`` and ``mjd`` (the workflow's
+        ``frame_info``).
+        """
+        return cls(
+            stem=str(stem),
+            object=str(frame["object"]),
+            filter=str(frame["filter"]),
+            exptime=float(frame["exptime"]),
+            mjd=float(frame["mjd"]),
         )
-    multiples = sorted(float(m) for m in multiples)
-    return [m * float(fwhm_arcsec) for m in multiples], fwhm_keys(multiples)
-
-
-def target_fwhm(frame_fwhm_arcsec, reference_fwhm_arcsec: float = float("nan")) -> float:
-    """The FWHM that sizes a target's automatic apertures: the median seeing of its frames.
-
-    One radius for all frames of a target keeps the light curve consistent (the same pixels
-    around target and comparison stars in every frame: the same neighbours' light and sky
-    noise; the varying enclosed fraction is common to all stars of a frame and corrected per
-    frame by the curve of growth). The median seeing over the night, not the reference frame's
-    (the best), so that the apertures fit the typical frame; the larger multiples cover the
-    worst.
-
-    Parameters
-    ----------
-    frame_fwhm_arcsec : array-like
-        FWHM of each of the target's solved frames (``astrometry/status.ecsv`` ``fwhm_arcsec``).
-    reference_fwhm_arcsec : float
-        Fallback when no frame has a measured FWHM (e.g. the reference frame's detections).
-
-    Returns
-    -------
-    float
-        FWHM in arcsec (NaN when neither is known).
-    """
-    values = np.asarray(frame_fwhm_arcsec, float)
-    values = values[np.isfinite(values) & (values > 0)]
-    return float(np.median(values)) if values.size else float(reference_fwhm_arcsec)
-
-
-def set_reference_apertures(
-    reference: Table, params: PhotometryParameters, frame_fwhm_arcsec=()
-) -> tuple[list[float], list[str]]:
-    """Choose a target's apertures and record them in its reference table's metadata.
-
-    Every frame of the target is then measured through these apertures
-    (`measure_frame`): ``APERTURES`` (radii, arcsec), ``APKEYS`` (column suffixes), ``APMODE``
-    (``auto`` or ``arcsec``), ``APFWHM`` (the target's FWHM, arcsec, that sized automatic
-    apertures and the sky annulus), ``APMULT`` (multiples of it, automatic apertures only),
-    ``ANNULUS`` (inner and outer radius of the sky annulus, arcsec, when configured).
-
-    Parameters
-    ----------
-    reference : astropy.table.Table
-        The target's reference sources (`aifa_steps.photometry.detection.reference_sources`); its
-        ``fwhm_arcsec`` of bright isolated sources is the fallback FWHM.
-    params : PhotometryParameters
-        Settings (``apertures``, ``aperture_fwhm``).
-    frame_fwhm_arcsec : array-like
-        Seeing of each of the target's solved frames.
-
-    Returns
-    -------
-    radii, keys
-        As `aperture_plan`.
-    """
-    fallback = float("nan")
-    if "fwhm_arcsec" in reference.colnames and len(reference):
-        fwhm = np.asarray(reference["fwhm_arcsec"], float)
-        good = np.isfinite(fwhm)
-        if "isolated" in reference.colnames:
-            good &= np.asarray(reference["isolated"], bool)
-        if "snr" in reference.colnames:
-            good &= np.asarray(reference["snr"], float) >= 50
-        if good.any():
-            fallback = float(np.median(fwhm[good]))
-    fwhm = target_fwhm(frame_fwhm_arcsec, fallback)
-    radii, keys = aperture_plan(params.apertures, fwhm, params.aperture_fwhm)
-    reference.meta["APERTURES"] = radii
-    reference.meta["APKEYS"] = keys
-    reference.meta["APMODE"] = "auto" if params.auto else "arcsec"
-    reference.meta["APFWHM"] = fwhm
-    if params.auto:
-        reference.meta["APMULT"] = sorted(float(m) for m in params.aperture_fwhm)
-    if params.sky_annulus_fwhm:
-        inner, outer = (float(m) for m in params.sky_annulus_fwhm)
-        if not (np.isfinite(fwhm) and fwhm > 0 and 0 < inner < outer):
-            raise ValueError(
-                "photometry.sky_annulus_fwhm needs an inner radius below the outer one and a "
-                "measured FWHM of the target"
-            )
-        reference.meta["ANNULUS"] = [inner * fwhm, outer * fwhm]
-    return radii, keys
-
-
-def table_apertures(meta) -> tuple[list[float], list[str]]:
-    """Radii (arcsec) and column suffixes of the apertures of a photometry or reference table.
-
-    Tables written before automatic apertures have ``APERTURES`` only (suffix: the radius).
-    """
-    radii = [float(r) for r in meta.get("APERTURES", [])]
-    keys = meta.get("APKEYS")
-    return radii, (list(keys) if keys else aperture_keys(radii))
-
-
-def smallest_aperture_key(photometry_section: dict) -> str:
-    """Column suffix of the smallest aperture of the ``photometry`` configuration section."""
-    apertures = aperture_setting(photometry_section)
-    if isinstance(apertures, str):
-        return fwhm_keys([min(photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM))])[0]
-    return aperture_keys([min(apertures)])[0]
-
-
-def catalogue_aperture_key(photometry_section: dict, zeropoints_section: dict) -> str:
-    """Suffix of the aperture of the night's mean magnitudes, catalogue and extinction.
-
-    ``zeropoints.catalogue_aperture_arcsec`` names an explicit aperture (arcsec); ``auto``
-    takes, with explicit apertures, the smallest, and with automatic apertures the one of
-    ``zeropoints.catalogue_aperture_fwhm`` FWHM.
-
-    Raises
-    ------
-    ValueError
-        When the setting does not name one of the apertures (see
-        `aifa_steps.summary.night.config_problems`, which reports it before the run).
-    """
-    apertures = aperture_setting(photometry_section)
-    value = zeropoints_section.get("catalogue_aperture_arcsec", "auto")
-    if isinstance(apertures, str):
-        multiples = [float(m) for m in photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM)]
-        if value != "auto":
-            raise ValueError(
-                f"zeropoints.catalogue_aperture_arcsec is {value:g}, but photometry.apertures "
-                "is auto (radii in units of the seeing FWHM): set "
-                "zeropoints.catalogue_aperture_arcsec: auto and choose "
-                f"zeropoints.catalogue_aperture_fwhm among photometry.aperture_fwhm "
-                f"{multiples}, or give photometry.apertures as a list of radii in arcsec"
-            )
-        multiple = float(zeropoints_section.get("catalogue_aperture_fwhm", 1.5))
-        if not any(abs(multiple - m) < 1e-9 for m in multiples):
-            raise ValueError(
-                f"zeropoints.catalogue_aperture_fwhm is {multiple:g}, which is not one of "
-                f"photometry.aperture_fwhm {multiples}: add it there or choose one of them"
-            )
-        return fwhm_keys([multiple])[0]
-    if value == "auto":
-        return aperture_keys([min(apertures)])[0]
-    if not any(abs(float(value) - r) < 1e-9 for r in apertures):
-        raise ValueError(
-            f"zeropoints.catalogue_aperture_arcsec is {float(value):g}, which is not one of "
-            f"photometry.apertures {[float(f'{r:g}') for r in apertures]}: add it there or "
-            "choose one of them"
-        )
-    return aperture_keys([float(value)])[0]
 
 
 def measure_frame(
@@ -328,6 +85,7 @@ def measure_frame(
     site: Site,
     target_radec: tuple[float, float],
     params: PhotometryParameters | None = None,
+    saturation: float = 65535.0,
 ) -> Table:
     """Forced photometry of a solved frame at the reference positions of its target.
 
@@ -337,7 +95,7 @@ def measure_frame(
         Calibrated frame with its solved WCS, uncertainty and ``flags``
         (`aifa_steps.calibration.calibrate`).
     reference : astropy.table.Table
-        The target's reference sources (`aifa_steps.photometry.detection.reference_sources`).
+        The target's reference sources (`aifa_steps.photometry.reference.reference_sources`).
     info : FrameInfo
         Inventory values of the frame.
     site : aifa_steps.core.observing.Site
@@ -345,12 +103,15 @@ def measure_frame(
     target_radec : tuple of float
         Target position (deg) for the barycentric correction.
     params : PhotometryParameters, optional
-        Settings.
+        Settings (default: the schema's, with apertures of `ARCSEC_APERTURES` arcsec).
+    saturation : float
+        Saturation level (ADU); stars peaking above half of it do not enter the curve of
+        growth (non-linearity).
 
     Returns
     -------
     astropy.table.Table
-        `aifa_steps.photometry.measure.forced_photometry` columns plus ``snr_<r>`` and, with
+        `aifa_steps.photometry.apertures.forced_photometry` columns plus ``snr_<r>`` and, with
         ``fit_fwhm``, ``fwhm_arcsec``. Metadata: ``STEM``, ``OBJECT``, ``FILTER``,
         ``EXPTIME``, ``MJD`` (start), ``MJD_MID``, ``BJD_TDB`` (mid-exposure, for the target;
         geocentric light time, within 0.02 s of the topocentric), ``AIRMASS``
@@ -359,12 +120,12 @@ def measure_frame(
         ``MOFALPHA``, ``MOFBETA``, ``NGROWTH``, ``SKY`` and ``SKYRMS`` (median ADU),
         ``GROWTH_R``, ``GROWTH_F`` (the curve of growth).
     """
-    params = params or PhotometryParameters()
+    params = params or PhotometryParameters(apertures=list(ARCSEC_APERTURES))
     if params.auto:
         if "APKEYS" not in reference.meta:
             raise ValueError(
                 "automatic apertures need the target's apertures in the reference table "
-                "(APERTURES, APKEYS: aifa_steps.photometry.frame.aperture_plan)"
+                "(APERTURES, APKEYS: aifa_steps.photometry.aperture_plans.aperture_plan)"
             )
         radii_list, keys = table_apertures(reference.meta)
     else:
@@ -393,17 +154,17 @@ def measure_frame(
         annulus_arcsec=reference.meta.get("ANNULUS"),
     )
     for key in keys:
-        table[f"snr_{key}"] = table[f"flux_{key}"] / table[f"flux_err_{key}"]
+        table[snr_column(key)] = table[flux_column(key)] / table[flux_err_column(key)]
     residual = data - background
 
     # Bright, isolated, unflagged, unsaturated stars for the seeing and the curve of growth.
     sky = float(np.median(background))
     clean = np.all([table[f"flag_{k}"] == 0 for k in keys], axis=0)
     isolated = np.asarray(reference["isolated"], bool) if "isolated" in reference.colnames else 1
-    linear = table["peak"] < 0.5 * params.saturation - sky
-    strong = table[f"snr_{keys[0]}"] >= params.min_growth_snr
+    linear = table["peak"] < 0.5 * saturation - sky
+    strong = table[snr_column(keys[0])] >= params.min_growth_snr
     good = np.flatnonzero(clean & isolated & linear & strong)
-    good = good[np.argsort(-np.asarray(table[f"flux_{keys[-1]}"])[good])]
+    good = good[np.argsort(-np.asarray(table[flux_column(keys[-1])])[good])]
     good = good[: params.max_growth_stars]
     seeing, n_seeing = frame_seeing(residual, ccd.wcs, table["x"][good], table["y"][good])
     fit_radius = params.growth_radius_fwhm * (seeing if np.isfinite(seeing) else 3.0)
@@ -413,7 +174,7 @@ def measure_frame(
     if params.fit_fwhm:
         scale = float(np.mean(proj_plane_pixel_scales(ccd.wcs)) * 3600.0)
         fwhm = np.full(len(table), np.nan)
-        fit = np.flatnonzero(clean & (table[f"snr_{keys[0]}"] > 10))
+        fit = np.flatnonzero(clean & (table[snr_column(keys[0])] > 10))
         fwhm[fit] = star_fwhm(residual, table["x"][fit], table["y"][fit], mask=bad) * scale
         table["fwhm_arcsec"] = fwhm
 
@@ -448,6 +209,54 @@ def measure_frame(
     return table
 
 
+def frame_photometry(
+    ccd: CCDData,
+    reference: Table,
+    info: FrameInfo,
+    site: Site,
+    target_radec: tuple[float, float],
+    params: PhotometryParameters,
+    saturation: float,
+    target: str,
+) -> Table:
+    """The photometry job of one frame: `measure_frame`, checked, with its provenance.
+
+    Parameters
+    ----------
+    ccd, reference, info, site, target_radec, params, saturation
+        As for `measure_frame`.
+    target : str
+        File-safe name of the target (``TARGET``).
+
+    Returns
+    -------
+    astropy.table.Table
+        The `measure_frame` table with ``REFFRAME`` (the reference frame's stem), ``TARGET``
+        and ``PHOTOK = True`` in its metadata.
+
+    Raises
+    ------
+    aifa_steps.core.failures.FrameFailure
+        When no star is measured (`check_stars_measured`).
+    """
+    table = measure_frame(ccd, reference, info, site, target_radec, params, saturation)
+    check_stars_measured(table)
+    table.meta["REFFRAME"] = reference.meta.get("REFFRAME", "")
+    table.meta["TARGET"] = target
+    table.meta["PHOTOK"] = True
+    return table
+
+
+def frame_photometry_summary(table: Table) -> str:
+    """One line for the log: sources, seeing and the flux fraction in the smallest aperture."""
+    meta = table.meta
+    key = meta["APKEYS"][0]
+    return (
+        f"{meta['STEM']}: {len(table)} sources, seeing {meta['SEEING']:.2f} arcsec, "
+        f"flux fraction in {meta['APERTURES'][0]:.2f} arcsec ({key}) {meta[f'APFRAC_{key}']:.3f}"
+    )
+
+
 def check_stars_measured(table: Table, min_snr: float = 5.0, min_stars: int = 1) -> None:
     """Raise `~aifa_steps.core.failures.FrameFailure` when a frame shows no star at all.
 
@@ -457,7 +266,7 @@ def check_stars_measured(table: Table, min_snr: float = 5.0, min_stars: int = 1)
     radii, keys = table_apertures(table.meta)
     if not keys:
         return
-    snr = np.asarray(table[f"snr_{keys[-1]}"], float)
+    snr = np.asarray(table[snr_column(keys[-1])], float)
     n = int(np.count_nonzero(np.isfinite(snr) & (snr >= min_snr)))
     if n < min_stars:
         raise FrameFailure(

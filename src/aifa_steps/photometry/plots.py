@@ -96,7 +96,7 @@ def zeropoint_figure(
     zeropoints : astropy.table.Table
         The night's zero points.
     extinction : astropy.table.Table
-        `aifa_steps.photometry.zeropoints.fit_extinction` result (lines in the airmass panel).
+        `aifa_steps.photometry.magnitudes.fit_extinction` result (lines in the airmass panel).
     aperture : str or float
         Aperture shown (column suffix or radius in arcsec).
     path : path

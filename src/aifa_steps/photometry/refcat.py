@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table
+from aifa_steps.core.config import StepSettings
 
 __all__ = [
+    "RefcatSettings",
+    "target_catalogue",
     "REFCAT_COLUMNS",
     "REFCAT2_VIZIER",
     "load_reference_catalogue",
@@ -22,6 +28,37 @@ __all__ = [
 REFCAT2_VIZIER = "J/ApJ/867/105/refcat2"
 
 REFCAT_COLUMNS = ("RA_ICRS", "DE_ICRS", "gmag", "e_gmag", "rmag", "e_rmag", "imag", "e_imag")
+
+
+@dataclass(frozen=True)
+class RefcatSettings(StepSettings):
+    """Where the reference catalogue comes from (the ``reference_catalogue`` section).
+
+    Parameters
+    ----------
+    source : ``"vizier"`` or ``"file"``
+        Query ATLAS-RefCat2 at VizieR (falling back to ``path``) or read ``path``.
+    path : str, optional
+        A local catalogue (any table astropy reads).
+    columns : dict
+        Map from RefCat2 column name to the local file's column name.
+    radius_deg : float
+        Radius of the extract around each target.
+    cache_dir : str, optional
+        Folder of the VizieR extracts (the workflow's default: ``refcat/cache``).
+    """
+
+    section = "reference_catalogue"
+
+    source: str = "vizier"
+    path: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    radius_deg: float = 0.5
+    cache_dir: str | None = None
+
+    def cache_file(self, target: str, default_dir: str | Path) -> Path:
+        """The cache file of a target's VizieR extract (in ``cache_dir`` or ``default_dir``)."""
+        return Path(self.cache_dir or default_dir) / f"{target}_{self.radius_deg:g}deg.ecsv"
 
 
 def load_reference_catalogue(path: str | Path, columns: dict[str, str] | None = None) -> Table:
@@ -184,7 +221,7 @@ def crossmatch(
 
 
 def reference_extract(
-    config: dict, ra: float, dec: float, cache_path: str | Path
+    config: RefcatSettings | Mapping[str, Any], ra: float, dec: float, cache_path: str | Path
 ) -> tuple[Table, str, str]:
     """The reference catalogue around a target as the configuration asks for it.
 
@@ -196,9 +233,8 @@ def reference_extract(
 
     Parameters
     ----------
-    config : dict
-        The ``reference_catalogue`` section (``source``, ``path``, ``columns``,
-        ``radius_deg``).
+    config : RefcatSettings or mapping
+        The settings, or the ``reference_catalogue`` section they are read from.
     ra, dec : float
         Target position (deg).
     cache_path : path
@@ -213,16 +249,50 @@ def reference_extract(
     problem : str
         Empty, or what went wrong.
     """
-    radius = float(config["radius_deg"])
-    if config.get("source", "vizier") == "file":
-        table = load_reference_catalogue(config["path"], config.get("columns"))
-        return select_around(table, ra, dec, radius), str(config["path"]), ""
+    settings = config if isinstance(config, RefcatSettings) else RefcatSettings.from_config(config)
+    radius = float(settings.radius_deg)
+    if settings.source == "file":
+        table = load_reference_catalogue(settings.path, settings.columns)
+        return select_around(table, ra, dec, radius), str(settings.path), ""
     try:
         return fetch_refcat2(ra, dec, radius, cache_path), f"VizieR {REFCAT2_VIZIER}", ""
     except ConnectionError as exc:
-        if config.get("path"):
-            local = load_reference_catalogue(config["path"], config.get("columns"))
+        if settings.path:
+            local = load_reference_catalogue(settings.path, settings.columns)
             extract = select_around(local, ra, dec, radius)
-            return extract, str(config["path"]), f"{exc}; used the local catalogue instead"
+            return extract, str(settings.path), f"{exc}; used the local catalogue instead"
         empty = Table({c: np.zeros(0) for c in REFCAT_COLUMNS})
         return empty, "none", str(exc)
+
+
+def target_catalogue(
+    settings: RefcatSettings, target: str, ra: float, dec: float, default_cache_dir: str | Path
+) -> tuple[Table, str]:
+    """A target's reference catalogue (`reference_extract`) with its provenance.
+
+    Parameters
+    ----------
+    settings : RefcatSettings
+        Where the catalogue comes from.
+    target : str
+        File-safe target name (names the cache file).
+    ra, dec : float
+        Target position (deg).
+    default_cache_dir : path
+        Cache folder when ``cache_dir`` is not set.
+
+    Returns
+    -------
+    table : astropy.table.Table
+        The extract; metadata ``source``, ``centre`` and, when something went wrong,
+        ``problem``.
+    problem : str
+        Empty, or what went wrong.
+    """
+    cache = settings.cache_file(target, default_cache_dir)
+    extract, source, problem = reference_extract(settings, ra, dec, cache)
+    if problem:
+        extract.meta["problem"] = problem
+    extract.meta["source"] = source
+    extract.meta["centre"] = [ra, dec]
+    return extract, problem

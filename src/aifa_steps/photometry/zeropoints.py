@@ -1,79 +1,35 @@
-"""Photometric zero points, extinction and calibrated magnitudes.
+"""Photometric zero points of every frame against the reference catalogue.
 
 The zero point of a frame, filter and aperture is the robust mean of
 ``m_cat + 2.5 log10(flux / fraction)`` over reference stars matched to the catalogue, isolated,
 unflagged and well measured, where ``fraction`` is the frame's aperture correction (the share of
 a star's total flux inside the aperture). It is in the simulator's sense: a star of magnitude m
 gives ``10**(-0.4 (m - zeropoint))`` ADU in total in the frame. A star's calibrated magnitude
-is then ``zeropoint - 2.5 log10(flux / fraction)``, the same for every aperture.
+(`aifa_steps.photometry.magnitudes`) is then ``zeropoint - 2.5 log10(flux / fraction)``, the same
+for every aperture.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import numpy as np
 from astropy.stats import sigma_clip
 from astropy.table import Table, vstack
 
-from aifa_steps.photometry.frame import table_apertures
-from aifa_steps.photometry.refcat import REFCAT_COLUMNS
+from aifa_steps.core.formats import aperture_keys, flux_column, flux_err_column
+from aifa_steps.photometry.aperture_plans import table_apertures
+from aifa_steps.photometry.frame import photometry_failed
+from aifa_steps.photometry.settings import ZeropointParameters
 
 __all__ = [
-    "ZeropointParameters",
+    "aperture_rows",
+    "catalogue_colour",
     "frame_zeropoints",
     "failed_frame_zeropoints",
-    "fit_extinction",
-    "calibrated_magnitudes",
-    "night_magnitudes",
+    "night_zeropoints",
     "photometry_targets",
-    "aperture_rows",
 ]
-
-LN10_2_5 = 2.5 / np.log(10.0)  # 1.0857: magnitude error of a relative flux error
-
-
-@dataclass
-class ZeropointParameters:
-    """Settings of the zero points (the ``zeropoints`` section of the config).
-
-    Parameters
-    ----------
-    min_snr : float
-        Reference stars need at least this signal-to-noise ratio in the aperture.
-    max_catalogue_error : float
-        ... and a catalogue error below this (mag).
-    sigma_clip : float
-        Rejection threshold of the robust mean.
-    min_stars : int
-        Fewer stars give no zero point.
-    colour : list of str
-        The two bands of the colour (e.g. ``[g, i]``) for the colour term.
-    colour_term : bool
-        Fit and apply a colour term per frame (``zeropoint`` then refers to colour 0).
-    catalogue_aperture_arcsec : float or ``"auto"``
-        Aperture of the night's mean magnitudes (``magnitudes.ecsv``), see
-        `aifa_steps.photometry.frame.catalogue_aperture_key`.
-    catalogue_aperture_fwhm : float
-        With automatic apertures: the catalogue aperture's radius in units of the FWHM.
-    """
-
-    min_snr: float = 50.0
-    max_catalogue_error: float = 0.05
-    sigma_clip: float = 3.0
-    min_stars: int = 5
-    colour: tuple[str, str] = ("g", "i")
-    colour_term: bool = False
-    catalogue_aperture_arcsec: float | str = 4.0
-    catalogue_aperture_fwhm: float = 1.5
-
-    @classmethod
-    def from_config(cls, section: dict) -> ZeropointParameters:
-        """Parameters from the configuration's ``zeropoints`` section."""
-        kwargs = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
-        if "colour" in kwargs:
-            kwargs["colour"] = tuple(kwargs["colour"])
-        return cls(**kwargs)
 
 
 def aperture_rows(table: Table, aperture: str | float) -> np.ndarray:
@@ -91,7 +47,8 @@ def aperture_rows(table: Table, aperture: str | float) -> np.ndarray:
     return np.isclose(np.asarray(table["aperture_arcsec"], float), float(aperture))
 
 
-def _colour(reference: Table, bands: tuple[str, str]) -> np.ndarray:
+def catalogue_colour(reference: Table, bands: tuple[str, str]) -> np.ndarray:
+    """Catalogue colour (``<first>mag - <second>mag``) of each source; NaN without those columns."""
     first, second = (f"{b}mag" for b in bands)
     if first in reference.colnames and second in reference.colnames:
         return np.asarray(reference[first], float) - np.asarray(reference[second], float)
@@ -141,13 +98,13 @@ def frame_zeropoints(
         if f"e_{column}" in reference.colnames
         else np.zeros(len(reference))
     )
-    colour = _colour(reference, params.colour)
+    colour = catalogue_colour(reference, params.colour)
     isolated = np.asarray(reference["isolated"], bool)
     rows, star_tables = [], []
     for radius, key in zip(radii, keys, strict=True):
         fraction = float(meta.get(f"APFRAC_{key}", np.nan))
-        flux = np.asarray(photometry[f"flux_{key}"], float)
-        snr = flux / np.asarray(photometry[f"flux_err_{key}"], float)
+        flux = np.asarray(photometry[flux_column(key)], float)
+        snr = flux / np.asarray(photometry[flux_err_column(key)], float)
         candidate = (
             np.isfinite(cat_mag)
             & (cat_err < params.max_catalogue_error)
@@ -227,7 +184,7 @@ def failed_frame_zeropoints(
         Their column suffixes (default: the radii).
     """
     reason = "photometry failed: " + str(photometry.meta.get("REASON", ""))
-    keys = keys or [f"{float(r):g}" for r in apertures_arcsec]
+    keys = keys or aperture_keys(float(r) for r in apertures_arcsec)
     rows = [
         _zeropoint_row(photometry.meta, float(radius), key, reason=reason)
         for radius, key in zip(apertures_arcsec, keys, strict=True)
@@ -269,223 +226,45 @@ def _zeropoint_row(
     }
 
 
-def fit_extinction(zeropoints: Table, aperture: str | float, sigma: float = 3.0) -> Table:
-    """Extinction coefficient per filter from the zero points against airmass.
+def night_zeropoints(
+    frames: Iterable[tuple[Table, Table]], params: ZeropointParameters | None = None
+) -> tuple[Table, Table, list[str]]:
+    """Zero points of every frame of the night.
 
-    Fits ``zeropoint - 2.5 log10(exptime) = zp0 - k X`` (zero point of one second, X airmass)
-    with iterative sigma clipping (clouds only ever lower a zero point).
+    Frames whose photometry failed get rows without zero point that carry the reason.
 
     Parameters
     ----------
-    zeropoints : astropy.table.Table
-        The night's zero points (`frame_zeropoints` rows of all frames).
-    aperture : str or float
-        Aperture whose zero points are used (suffix or radius, see `aperture_rows`).
-    sigma : float
-        Clipping threshold.
+    frames : iterable of (Table, Table)
+        Each frame's photometry table and its target's reference table.
+    params : ZeropointParameters, optional
+        Settings.
 
     Returns
     -------
-    astropy.table.Table
-        ``filter``, ``k`` (mag per airmass), ``k_err``, ``zeropoint_1s_airmass0``, ``n_frames``,
-        ``airmass_min``, ``airmass_max``, ``reason`` (why there is no fit: too few frames or
-        too small an airmass range).
+    zeropoints, stars : astropy.table.Table
+        `frame_zeropoints` rows of all frames (empty tables without frames).
+    problems : list of str
+        One message per failed frame and per aperture without zero point.
     """
-    rows = []
-    sel = aperture_rows(zeropoints, aperture) & np.isfinite(
-        np.asarray(zeropoints["zeropoint"], float)
-    )
-    table = zeropoints[sel]
-    for band in sorted(set(table["filter"])):
-        part = table[table["filter"] == band]
-        x = np.asarray(part["airmass"], float)
-        y = np.asarray(part["zeropoint"], float) - 2.5 * np.log10(
-            np.asarray(part["exptime"], float)
+    zp_rows, star_rows, problems = [], [], []
+    for photometry, reference in frames:
+        reason = photometry_failed(photometry)
+        if reason:
+            problems.append(f"{photometry.meta['STEM']}: photometry failed: {reason}")
+            radii, keys = table_apertures(reference.meta)
+            zp_rows.append(failed_frame_zeropoints(photometry, radii, keys))
+            continue
+        zps, stars = frame_zeropoints(photometry, reference, params)
+        zp_rows.append(zps)
+        star_rows.append(stars)
+        problems.extend(
+            f"{row['stem']}, aperture {row['aperture']}: no zero point: {row['reason']}"
+            for row in zps[zps["reason"] != ""]
         )
-        row = {
-            "filter": band,
-            "k": np.nan,
-            "k_err": np.nan,
-            "zeropoint_1s_airmass0": np.nan,
-            "n_frames": len(part),
-            "airmass_min": float(x.min()) if len(x) else np.nan,
-            "airmass_max": float(x.max()) if len(x) else np.nan,
-            "reason": "",
-        }
-        if len(part) < 4:
-            row["reason"] = f"only {len(part)} frames"
-        elif np.ptp(x) < 0.1:
-            row["reason"] = f"airmass range {np.ptp(x):.2f} < 0.1"
-        else:
-            keep = np.ones(len(x), bool)
-            for _ in range(5):
-                coef = np.polyfit(x[keep], y[keep], 1)
-                res = y - np.polyval(coef, x)
-                scatter = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
-                new = np.abs(res) < sigma * max(scatter, 1e-3)
-                if new.sum() < 4 or np.array_equal(new, keep):
-                    break
-                keep = new
-            coef, cov = np.polyfit(x[keep], y[keep], 1, cov=True)
-            row.update(
-                k=float(-coef[0]),
-                k_err=float(np.sqrt(cov[0, 0])),
-                zeropoint_1s_airmass0=float(coef[1]),
-                n_frames=int(keep.sum()),
-            )
-        rows.append(row)
-    names = (
-        "filter",
-        "k",
-        "k_err",
-        "zeropoint_1s_airmass0",
-        "n_frames",
-        "airmass_min",
-        "airmass_max",
-        "reason",
-    )
-    return Table(rows=rows, names=names) if rows else Table(names=names)
-
-
-def calibrated_magnitudes(
-    photometry: Table, zeropoints: Table, reference: Table, colour_bands=("g", "i")
-) -> Table:
-    """Calibrated magnitudes of every reference source in one frame, for every aperture.
-
-    Parameters
-    ----------
-    photometry : astropy.table.Table
-        The frame's photometry table.
-    zeropoints : astropy.table.Table
-        The frame's zero points (one row per aperture).
-    reference : astropy.table.Table
-        The target's reference sources (for the colour of the colour term).
-    colour_bands : tuple of str
-        Bands of the colour term's colour.
-
-    Returns
-    -------
-    astropy.table.Table
-        ``stem``, ``filter``, ``mjd``, ``bjd_tdb``, ``airmass``, ``id`` and per aperture
-        ``mag_<r>``, ``mag_err_<r>`` (photon noise, aperture correction and zero point) and
-        ``flag_<r>``. Magnitudes are NaN without flux or zero point.
-    """
-    meta = photometry.meta
-    radii, keys = table_apertures(meta)
-    n = len(photometry)
-    out = Table(
-        {
-            "stem": np.full(n, str(meta["STEM"])),
-            "filter": np.full(n, str(meta["FILTER"])),
-            "mjd": np.full(n, float(meta["MJD_MID"])),
-            "bjd_tdb": np.full(n, float(meta["BJD_TDB"])),
-            "airmass": np.full(n, float(meta["AIRMASS"])),
-            "id": np.asarray(photometry["id"]),
-        }
-    )
-    colour = _colour(reference, tuple(colour_bands))
-    # Sources without a catalogue colour get the median colour.
-    typical = np.nanmedian(colour) if np.isfinite(colour).any() else 0.0
-    colour = np.where(np.isfinite(colour), colour, typical)
-    for radius, key in zip(radii, keys, strict=True):
-        zp_row = zeropoints[
-            aperture_rows(zeropoints, key if "aperture" in zeropoints.colnames else radius)
-        ]
-        zp = float(zp_row["zeropoint"][0]) if len(zp_row) else np.nan
-        zp_err = float(zp_row["zeropoint_err"][0]) if len(zp_row) else np.nan
-        slope = float(zp_row["colour_term"][0]) if len(zp_row) else np.nan
-        slope = slope if np.isfinite(slope) else 0.0
-        fraction = float(meta.get(f"APFRAC_{key}", np.nan))
-        fraction_err = float(meta.get(f"APFERR_{key}", np.nan))
-        flux = np.asarray(photometry[f"flux_{key}"], float)
-        flux_err = np.asarray(photometry[f"flux_err_{key}"], float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mag = zp + slope * colour - 2.5 * np.log10(flux / fraction)
-            err = np.sqrt(
-                (LN10_2_5 * flux_err / flux) ** 2
-                + (LN10_2_5 * fraction_err / fraction) ** 2
-                + zp_err**2
-            )
-        bad = ~(flux > 0)
-        mag[bad], err[bad] = np.nan, np.nan
-        out[f"mag_{key}"] = mag
-        out[f"mag_err_{key}"] = err
-        out[f"flag_{key}"] = photometry[f"flag_{key}"]
-    return out
-
-
-def night_magnitudes(
-    calibrated: Table, reference: Table, aperture: str | float, sigma: float = 3.0
-) -> Table:
-    """Mean magnitude of every source per filter over the night.
-
-    Parameters
-    ----------
-    calibrated : astropy.table.Table
-        `calibrated_magnitudes` rows of all frames of one target.
-    reference : astropy.table.Table
-        The target's reference sources (positions and cross-identification are copied).
-    aperture : str or float
-        Aperture used: its column suffix (``4``, ``1.5fwhm``) or radius in arcsec.
-    sigma : float
-        Clipping threshold of the weighted mean.
-
-    Returns
-    -------
-    astropy.table.Table
-        Reference columns (``id``, ``ra``, ``dec``, ``isolated``, catalogue match and
-        magnitudes) plus, per filter f: ``f`` (weighted mean of unflagged measurements),
-        ``f_err`` (the larger of the formal error and the scatter over root n), ``f_scatter``
-        (standard deviation of the frames) and ``f_n`` (frames used).
-    """
-    key = aperture if isinstance(aperture, str) else f"{aperture:g}"
-    radii, keys = table_apertures(reference.meta)
-    radius = dict(zip(keys, radii, strict=True)).get(key, np.nan)
-    if not isinstance(aperture, str):
-        radius = float(aperture)
-    catalogue = [c for c in REFCAT_COLUMNS[2:] if c in reference.colnames]
-    wanted = ("id", "ra", "dec", "x", "y", "segment_flux", "isolated", "refcat_sep_arcsec")
-    out = reference[[c for c in wanted if c in reference.colnames] + catalogue].copy()
-    out.rename_columns(catalogue, [f"refcat_{c}" for c in catalogue])
-    index = {int(i): k for k, i in enumerate(np.asarray(reference["id"]))}
-    bands = sorted(set(calibrated["filter"])) if "filter" in calibrated.colnames else []
-    for band in bands:
-        part = calibrated[(calibrated["filter"] == band) & (calibrated[f"flag_{key}"] == 0)]
-        mean = np.full(len(out), np.nan)
-        err = np.full(len(out), np.nan)
-        scatter = np.full(len(out), np.nan)
-        count = np.zeros(len(out), int)
-        ids = np.asarray(part["id"])
-        mags = np.asarray(part[f"mag_{key}"], float)
-        errs = np.asarray(part[f"mag_err_{key}"], float)
-        order = np.argsort(ids, kind="stable")
-        ids, mags, errs = ids[order], mags[order], errs[order]
-        bounds = np.flatnonzero(np.diff(ids)) + 1
-        for group_ids, m, e in zip(
-            np.split(ids, bounds), np.split(mags, bounds), np.split(errs, bounds), strict=True
-        ):
-            if len(group_ids) == 0:
-                continue
-            ok = np.isfinite(m) & np.isfinite(e) & (e > 0)
-            m, e = m[ok], e[ok]
-            if m.size == 0:
-                continue
-            if m.size >= 3:
-                clip = ~np.ma.getmaskarray(sigma_clip(m, sigma=sigma, maxiters=3))
-                m, e = m[clip], e[clip]
-            w = 1.0 / e**2
-            k = index[int(group_ids[0])]
-            mean[k] = float(np.sum(w * m) / np.sum(w))
-            formal = float(np.sqrt(1.0 / np.sum(w)))
-            spread = float(np.std(m, ddof=1)) if m.size > 1 else np.nan
-            scatter[k] = spread
-            err[k] = max(formal, spread / np.sqrt(m.size)) if m.size > 1 else formal
-            count[k] = m.size
-        out[band], out[f"{band}_err"] = mean, err
-        out[f"{band}_scatter"], out[f"{band}_n"] = scatter, count
-    out.meta["APERTURE"] = (float(radius), "aperture of the magnitudes [arcsec]")
-    out.meta["APKEY"] = (key, "its column suffix")
-    return out
+    zeropoints = vstack(zp_rows) if zp_rows else Table()
+    stars = vstack(star_rows) if star_rows else Table()
+    return zeropoints, stars, problems
 
 
 def photometry_targets(

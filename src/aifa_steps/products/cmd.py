@@ -1,7 +1,13 @@
-"""Cluster catalogue and colour-magnitude diagram from the night's calibrated magnitudes."""
+"""Cluster catalogue and colour-magnitude diagram from the night's calibrated magnitudes.
+
+`cluster_products` is the ``cluster_products`` rule's step: the target's settings
+(`CmdSettings`, read from ``targets.<OBJECT>``) in, the catalogue out and the diagram
+(`aifa_steps.products.plots.cmd_figure`) drawn.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +15,31 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from aifa_steps.core.atomic import save_figure
+from aifa_steps.core.config import StepSettings
 
-__all__ = ["cluster_catalogue", "read_isochrone", "cmd_figure"]
+__all__ = ["BANDS", "CmdSettings", "cluster_catalogue", "cluster_products", "read_isochrone"]
 
 BANDS = ("g", "r", "i")
+
+
+@dataclass(frozen=True)
+class CmdSettings(StepSettings):
+    """What the cluster step reads of its target's section, ``targets.<OBJECT>``.
+
+    Parameters
+    ----------
+    ra, dec : float
+        The cluster's centre (deg).
+    radius_arcmin : float, optional
+        Cluster radius in the diagram; default the median distance of the stars.
+    """
+
+    #: Every target has its own section (``targets`` maps OBJECT names to them).
+    section = "targets.*"
+
+    ra: float
+    dec: float
+    radius_arcmin: float | None = None
 
 
 def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) -> Table:
@@ -23,7 +49,7 @@ def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) ->
     ----------
     magnitudes : astropy.table.Table
         The night's mean magnitudes of the target
-        (`aifa_steps.photometry.zeropoints.night_magnitudes`,
+        (`aifa_steps.photometry.magnitudes.night_magnitudes`,
         ``photometry/<object>/magnitudes.ecsv``).
     centre_ra, centre_dec : float
         Cluster centre (deg).
@@ -75,74 +101,42 @@ def read_isochrone(path: str | Path) -> Table:
     return table
 
 
-def cmd_figure(
-    catalogue: Table,
-    path: str | Path,
-    title: str,
-    radius_arcmin: float | None = None,
-    isochrone: Table | None = None,
-    max_error: float = 0.1,
-) -> None:
-    """Colour-magnitude diagram r against g - i.
-
-    Stars within ``radius_arcmin`` of the centre (the cluster) are drawn dark, the rest (mostly
-    field stars) light; only stars with errors below ``max_error`` in all three bands.
+def cluster_products(
+    magnitudes: Table,
+    settings: CmdSettings,
+    name: str,
+    figure: str | Path,
+    isochrone: str | Path | None = None,
+) -> Table:
+    """The calibrated catalogue of a cluster, with its colour-magnitude diagram drawn.
 
     Parameters
     ----------
-    catalogue : astropy.table.Table
-        `cluster_catalogue` output.
-    path : path
-        PNG file.
-    title : str
-        Figure title.
-    radius_arcmin : float, optional
-        Cluster radius; default the median separation (half the stars inside).
-    isochrone : astropy.table.Table, optional
-        Apparent g, r, i along an isochrone, drawn as a line.
-    max_error : float
-        Largest magnitude error of a plotted star.
+    magnitudes : astropy.table.Table
+        The target's calibrated magnitudes (``photometry/<object>/magnitudes.ecsv``).
+    settings : CmdSettings
+        The target's section of the configuration.
+    name : str
+        The target's OBJECT (the catalogue's ``OBJECT``, the figure's title).
+    figure : path
+        PNG file of the diagram.
+    isochrone : path, optional
+        Table of apparent g, r, i along an isochrone, drawn as a line.
+
+    Returns
+    -------
+    astropy.table.Table
+        `cluster_catalogue` output with ``OBJECT`` in its meta.
     """
-    import matplotlib
+    from aifa_steps.products.plots import cmd_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colour = np.asarray(catalogue["g"], float) - np.asarray(catalogue["i"], float)
-    mag = np.asarray(catalogue["r"], float)
-    errors = np.array([np.asarray(catalogue[f"{b}_err"], float) for b in BANDS])
-    good = np.isfinite(colour) & np.isfinite(mag) & np.all(errors < max_error, axis=0)
-    sep = np.asarray(catalogue["sep_arcmin"], float)
-    if radius_arcmin is None:
-        radius_arcmin = float(np.median(sep[good])) if good.any() else 0.0
-    inner = good & (sep <= radius_arcmin)
-    outer = good & (sep > radius_arcmin)
-    fig, ax = plt.subplots(figsize=(6.5, 7.5))
-    ax.scatter(colour[outer], mag[outer], s=5, color="0.65", label=f"> {radius_arcmin:.1f}'")
-    ax.scatter(colour[inner], mag[inner], s=7, color="k", label=f"<= {radius_arcmin:.1f}'")
-    if isochrone is not None:
-        ax.plot(
-            np.asarray(isochrone["g"]) - np.asarray(isochrone["i"]),
-            isochrone["r"],
-            color="C3",
-            lw=1.2,
-            label="isochrone",
-        )
-    if good.any():
-        typical = np.nanmedian(errors[:, good], axis=1)
-        ax.text(
-            0.02,
-            0.02,
-            f"{good.sum()} stars with errors < {max_error} mag; "
-            f"median errors g {typical[0]:.3f}, r {typical[1]:.3f}, i {typical[2]:.3f}",
-            transform=ax.transAxes,
-            fontsize=7,
-        )
-    ax.invert_yaxis()
-    ax.set_xlabel("g - i [mag]")
-    ax.set_ylabel("r [mag]")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, title="distance from centre", title_fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    catalogue = cluster_catalogue(magnitudes, float(settings.ra), float(settings.dec))
+    catalogue.meta["OBJECT"] = name
+    cmd_figure(
+        catalogue,
+        figure,
+        f"{name}: r against g - i",
+        radius_arcmin=settings.radius_arcmin,
+        isochrone=read_isochrone(isochrone) if isochrone else None,
+    )
+    return catalogue

@@ -9,18 +9,49 @@ hue of bright stars instead of burning them to white.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.stats import mad_std
 
-from aifa_steps.core.atomic import atomic_path
+from aifa_steps.core.config import StepSettings
+from aifa_steps.core.formats import frame_stem
 
-__all__ = ["colour_composite", "read_stack", "write_colour_image"]
+__all__ = [
+    "ColourImageSettings",
+    "colour_composite",
+    "read_stack",
+    "stacks_by_filter",
+    "write_colour_image",
+]
 
 REFERENCE_MAG = 25.0  # common zero point the bands are scaled to
+
+
+@dataclass(frozen=True)
+class ColourImageSettings(StepSettings):
+    """The colour image's scaling (keys of the ``stacks`` section).
+
+    Parameters
+    ----------
+    colour_stretch_sigma : float
+        Linear range of the asinh scaling in units of the sky noise.
+    colour_q : float
+        Asinh softening (Lupton's Q): larger values compress bright stars more.
+    """
+
+    section = "stacks"
+
+    colour_stretch_sigma: float = 40.0
+    colour_q: float = 8.0
+
+
+def stacks_by_filter(paths: Iterable[str | Path]) -> dict[str, str | Path]:
+    """Stack files by their filter, from their names (``stack_<filter>.fits``)."""
+    return {frame_stem(p).removeprefix("stack_"): p for p in paths}
 
 
 def read_stack(path: str | Path) -> tuple[np.ndarray, float]:
@@ -95,13 +126,29 @@ def write_colour_image(
     paths: Mapping[str, str | Path],
     output: str | Path,
     order: Sequence[str] = ("i", "r", "g"),
-    stretch_sigma: float = 40.0,
-    q: float = 8.0,
+    settings: ColourImageSettings | None = None,
 ) -> np.ndarray:
-    """Write the colour composite of stack files (``filter -> path``) as a PNG; return it."""
-    import matplotlib.image
+    """Write the colour composite of stack files as a PNG; return it.
 
-    rgb = colour_composite({f: read_stack(p) for f, p in paths.items()}, order, stretch_sigma, q)
-    with atomic_path(output) as tmp:
-        matplotlib.image.imsave(tmp, rgb, format=Path(output).suffix.lstrip(".") or "png")
+    Parameters
+    ----------
+    paths : mapping
+        ``filter -> stack file`` (see `stacks_by_filter`).
+    output : path
+        The picture.
+    order : sequence of str
+        Filters shown as red, green and blue (see `colour_composite`).
+    settings : ColourImageSettings, optional
+        The scaling.
+    """
+    from aifa_steps.products.plots import save_rgb_image
+
+    settings = settings or ColourImageSettings()
+    rgb = colour_composite(
+        {f: read_stack(p) for f, p in paths.items()},
+        order,
+        float(settings.colour_stretch_sigma),
+        float(settings.colour_q),
+    )
+    save_rgb_image(rgb, output)
     return rgb

@@ -1,273 +1,113 @@
-"""Differential light curves: the target against an ensemble of comparison stars.
+"""Differential light curves and transit fits of time-series targets.
 
-The fluxes of every reference source in every frame (``photometry/<object>/<stem>.ecsv``) form
-a matrix. Comparison stars are chosen automatically: measured without a flag in nearly every
-frame, bright, close to the target in colour (when the catalogue gives colours) and not
-variable: each candidate's light curve against the ensemble of the others must be as flat as
-the photon noise allows (iterative rejection); their weights follow their scatter. The
-configuration may pin or forbid stars.
+`transit_light_curve` measures the target against a comparison ensemble
+(`aifa_steps.products.ensemble`) in every aperture, fits the transit with a baseline
+(`aifa_steps.products.detrending`) and keeps the smallest aperture whose scatter is within 5 %
+of the best. `transit_products` is the ``transit_products`` rule's step: the target's settings
+(`TransitSettings`, read from ``targets.<OBJECT>``) in, light curve, comparison stars and fit
+summary out. The figure is `aifa_steps.products.plots.lightcurve_figure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from aifa_steps.core.atomic import save_figure
+from aifa_steps.core.config import StepSettings
 from aifa_steps.core.observing import scintillation_noise
-from aifa_steps.products.transit_fit import error_scale
+from aifa_steps.photometry.aperture_plans import table_apertures
+from aifa_steps.products.detrending import detrend_regressors
+from aifa_steps.products.ensemble import (
+    ComparisonParameters,
+    differential_flux,
+    flux_matrix,
+    select_comparisons,
+)
+from aifa_steps.products.transit_fit import error_scale, fit_transit
 
 __all__ = [
-    "ComparisonParameters",
-    "DETREND_TERMS",
-    "detrend_regressors",
-    "flux_matrix",
-    "select_comparisons",
-    "differential_flux",
+    "TransitSettings",
+    "bin_light_curve",
+    "fit_summary",
     "predicted_mid_time",
     "transit_light_curve",
-    "bin_light_curve",
-    "lightcurve_figure",
+    "transit_products",
 ]
 
 
-@dataclass
-class ComparisonParameters:
-    """Settings of the comparison ensemble (``targets.<OBJECT>`` keys of the config).
+@dataclass(frozen=True)
+class TransitSettings(StepSettings):
+    """What the transit step reads of its target's section, ``targets.<OBJECT>``.
 
     Parameters
     ----------
-    max_stars : int
-        Largest ensemble.
-    min_flux_ratio : float
-        Candidates at least this bright relative to the target.
-    max_colour_difference : float
-        Largest |(g - i) difference| to the target (mag), when both colours are known.
-    min_good_fraction : float
-        Candidates must be unflagged in this fraction of the frames.
-    clip : float
-        A star whose relative scatter exceeds this many times the ensemble's median
-        (normalised by its photon noise) is dropped as variable.
-    pinned, excluded : list of int
-        Reference ids always used / never used.
-    aperture_m, elevation_m : float
-        Telescope aperture and site elevation: every star's error then includes its
-        scintillation noise (Young 1967); 0 leaves it out.
+    ra, dec : float
+        The transit host (deg).
+    ephemeris : mapping, optional
+        ``t0_bjd_tdb`` and ``period_days`` (required for the fit, see `checked_ephemeris`),
+        ``duration_hours`` (starting value; 2 h when missing).
+    comparison_stars, exclude_stars : tuple of int
+        Reference ids always used / never used as comparison stars.
+    limb_darkening : tuple of float
+        Quadratic limb-darkening coefficients of the band (kept fixed).
+    depth_guess : float
+        Starting transit depth.
+    detrend : tuple of str
+        Baseline terms fitted with the transit (`aifa_steps.products.detrending.DETREND_TERMS`).
     """
 
-    max_stars: int = 12
-    min_flux_ratio: float = 0.3
-    max_colour_difference: float = 1.0
-    min_good_fraction: float = 0.95
-    clip: float = 3.0
-    pinned: list[int] = field(default_factory=list)
-    excluded: list[int] = field(default_factory=list)
-    aperture_m: float = 0.0
-    elevation_m: float = 0.0
+    #: Every target has its own section (``targets`` maps OBJECT names to them).
+    section = "targets.*"
 
+    ra: float
+    dec: float
+    ephemeris: Mapping[str, float] | None = None
+    comparison_stars: tuple[int, ...] = ()
+    exclude_stars: tuple[int, ...] = ()
+    limb_darkening: tuple[float, float] = (0.45, 0.2)
+    depth_guess: float = 0.01
+    detrend: tuple[str, ...] = ("airmass",)
 
-def _column(table: Table, name: str) -> np.ndarray:
-    if name in table.colnames:
-        return np.asarray(table[name], float)
-    return np.full(len(table), np.nan)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ra", float(self.ra))
+        object.__setattr__(self, "dec", float(self.dec))
+        object.__setattr__(self, "comparison_stars", tuple(self.comparison_stars))
+        object.__setattr__(self, "exclude_stars", tuple(self.exclude_stars))
+        object.__setattr__(self, "limb_darkening", tuple(float(c) for c in self.limb_darkening))
+        object.__setattr__(self, "depth_guess", float(self.depth_guess))
+        object.__setattr__(self, "detrend", tuple(self.detrend))
 
-
-DETREND_TERMS = ("airmass", "seeing", "sky", "x", "y")
-
-
-def detrend_regressors(
-    matrix: dict[str, np.ndarray], target: int, terms: Sequence[str] = ("airmass",)
-) -> np.ndarray:
-    """Baseline regressors of the transit fit, each centred and scaled to unit spread.
-
-    Parameters
-    ----------
-    matrix : dict
-        From `flux_matrix`.
-    target : int
-        Column of the target.
-    terms : sequence of str
-        Any of `DETREND_TERMS`: ``airmass``, ``seeing`` (FWHM), ``sky`` (level), ``x``,
-        ``y`` (the target's position on the detector).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(frames, len(terms))``; a term that does not vary gives a column of zeros.
-
-    Raises
-    ------
-    ValueError
-        For an unknown term or one without values.
-    """
-    columns = []
-    for term in terms:
-        if term not in DETREND_TERMS:
-            raise ValueError(f"unknown detrending term {term!r}: use any of {DETREND_TERMS}")
-        values = matrix[term][:, target] if term in ("x", "y") else matrix[term]
-        values = np.asarray(values, float)
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"detrending term {term!r} has no value in some frames")
-        spread = np.std(values)
-        columns.append((values - values.mean()) / spread if spread > 0 else 0.0 * values)
-    return np.column_stack(columns) if columns else np.zeros((len(matrix["bjd_tdb"]), 0))
-
-
-def flux_matrix(tables: list[Table], aperture: str) -> dict[str, np.ndarray]:
-    """Stack per-frame photometry tables (same reference sources, same order).
-
-    Returns
-    -------
-    dict
-        ``flux``, ``err``, ``flag``, ``x``, ``y`` (frames x sources; positions NaN when the
-        tables have none), ``ids``, ``bjd_tdb``, ``airmass``, ``seeing``, ``sky``,
-        ``exptime`` per frame.
-    """
-    order = np.argsort([float(t.meta["BJD_TDB"]) for t in tables])
-    tables = [tables[k] for k in order]
-    return {
-        "flux": np.array([np.asarray(t[f"flux_{aperture}"], float) for t in tables]),
-        "err": np.array([np.asarray(t[f"flux_err_{aperture}"], float) for t in tables]),
-        "flag": np.array([np.asarray(t[f"flag_{aperture}"]) for t in tables]),
-        "x": np.array([_column(t, "x") for t in tables]),
-        "y": np.array([_column(t, "y") for t in tables]),
-        "ids": np.asarray(tables[0]["id"]),
-        "bjd_tdb": np.array([float(t.meta["BJD_TDB"]) for t in tables]),
-        "airmass": np.array([float(t.meta["AIRMASS"]) for t in tables]),
-        "seeing": np.array([float(t.meta["SEEING"]) for t in tables]),
-        "sky": np.array([float(t.meta["SKY"]) for t in tables]),
-        "exptime": np.array([float(t.meta["EXPTIME"]) for t in tables]),
-    }
-
-
-def _relative_scatter(flux: np.ndarray, err: np.ndarray, ensemble: np.ndarray) -> np.ndarray:
-    """Robust scatter of flux / ensemble of each star, in units of its photon noise."""
-    ratio = flux / ensemble[:, None]
-    ratio = ratio / np.nanmedian(ratio, axis=0)
-    noise = np.nanmedian(err / flux, axis=0)
-    # The standard deviation over the night: a slow variable (a pulsating star, an eclipsing
-    # binary) stands out as much as a noisy star.
-    spread = np.nanstd(ratio, axis=0)
-    return spread / noise
-
-
-def select_comparisons(
-    matrix: dict[str, np.ndarray],
-    target: int,
-    colours: np.ndarray | None = None,
-    params: ComparisonParameters | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Choose and weight the comparison stars.
-
-    Parameters
-    ----------
-    matrix : dict
-        `flux_matrix` output.
-    target : int
-        Column of the target.
-    colours : numpy.ndarray, optional
-        Catalogue colour (g - i) of every source (NaN when unknown).
-    params : ComparisonParameters, optional
-        Settings.
-
-    Returns
-    -------
-    columns : numpy.ndarray
-        Columns of the chosen comparison stars.
-    weights : numpy.ndarray
-        Their weights (sum 1).
-    notes : list of str
-        Why candidates were dropped (for the log).
-    """
-    params = params or ComparisonParameters()
-    flux, err, flag, ids = matrix["flux"], matrix["err"], matrix["flag"], matrix["ids"]
-    notes = []
-    good_fraction = np.mean((flag == 0) & np.isfinite(flux) & (flux > 0), axis=0)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # sources flagged in every frame
-        level = np.nanmedian(np.where(flag == 0, flux, np.nan), axis=0)
-    level = np.nan_to_num(level, nan=0.0)
-    candidate = (good_fraction >= params.min_good_fraction) & (
-        level >= params.min_flux_ratio * level[target]
-    )
-    if colours is not None and np.isfinite(colours[target]):
-        close = ~(np.abs(colours - colours[target]) > params.max_colour_difference)
-        candidate &= close
-    candidate[target] = False
-    candidate &= ~np.isin(ids, params.excluded)
-    pinned = np.isin(ids, params.pinned)
-    candidate |= pinned
-    columns = np.flatnonzero(candidate)
-    columns = columns[np.argsort(-level[columns])]
-    columns = np.concatenate([columns[pinned[columns]], columns[~pinned[columns]]])
-    columns = columns[: max(params.max_stars, int(pinned.sum()))]
-    if columns.size < 2:
-        raise ValueError(
-            f"only {columns.size} comparison star(s) qualify (unflagged, at least "
-            f"{params.min_flux_ratio} x the target's flux)"
+    @property
+    def comparisons(self) -> ComparisonParameters:
+        """The comparison ensemble's settings, with the pinned and excluded stars."""
+        return ComparisonParameters(
+            pinned=list(self.comparison_stars), excluded=list(self.exclude_stars)
         )
-    # Iterative rejection of variable (or otherwise bad) comparison stars.
-    for _ in range(5):
-        f = flux[:, columns]
-        scatter = np.empty(columns.size)
-        for k in range(columns.size):
-            others = np.delete(np.arange(columns.size), k)
-            ensemble = np.nansum(f[:, others] / np.nanmedian(f[:, others], axis=0), axis=1)
-            scatter[k] = _relative_scatter(f[:, [k]], err[:, columns[[k]]], ensemble)[0]
-        typical = np.median(scatter)
-        bad = (scatter > params.clip * typical) & ~pinned[columns]
-        if not bad.any() or columns.size - bad.sum() < 2:
-            break
-        for col, s in zip(columns[bad], scatter[bad], strict=True):
-            notes.append(f"comparison {ids[col]} dropped: scatter {s:.1f} x its noise")
-        columns = columns[~bad]
-    # Weights: inverse variance of each star's relative flux (photon noise x its scatter).
-    relative_noise = np.nanmedian(err[:, columns] / flux[:, columns], axis=0)
-    weights = 1.0 / relative_noise**2
-    return columns, weights / weights.sum(), notes
 
+    def checked_ephemeris(self, name: str) -> dict:
+        """The ephemeris, checked for what the transit fit needs.
 
-def differential_flux(
-    matrix: dict[str, np.ndarray],
-    target: int,
-    columns: np.ndarray,
-    weights: np.ndarray,
-    scintillation: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The target's flux relative to the weighted ensemble, normalised to its median.
+        Parameters
+        ----------
+        name : str
+            The target's name in the configuration (for the message).
 
-    Parameters
-    ----------
-    matrix : dict
-        `flux_matrix` output.
-    target : int
-        Column of the target.
-    columns, weights : numpy.ndarray
-        Comparison stars and their weights (`select_comparisons`).
-    scintillation : numpy.ndarray, optional
-        Relative scintillation noise per frame, added to every star's error (independent
-        from star to star).
-
-    Returns
-    -------
-    flux, flux_err : numpy.ndarray
-        Per frame; the error combines the target's and the ensemble's noise.
-    """
-    flux, err = matrix["flux"], matrix["err"]
-    if scintillation is not None:
-        err = np.hypot(err, np.abs(flux) * np.asarray(scintillation, float)[:, None])
-    norm = np.nanmedian(flux[:, columns], axis=0)
-    ensemble = np.nansum(weights * flux[:, columns] / norm, axis=1)
-    ensemble_err = np.sqrt(np.nansum((weights * err[:, columns] / norm) ** 2, axis=1))
-    ratio = flux[:, target] / ensemble
-    ratio_err = np.abs(ratio) * np.hypot(err[:, target] / flux[:, target], ensemble_err / ensemble)
-    scale = np.nanmedian(ratio)
-    return ratio / scale, ratio_err / scale
+        Raises
+        ------
+        ValueError
+            When ``t0_bjd_tdb`` or ``period_days`` is missing.
+        """
+        ephemeris = dict(self.ephemeris or {})
+        if "t0_bjd_tdb" not in ephemeris or "period_days" not in ephemeris:
+            raise ValueError(
+                f"targets.{name}.ephemeris needs t0_bjd_tdb and period_days for the transit fit"
+            )
+        return ephemeris
 
 
 def predicted_mid_time(t0: float, period: float, times: np.ndarray) -> float:
@@ -285,6 +125,8 @@ def transit_light_curve(
     limb_darkening: tuple[float, float] = (0.45, 0.2),
     depth_guess: float = 0.01,
     detrend: Sequence[str] = ("airmass",),
+    aperture_m: float = 0.0,
+    elevation_m: float = 0.0,
 ) -> dict:
     """Light curve and transit fit of a time-series target, best aperture chosen.
 
@@ -306,7 +148,11 @@ def transit_light_curve(
     depth_guess : float
         Starting depth.
     detrend : sequence of str
-        Baseline terms fitted together with the transit (see `detrend_regressors`).
+        Baseline terms fitted together with the transit (see
+        `aifa_steps.products.detrending.detrend_regressors`).
+    aperture_m, elevation_m : float
+        Telescope aperture and site elevation: every star's error then includes its
+        scintillation noise (Young 1967); 0 leaves it out.
 
     Returns
     -------
@@ -320,11 +166,6 @@ def transit_light_curve(
         ``predicted_t0``. The fit carries ``error_ratio`` and ``error_scale`` (see
         `aifa_steps.products.transit_fit.error_scale`); ``flux_err`` is rescaled by the latter.
     """
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
-    from aifa_steps.products.transit_fit import fit_transit
-
     coords = SkyCoord(np.asarray(reference["ra"]) * u.deg, np.asarray(reference["dec"]) * u.deg)
     host = SkyCoord(target_radec[0] * u.deg, target_radec[1] * u.deg)
     separation = coords.separation(host).arcsec
@@ -339,8 +180,6 @@ def transit_light_curve(
         if {"gmag", "imag"} <= set(reference.colnames)
         else None
     )
-    from aifa_steps.photometry.frame import table_apertures
-
     radii_arcsec, radii = table_apertures(tables[0].meta)
     radius_of = dict(zip(radii, radii_arcsec, strict=True))
     times = np.array([float(t.meta["BJD_TDB"]) for t in tables])
@@ -354,9 +193,9 @@ def transit_light_curve(
         except ValueError:
             continue
         scintillation = None
-        if params is not None and params.aperture_m > 0:
+        if aperture_m > 0:
             scintillation = scintillation_noise(
-                params.aperture_m, params.elevation_m, matrix["airmass"], matrix["exptime"]
+                aperture_m, elevation_m, matrix["airmass"], matrix["exptime"]
             )
         flux, flux_err = differential_flux(matrix, target, columns, weights, scintillation)
         regressors = detrend_regressors(matrix, target, detrend)
@@ -471,77 +310,79 @@ def bin_light_curve(t: np.ndarray, flux: np.ndarray, minutes: float) -> tuple:
     return np.array(centres), np.array(means), np.array(errors)
 
 
-def lightcurve_figure(
-    result: dict, path, title: str, ephemeris: dict | None = None, bin_minutes: float = 10.0
-) -> None:
-    """Raw and detrended light curve with the fitted model, bins, residuals and airmass.
+def fit_summary(result: dict) -> dict:
+    """The transit fit with the aperture and baseline it used (``transit_fit.json``).
 
     Parameters
     ----------
     result : dict
         `transit_light_curve` output.
-    path : path
-        PNG file.
-    title : str
-        Figure title.
-    ephemeris : dict, optional
-        Literature ``duration_hours``: predicted ingress and egress are drawn around the
-        predicted mid-time.
-    bin_minutes : float
-        Bin width.
+
+    Returns
+    -------
+    dict
+        The fit's parameters (`aifa_steps.products.transit_fit.TransitFit.as_dict`) plus
+        ``aperture_arcsec``, ``aperture`` (its column suffix), ``aperture_rms`` (RMS of every
+        aperture's residuals) and ``baseline_terms``.
     """
-    import matplotlib
+    summary = result["fit"].as_dict()
+    summary.update(
+        aperture_arcsec=result["aperture"],
+        aperture=result["aperture_key"],
+        aperture_rms=result["apertures"],
+        baseline_terms=["constant", *result["table"].meta["DETREND"]],
+    )
+    return summary
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    table, fit = result["table"], result["fit"]
-    t0 = np.floor(np.nanmin(table["bjd_tdb"]))
-    hours = (np.asarray(table["bjd_tdb"]) - t0) * 24.0
-    fig, (ax_raw, ax_det, ax_res) = plt.subplots(
-        3, 1, figsize=(9, 9), sharex=True, gridspec_kw={"height_ratios": [2, 2, 1]}
+def transit_products(
+    tables: list[Table],
+    reference: Table,
+    settings: TransitSettings,
+    name: str,
+    aperture_m: float = 0.0,
+    elevation_m: float = 0.0,
+) -> dict:
+    """Light curve, comparison stars and transit fit of one target (the rule's step).
+
+    Parameters
+    ----------
+    tables : list of astropy.table.Table
+        Usable per-frame photometry of the target's frames.
+    reference : astropy.table.Table
+        The target's reference sources.
+    settings : TransitSettings
+        The target's section of the configuration.
+    name : str
+        The target's OBJECT (written into the light curve's meta, named in messages).
+    aperture_m, elevation_m : float
+        Telescope aperture and site elevation for the scintillation noise (0: none).
+
+    Returns
+    -------
+    dict
+        `transit_light_curve` output (its table's meta with ``OBJECT``), plus ``summary``
+        (`fit_summary`) and ``ephemeris`` (the checked ephemeris).
+
+    Raises
+    ------
+    ValueError
+        When the ephemeris lacks what the fit needs, or the light curve cannot be made.
+    """
+    ephemeris = settings.checked_ephemeris(name)
+    result = transit_light_curve(
+        tables,
+        reference,
+        (settings.ra, settings.dec),
+        ephemeris,
+        settings.comparisons,
+        limb_darkening=settings.limb_darkening,
+        depth_guess=settings.depth_guess,
+        detrend=settings.detrend,
+        aperture_m=aperture_m,
+        elevation_m=elevation_m,
     )
-    ax_raw.errorbar(hours, table["flux"], table["flux_err"], fmt=".", color="0.5", ms=3, lw=0.5)
-    ax_raw.plot(hours, table["model"], color="C3", lw=1.2, label="transit x airmass baseline")
-    ax_raw.set_ylabel("relative flux")
-    ax_raw.legend(fontsize=8, loc="lower left")
-    air = ax_raw.twinx()
-    air.plot(hours, table["airmass"], color="C0", lw=0.8, alpha=0.6)
-    air.set_ylabel("airmass", color="C0")
-    detrended = np.asarray(table["flux_detrended"])
-    ax_det.errorbar(hours, detrended, table["flux_err"], fmt=".", color="0.6", ms=3, lw=0.5)
-    bt, bf, be = bin_light_curve(np.asarray(table["bjd_tdb"]), detrended, bin_minutes)
-    ax_det.errorbar(
-        (bt - t0) * 24.0, bf, be, fmt="o", color="k", ms=4, label=f"{bin_minutes:g} min bins"
-    )
-    ax_det.plot(hours, table["transit"], color="C3", lw=1.5, label="fitted transit")
-    if ephemeris and "duration_hours" in ephemeris:
-        mid = (result["predicted_t0"] - t0) * 24.0
-        half = 0.5 * float(ephemeris["duration_hours"])
-        for edge in (mid - half, mid + half):
-            ax_det.axvline(edge, color="C2", ls="--", lw=1)
-        ax_det.axvline(mid, color="C2", ls=":", lw=1, label="predicted ingress, mid, egress")
-    ax_det.set_ylabel("detrended flux")
-    ax_det.legend(fontsize=8, loc="lower left")
-    ax_det.set_title(
-        f"depth {fit.depth * 100:.2f} +- {fit.depth_err * 100:.2f} %, "
-        f"mid-time BJD_TDB {fit.t0_bjd_tdb:.5f} +- {fit.t0_bjd_tdb_err * 1440:.1f} min, "
-        f"duration {fit.duration_hours:.2f} +- {fit.duration_hours_err:.2f} h",
-        fontsize=9,
-    )
-    residual = detrended - np.asarray(table["transit"])
-    ax_res.plot(hours, residual * 1e3, ".", color="0.4", ms=3)
-    ax_res.axhline(0, color="k", lw=0.8)
-    ax_res.set_ylabel("residual [ppt]")
-    ax_res.set_xlabel(f"BJD_TDB - {t0:.0f} [h]")
-    ax_res.set_title(
-        f"RMS {np.nanstd(residual) * 1e3:.2f} ppt; median error "
-        f"{np.nanmedian(table['flux_err']) * 1e3:.2f} ppt (x {fit.error_scale:.2f}); aperture "
-        f"{result['aperture']:.3g} arcsec, "
-        f"{len(result['comparisons'])} comparison stars",
-        fontsize=9,
-    )
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
+    result["table"].meta["OBJECT"] = name
+    result["summary"] = fit_summary(result)
+    result["ephemeris"] = ephemeris
+    return result

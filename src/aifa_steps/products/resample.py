@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.wcs import WCS
 
-__all__ = ["linear_weights", "pixel_mapping", "resample"]
+__all__ = ["linear_weights", "pixel_mapping", "reproject_frame", "resample"]
 
 
 def linear_weights(positions: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -99,3 +99,30 @@ def resample(
         cval=np.nan,
         prefilter=False,
     )
+
+
+def reproject_frame(
+    data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape: tuple[int, int], interpolation: str
+) -> np.ndarray:
+    """A frame on the output grid, NaN off the frame.
+
+    ``nearest-neighbor`` and ``bilinear`` use `resample` (the pixel mapping interpolated from
+    a coarse grid: 10 times faster than reproject at full size); ``biquadratic`` and
+    ``bicubic`` use `reproject.reproject_interp`.
+    """
+    if interpolation in ("nearest-neighbor", "bilinear"):
+        return resample(data, wcs_in, wcs_out, shape, 0 if interpolation[0] == "n" else 1)
+    from reproject import reproject_interp
+
+    image, footprint = reproject_interp(
+        (data, wcs_in),
+        wcs_out,
+        shape_out=shape,
+        order=interpolation,
+        return_footprint=True,
+        # Frames of one field overlap the grid: skip the round trip that detects pixels
+        # mapping through the far side of the sky (halves the cost).
+        roundtrip_coords=False,
+    )
+    image[footprint < 1.0] = np.nan
+    return image.astype(np.float32)

@@ -2,7 +2,8 @@
 
 Each solved frame is background-subtracted (the photometry's `estimate_background`), its bad
 pixels (hot, low and high response, cosmic rays) set to NaN, scaled to one photometric scale,
-and reprojected onto the WCS of one reference frame (`reproject_frame`). The
+and reprojected onto the WCS of one reference frame
+(`aifa_steps.products.resample.reproject_frame`). The
 frames are then averaged pixel by pixel after a 3-sigma clip around the median (sigma from
 each frame's sky noise and a fraction of the signal, see `clipped_keep`), a band of rows at a
 time. Saturated pixels are kept: the cores of saturated stars
@@ -20,36 +21,30 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.nddata import CCDData
-from astropy.table import Table
 from astropy.wcs import WCS
 
 from aifa_steps.calibration.combine import nanmedian_of_frames
-from aifa_steps.core.atomic import write_hdul
+from aifa_steps.core.config import StepSettings
 from aifa_steps.core.formats import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE, NO_DATA
-from aifa_steps.core.provenance import add_provenance
-from aifa_steps.photometry.measure import estimate_background
+from aifa_steps.photometry.background import estimate_background
+from aifa_steps.products.resample import reproject_frame
 
 __all__ = [
     "STACK_MASK_BITS",
     "Stack",
     "StackFrame",
     "StackParameters",
+    "BackgroundSettings",
     "background_subtracted",
     "clipped_keep",
-    "grid_of",
     "photometric_scales",
-    "reproject_frame",
-    "select_stack_frames",
     "stack_frames",
-    "stack_inputs",
-    "write_stack",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,8 +54,8 @@ STACK_MASK_BITS = HOT | LOW_RESPONSE | HIGH_RESPONSE | COSMIC_RAY | NO_DATA
 
 
 @dataclass(frozen=True)
-class StackParameters:
-    """How frames are combined into a stack.
+class StackParameters(StepSettings):
+    """How frames are combined into a stack (keys of the ``stacks`` section).
 
     Attributes
     ----------
@@ -73,40 +68,55 @@ class StackParameters:
     max_frames : int
         Stack at most this many frames per target and filter, those with the best seeing.
     interpolation : str
-        ``nearest-neighbor`` or ``bilinear`` (fast resampling, `reproject_frame`), or
-        ``biquadratic`` or ``bicubic`` (``reproject_interp``).
-    background_box, background_filter : int
-        Background mesh (pixels) and median filter, as for the photometry.
+        ``nearest-neighbor`` or ``bilinear`` (fast resampling,
+        `aifa_steps.products.resample.reproject_frame`), or ``biquadratic`` or ``bicubic``
+        (``reproject_interp``).
     memory_limit_mb : float
         Working memory of the clipping (the reprojected frames come on top).
     """
+
+    section = "stacks"
 
     sigma: float = 3.0
     amplitude_fraction: float = 0.3
     max_iterations: int = 3
     max_frames: int = 30
     interpolation: str = "bilinear"
-    background_box: int = 300
-    background_filter: int = 3
     memory_limit_mb: float = 512.0
 
-    @classmethod
-    def from_config(
-        cls, stacks: Mapping | None, photometry: Mapping | None = None
-    ) -> StackParameters:
-        """Parameters from the ``stacks`` and ``photometry`` sections of the configuration."""
-        stacks = dict(stacks or {})
-        photometry = dict(photometry or {})
-        return cls(
-            sigma=float(stacks.get("sigma", cls.sigma)),
-            amplitude_fraction=float(stacks.get("amplitude_fraction", cls.amplitude_fraction)),
-            max_iterations=int(stacks.get("max_iterations", cls.max_iterations)),
-            max_frames=int(stacks.get("max_frames", cls.max_frames)),
-            interpolation=str(stacks.get("interpolation", cls.interpolation)),
-            background_box=int(photometry.get("background_box", cls.background_box)),
-            background_filter=int(photometry.get("background_filter", cls.background_filter)),
-            memory_limit_mb=float(stacks.get("memory_limit_mb", cls.memory_limit_mb)),
-        )
+    def __post_init__(self) -> None:
+        # YAML gives 3 for 3.0: the types of the fields, as the HISTORY of a stack records them.
+        for name, kind in (
+            ("sigma", float),
+            ("amplitude_fraction", float),
+            ("max_iterations", int),
+            ("max_frames", int),
+            ("interpolation", str),
+            ("memory_limit_mb", float),
+        ):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class BackgroundSettings(StepSettings):
+    """The background mesh subtracted from every frame, as for the photometry.
+
+    Attributes
+    ----------
+    background_box : int
+        Box size of the background mesh (pixels).
+    background_filter : int
+        Median filter size of the mesh (boxes).
+    """
+
+    section = "photometry"
+
+    background_box: int = 300
+    background_filter: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "background_box", int(self.background_box))
+        object.__setattr__(self, "background_filter", int(self.background_filter))
 
 
 @dataclass
@@ -172,81 +182,6 @@ class Stack:
     zeropoint: float
 
 
-def select_stack_frames(frames: Table, filter_name: str, max_frames: int) -> Table:
-    """The frames of one filter to stack: the ``max_frames`` with the best seeing.
-
-    Parameters
-    ----------
-    frames : astropy.table.Table
-        Solved frames of one target with ``stem``, ``filter`` and ``fwhm_arcsec`` (seeing
-        measured by the astrometry; NaN or missing counts as worst).
-    filter_name : str
-        The filter.
-    max_frames : int
-        At most this many frames.
-
-    Returns
-    -------
-    astropy.table.Table
-        The chosen rows, in the order of their stems (time order for NINA's names).
-    """
-    rows = frames[np.asarray(frames["filter"]).astype(str) == filter_name]
-    if "fwhm_arcsec" in rows.colnames:
-        seeing = np.asarray(rows["fwhm_arcsec"], float)
-    else:
-        seeing = np.full(len(rows), np.nan)
-    order = np.argsort(np.where(np.isfinite(seeing), seeing, np.inf), kind="stable")
-    chosen = rows[order[: max(1, int(max_frames))]]
-    chosen.sort("stem")
-    return chosen
-
-
-def stack_inputs(
-    paths: Sequence[str | Path],
-    frames: Table,
-    zeropoints: Table | None,
-    aperture: str | float,
-) -> list[StackFrame]:
-    """Frames to stack with their exposure times and zero points, read lazily from files.
-
-    Parameters
-    ----------
-    paths : sequence of path
-        Calibrated, solved frames; the file name without ``.fits`` is the stem.
-    frames : astropy.table.Table
-        ``stem`` and ``exptime`` of (at least) these frames.
-    zeropoints : astropy.table.Table or None
-        The night's zero points (``stem``, ``aperture_arcsec``, ``zeropoint``); frames without
-        one get NaN.
-    aperture : str or float
-        Aperture whose (total-flux) zero points to use: its column suffix (``4``,
-        ``1fwhm``) or radius in arcsec (see `aifa_steps.photometry.zeropoints.aperture_rows`).
-    """
-    from aifa_steps.photometry.zeropoints import aperture_rows
-
-    exptime = {str(r["stem"]): float(r["exptime"]) for r in frames}
-    zp = {}
-    if zeropoints is not None and len(zeropoints):
-        rows = zeropoints[aperture_rows(zeropoints, aperture)]
-        zp = {str(r["stem"]): float(r["zeropoint"]) for r in rows}
-    out = []
-    for path in paths:
-        stem = Path(path).name.removesuffix(".fits")
-        if stem not in exptime:
-            raise ValueError(f"{path}: not in the frame table (no exposure time)")
-        out.append(StackFrame(stem, path, exptime[stem], zp.get(stem, np.nan)))
-    return out
-
-
-def grid_of(path: str | Path) -> tuple[WCS, tuple[int, int]]:
-    """The WCS and shape of a solved frame's primary image, the grid of its target's stacks."""
-    header = fits.getheader(path)
-    wcs = WCS(header, relax=True)
-    if not wcs.has_celestial:
-        raise ValueError(f"{path}: no celestial WCS in the header")
-    return wcs.celestial, (int(header["NAXIS2"]), int(header["NAXIS1"]))
-
-
 def photometric_scales(
     exptimes: Sequence[float], zeropoints: Sequence[float]
 ) -> tuple[np.ndarray, float]:
@@ -282,8 +217,17 @@ def photometric_scales(
     return scales, common
 
 
-def background_subtracted(ccd: CCDData, params: StackParameters) -> tuple[np.ndarray, float]:
+def background_subtracted(
+    ccd: CCDData, background: BackgroundSettings | None = None
+) -> tuple[np.ndarray, float]:
     """A frame minus its background, and its sky noise.
+
+    Parameters
+    ----------
+    ccd : astropy.nddata.CCDData
+        A calibrated frame with its bit flags.
+    background : BackgroundSettings, optional
+        The background mesh.
 
     Returns
     -------
@@ -292,15 +236,16 @@ def background_subtracted(ccd: CCDData, params: StackParameters) -> tuple[np.nda
     noise : float
         Median background RMS.
     """
+    background = background or BackgroundSettings()
     data = np.asarray(ccd.data, np.float32)
     flags = ccd.flags if isinstance(ccd.flags, np.ndarray) else None
     bad = np.zeros(data.shape, bool) if flags is None else flags > 0
     if ccd.mask is not None:
         bad |= np.asarray(ccd.mask, bool)
-    background, rms = estimate_background(
-        data, bad, params.background_box, params.background_filter
+    level, rms = estimate_background(
+        data, bad, background.background_box, background.background_filter
     )
-    out = data - background
+    out = data - level
     if flags is not None:
         out[(flags & STACK_MASK_BITS) > 0] = np.nan
     return out, float(np.median(rms))
@@ -355,40 +300,12 @@ def clipped_keep(
     return keep
 
 
-def reproject_frame(
-    data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape: tuple[int, int], interpolation: str
-) -> np.ndarray:
-    """A frame on the output grid, NaN off the frame.
-
-    ``nearest-neighbor`` and ``bilinear`` use `aifa_steps.products.resample.resample` (the pixel
-    mapping interpolated from a coarse grid: 10 times faster than reproject at full size);
-    ``biquadratic`` and ``bicubic`` use `reproject.reproject_interp`.
-    """
-    if interpolation in ("nearest-neighbor", "bilinear"):
-        from aifa_steps.products.resample import resample
-
-        return resample(data, wcs_in, wcs_out, shape, 0 if interpolation[0] == "n" else 1)
-    from reproject import reproject_interp
-
-    image, footprint = reproject_interp(
-        (data, wcs_in),
-        wcs_out,
-        shape_out=shape,
-        order=interpolation,
-        return_footprint=True,
-        # Frames of one field overlap the grid: skip the round trip that detects pixels
-        # mapping through the far side of the sky (halves the cost).
-        roundtrip_coords=False,
-    )
-    image[footprint < 1.0] = np.nan
-    return image.astype(np.float32)
-
-
 def stack_frames(
     frames: Sequence[StackFrame],
     wcs: WCS,
     shape: tuple[int, int],
     params: StackParameters | None = None,
+    background: BackgroundSettings | None = None,
 ) -> Stack:
     """Background-subtract, scale, reproject and average frames with sigma clipping.
 
@@ -401,7 +318,9 @@ def stack_frames(
     shape : tuple of int
         ``(rows, columns)`` of the output.
     params : StackParameters, optional
-        Clipping and background parameters.
+        Clipping parameters.
+    background : BackgroundSettings, optional
+        The background mesh.
 
     Returns
     -------
@@ -432,7 +351,7 @@ def stack_frames(
         ccd = frame.load()
         if ccd.wcs is None:
             raise ValueError(f"{frame.stem}: no WCS, cannot reproject")
-        data, sky_noise = background_subtracted(ccd, params)
+        data, sky_noise = background_subtracted(ccd, background)
         data *= np.float32(scales[k])
         noise[slot] = sky_noise * scales[k]
         cube[slot] = reproject_frame(data, ccd.wcs, wcs, shape, params.interpolation)
@@ -466,53 +385,3 @@ def stack_frames(
         scales=[float(scales[k]) for k in usable],
         zeropoint=zeropoint,
     )
-
-
-def write_stack(
-    stack: Stack,
-    path: str | Path,
-    meta: Mapping[str, object] | None = None,
-    inputs: Sequence[str | Path] = (),
-    parameters: StackParameters | None = None,
-) -> None:
-    """Write a stack as FITS: the image with its WCS, then ``EXPOSURE`` and ``NCOMBINE`` maps.
-
-    Parameters
-    ----------
-    stack : Stack
-        The stack.
-    path : path
-        Output file.
-    meta : mapping, optional
-        Extra header cards (e.g. ``OBJECT``, ``FILTER``).
-    inputs : sequence of path
-        Frames read (recorded in the HISTORY, with each frame's scale).
-    parameters : StackParameters, optional
-        Parameters recorded in the HISTORY.
-    """
-    wcs_header = stack.wcs.to_header(relax=True)
-    header = wcs_header.copy()
-    for key, value in (meta or {}).items():
-        header[key] = value
-    header["BUNIT"] = ("adu/s", "ADU per second on the stack's photometric scale")
-    header["NCOMBINE"] = (len(stack.stems), "frames stacked")
-    header["EXPTIME"] = (float(np.nanmax(stack.exposure)), "[s] largest exposure of a pixel")
-    if np.isfinite(stack.zeropoint):
-        header["MAGZPT"] = (round(stack.zeropoint, 5), "mag of total flux of 1 ADU/s")
-    settings = {"scales": "zero points" if np.isfinite(stack.zeropoint) else "exposure time"}
-    if parameters is not None:
-        settings.update(
-            sigma=parameters.sigma,
-            amplitude_fraction=parameters.amplitude_fraction,
-            max_iterations=parameters.max_iterations,
-            interpolation=parameters.interpolation,
-            background_box=parameters.background_box,
-        )
-    add_provenance(header, "stack (background-subtracted, reprojected)", inputs, settings)
-    for stem, scale in zip(stack.stems, stack.scales, strict=True):
-        header.add_history(f"  scale {scale:.6g} {stem}")
-    exposure = fits.ImageHDU(stack.exposure, wcs_header.copy(), name="EXPOSURE")
-    exposure.header["BUNIT"] = "s"
-    count = fits.ImageHDU(stack.count, wcs_header.copy(), name="NCOMBINE")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_hdul(fits.HDUList([fits.PrimaryHDU(stack.image, header), exposure, count]), path)

@@ -1,0 +1,211 @@
+"""Settings of the photometry steps, read from their config sections (`StepSettings`).
+
+- `PhotometryParameters` (``photometry``): apertures, background, curve of growth.
+- `DetectionParameters` (``photometry.detection``): detection on the reference frame.
+- `ZeropointParameters` (``zeropoints``): zero points and the catalogue aperture.
+
+The schema (``workflow/schemas/config.schema.yaml``) owns the defaults; the ones here agree with
+it (``tests/test_config.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aifa_steps.core.config import StepSettings
+from aifa_steps.core.formats import AUTO_APERTURE_FWHM
+
+__all__ = [
+    "PhotometryParameters",
+    "DetectionParameters",
+    "ZeropointParameters",
+    "aperture_setting",
+    "ARCSEC_APERTURES",
+]
+
+#: Apertures (arcsec) of `aifa_steps.photometry.frame.measure_frame` called without settings:
+#: fixed radii need no target apertures in the reference table.
+ARCSEC_APERTURES = (4.0, 6.0, 8.0, 10.0)
+
+
+@dataclass(frozen=True)
+class PhotometryParameters(StepSettings):
+    """Settings of the per-frame photometry (the ``photometry`` section of the config).
+
+    Parameters
+    ----------
+    apertures : ``"auto"`` or list of float
+        ``"auto"``: radii of ``aperture_fwhm`` times the target's FWHM
+        (`aifa_steps.photometry.aperture_plans.aperture_plan`); a list: radii in arcsec.
+        After construction it holds what `aperture_setting` makes of it and
+        ``apertures_arcsec``.
+    aperture_fwhm : list of float
+        Radii of automatic apertures in units of the target's FWHM.
+    sky_annulus_fwhm : list of float, optional
+        Inner and outer radius of a local sky annulus in units of the target's FWHM (see
+        `aifa_steps.photometry.apertures.forced_photometry`); None: the frame's background
+        mesh alone.
+    apertures_arcsec : list of float, optional
+        Radii of a configuration of an older version (used with ``apertures: auto`` only).
+    background_box : int
+        Box size (pixels) of the background mesh.
+    background_filter : int
+        Median filter size (boxes) of the background mesh.
+    growth_radius_fwhm : float
+        Outer radius of the measured curve of growth in units of the seeing FWHM.
+    max_growth_stars : int
+        Brightest suitable stars used for the curve of growth and the seeing.
+    min_growth_snr : float
+        Minimum signal-to-noise ratio (smallest aperture) of those stars.
+    fit_fwhm : bool
+        Fit a circular 2-D Gaussian to every unflagged star (``fwhm_arcsec`` column; slow).
+
+    Notes
+    -----
+    The detector's saturation level is not a key of this section: it is an argument of
+    `aifa_steps.photometry.frame.measure_frame`.
+    """
+
+    section = "photometry"
+
+    apertures: str | list[float] = "auto"
+    aperture_fwhm: list[float] = field(default_factory=lambda: list(AUTO_APERTURE_FWHM))
+    sky_annulus_fwhm: list[float] | None = None
+    apertures_arcsec: list[float] | None = None
+    background_box: int = 300
+    background_filter: int = 3
+    growth_radius_fwhm: float = 3.0
+    max_growth_stars: int = 20
+    min_growth_snr: float = 50.0
+    fit_fwhm: bool = False
+
+    def __post_init__(self) -> None:
+        resolved = aperture_setting(
+            {"apertures": self.apertures, "apertures_arcsec": self.apertures_arcsec}
+        )
+        object.__setattr__(self, "apertures", resolved)
+
+    @property
+    def auto(self) -> bool:
+        """True when the apertures follow the seeing (``apertures: auto``)."""
+        return isinstance(self.apertures, str)
+
+
+@dataclass(frozen=True)
+class DetectionParameters(StepSettings):
+    """Settings of the reference detection (the ``photometry.detection`` section of the config).
+
+    Parameters
+    ----------
+    threshold_sigma : float
+        Detection threshold in units of the background RMS.
+    n_pixels : int
+        Minimum number of connected pixels above the threshold.
+    kernel_fwhm : float
+        FWHM (pixels) of the Gaussian smoothing kernel.
+    kernel_size : int
+        Size of the kernel (odd, pixels).
+    deblend : bool
+        Split blended sources (photutils' multi-threshold deblending).
+    min_flux : float
+        Keep only sources whose segment flux exceeds this (ADU); 0 keeps all.
+    max_sources : int
+        Keep at most the brightest this many sources (0: all).
+    """
+
+    section = "photometry.detection"
+
+    threshold_sigma: float = 3.0
+    n_pixels: int = 4
+    kernel_fwhm: float = 4.0
+    kernel_size: int = 21
+    deblend: bool = True
+    min_flux: float = 0.0
+    max_sources: int = 0
+
+    def __post_init__(self) -> None:
+        # Values from YAML may be ints where floats are meant (and the header records them).
+        for name, kind in (
+            ("threshold_sigma", float),
+            ("n_pixels", int),
+            ("kernel_fwhm", float),
+            ("kernel_size", int),
+            ("deblend", bool),
+            ("min_flux", float),
+            ("max_sources", int),
+        ):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None, **extra: Any) -> DetectionParameters:
+        """Parameters from the ``photometry.detection`` mapping (None: the defaults)."""
+        return super().from_config(section or {}, **extra)
+
+    def as_header(self) -> dict[str, tuple]:
+        """Header cards recording the parameters (provenance)."""
+        return {
+            "DETSIG": (self.threshold_sigma, "detection threshold [background RMS]"),
+            "DETNPIX": (self.n_pixels, "minimum connected pixels"),
+            "DETKFWHM": (self.kernel_fwhm, "Gaussian kernel FWHM [px]"),
+            "DETKSIZE": (self.kernel_size, "kernel size [px]"),
+            "DEBLEND": (self.deblend, "deblended"),
+            "DETMINF": (self.min_flux, "minimum segment flux [ADU]"),
+        }
+
+
+@dataclass(frozen=True)
+class ZeropointParameters(StepSettings):
+    """Settings of the zero points (the ``zeropoints`` section of the config).
+
+    Parameters
+    ----------
+    min_snr : float
+        Reference stars need at least this signal-to-noise ratio in the aperture.
+    max_catalogue_error : float
+        ... and a catalogue error below this (mag).
+    sigma_clip : float
+        Rejection threshold of the robust mean.
+    min_stars : int
+        Fewer stars give no zero point.
+    colour : tuple of str
+        The two bands of the colour (e.g. ``(g, i)``) for the colour term.
+    colour_term : bool
+        Fit and apply a colour term per frame (``zeropoint`` then refers to colour 0).
+    catalogue_aperture_arcsec : float or ``"auto"``
+        Aperture of the night's mean magnitudes (``magnitudes.ecsv``), see
+        `aifa_steps.photometry.aperture_plans.catalogue_aperture_key`.
+    catalogue_aperture_fwhm : float
+        With automatic apertures: the catalogue aperture's radius in units of the FWHM.
+    """
+
+    section = "zeropoints"
+
+    min_snr: float = 50.0
+    max_catalogue_error: float = 0.05
+    sigma_clip: float = 3.0
+    min_stars: int = 5
+    colour: tuple[str, str] = ("g", "i")
+    colour_term: bool = False
+    catalogue_aperture_arcsec: float | str = "auto"
+    catalogue_aperture_fwhm: float = 1.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "colour", tuple(self.colour))
+
+
+def aperture_setting(section: Mapping[str, Any]) -> str | list[float]:
+    """The ``photometry`` section's apertures: ``"auto"`` or radii in arcsec.
+
+    ``apertures`` (``auto`` or a list) decides; a configuration of an older version with only
+    ``apertures_arcsec`` keeps those radii.
+    """
+    value = section.get("apertures", "auto")
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"photometry.apertures is {value!r}: use auto or a list of radii")
+        if section.get("apertures_arcsec"):
+            return [float(r) for r in section["apertures_arcsec"]]
+        return "auto"
+    return [float(r) for r in value]
