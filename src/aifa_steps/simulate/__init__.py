@@ -4,7 +4,8 @@ Run ``python -m aifa_steps.simulate OUTDIR --preset {tiny,demo,full} --seed N``;
 for the files it writes.
 """
 
-from .night import FramePlan, night_config, plan_night, simulate_night
+from .night import night_config, simulate_night
+from .plan import FramePlan, plan_night
 from .presets import PRESETS, Preset, get_preset
 
 __all__ = [
