@@ -24,19 +24,7 @@ from aifa_steps.core.centroids import half_max_fwhm, windowed_centroids
 from aifa_steps.simulate.optics import make_wcs
 from aifa_steps.simulate.render import add_moffat_stars
 
-from .conftest import require_program
-
-
-def wcs_separation(a: WCS, b: WCS, shape, n=25):
-    """RMS and maximum separation (arcsec) of two WCS over a grid that includes the corners."""
-    ny, nx = shape
-    xs, ys = np.meshgrid(np.linspace(0, nx - 1, n), np.linspace(0, ny - 1, n))
-    sep = (
-        a.pixel_to_world(xs.ravel(), ys.ravel())
-        .separation(b.pixel_to_world(xs.ravel(), ys.ravel()))
-        .arcsec
-    )
-    return float(np.sqrt(np.mean(sep**2))), float(sep.max())
+from .helpers import require_program, wcs_separation
 
 
 def test_index_scales_follow_the_field_size():

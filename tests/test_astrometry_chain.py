@@ -18,7 +18,7 @@ from aifa_steps.astrometry.chain import (
 )
 from aifa_steps.simulate.optics import make_wcs
 
-from .test_astrometry import wcs_separation
+from .helpers import wcs_separation
 
 SHAPE = (448, 640)
 SCALE = 0.607
@@ -186,7 +186,7 @@ DRIFT_SEED = 5
 
 
 def _run(night, config, target):
-    from .test_workflow import run_snakemake
+    from .helpers import run_snakemake
 
     run_snakemake(night, str(target), "--cores", "2", "--configfile", str(config))
 
@@ -202,7 +202,7 @@ def drift_night(tmp_path_factory):
 
     from aifa_steps.simulate import get_preset, simulate_night
 
-    from .conftest import require_program
+    from .helpers import require_program
 
     require_program("solve-field")
     root = tmp_path_factory.mktemp("drift")

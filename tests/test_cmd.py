@@ -7,7 +7,7 @@ from astropy.table import Table
 from aifa_steps.photometry.refcat import crossmatch
 from aifa_steps.products.cmd import cluster_catalogue, cmd_figure, read_isochrone
 
-from .conftest import night_of
+from .helpers import night_of
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from aifa_steps.photometry.detection import (
 from aifa_steps.photometry.measure import estimate_background, frame_seeing, isolated_sources
 from aifa_steps.photometry.refcat import crossmatch, select_around
 
-from .conftest import truth_calibrated
+from .helpers import truth_calibrated
 
 
 @pytest.fixture(scope="module")

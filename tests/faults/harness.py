@@ -23,8 +23,7 @@ from astropy.table import Table
 
 from aifa_steps.summary.night import text_filled
 
-REPO = Path(__file__).resolve().parents[2]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
+from ..helpers import REPO, SNAKEFILE
 
 #: Frames of the tiny night (seed 7) that make a micro night: (folder, index in folder).
 MICRO = {"BIAS": [0, 1, 2], "DARK": [0, 1], "FLAT_r": [0, 1]}

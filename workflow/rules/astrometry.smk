@@ -20,7 +20,7 @@ rule astrometry_index:
     benchmark:
         BENCHMARKS / "astrometry_index.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         astro=keys_of(
             ASTRO, "build_index", "cpulimit", "index_dirs", "index_mag_column"
@@ -45,7 +45,7 @@ rule solve_field:
     benchmark:
         BENCHMARKS / "solve_field" / "{stem}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         hint=lambda wc: pointing_hint(wc.stem, ASTRO["search_radius_deg"]),
         width=lambda wc: int(light_row(wc.stem)["naxis1"]),
@@ -124,7 +124,7 @@ rule astrometry_chain:
     benchmark:
         BENCHMARKS / "astrometry_chain" / "{target}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         astro=keys_of(
             ASTRO,
@@ -171,7 +171,7 @@ rule astrometry_frame:
     benchmark:
         BENCHMARKS / "astrometry_frame" / "{stem}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         astro=keys_of(
             ASTRO,
@@ -218,7 +218,7 @@ checkpoint astrometry_status:
     benchmark:
         BENCHMARKS / "astrometry_status.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     script:
         "../scripts/astrometry_status.py"
 
@@ -238,6 +238,6 @@ rule astrometry_plots:
     benchmark:
         BENCHMARKS / "astrometry_plots.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     script:
         "../scripts/astrometry_plots.py"

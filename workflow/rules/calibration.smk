@@ -16,7 +16,7 @@ rule master_bias:
     benchmark:
         BENCHMARKS / "master_bias.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     threads: 2
     params:
         cal=CLIP,
@@ -38,7 +38,7 @@ rule master_dark:
     wildcard_constraints:
         exptime=r"[0-9.]+",
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     threads: 2
     params:
         cal=CLIP,
@@ -60,7 +60,7 @@ rule master_flat:
     benchmark:
         BENCHMARKS / "master_flat_{filter}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     threads: 2
     params:
         cal={**CLIP, **keys_of(CAL, "flat_min_adu", "flat_max_adu")},
@@ -82,7 +82,7 @@ rule bad_pixel_mask:
     benchmark:
         BENCHMARKS / "bad_pixel_mask.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         cal=keys_of(CAL, "hot_pixel_sigma", "low_response", "high_response"),
     script:
@@ -104,7 +104,7 @@ rule calibrate_frame:
     benchmark:
         BENCHMARKS / "calibrate" / "{stem}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         frame=lambda wc: frame_info(wc.stem),
         cal=keys_of(CAL, "cosmic_rays", "cosmic_ray_sigma"),
@@ -138,7 +138,7 @@ rule camera_characterisation:
     benchmark:
         BENCHMARKS / "camera_characterisation.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         instrument=config["instrument"],
         tolerance=CAL["gain_tolerance"],
@@ -176,7 +176,7 @@ rule calibration_qc:
     benchmark:
         BENCHMARKS / "calibration_qc.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         instrument=config["instrument"],
     script:

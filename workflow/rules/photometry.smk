@@ -24,7 +24,7 @@ rule photometry_reference:
     benchmark:
         BENCHMARKS / "photometry_reference" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         photometry=photometry_keys(
             "background_box", "background_filter", "detection", "isolation_arcsec"
@@ -51,7 +51,7 @@ rule photometry_frame:
         stem=FRAME_TABLE,
         object=r"[^/]+",
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         photometry=photometry_keys(),
         saturation=config["instrument"]["saturation"],
@@ -92,7 +92,7 @@ rule zeropoints:
     benchmark:
         BENCHMARKS / "zeropoints.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         zeropoints=ZP,
         photometry=keys_of(PHOT, *APERTURE_KEYS),
@@ -118,7 +118,7 @@ rule calibrated_magnitudes:
     benchmark:
         BENCHMARKS / "calibrated_magnitudes" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         zeropoints=ZP,
         photometry=keys_of(PHOT, *APERTURE_KEYS),

@@ -18,7 +18,7 @@ rule cluster_products:
     benchmark:
         BENCHMARKS / "cluster_products" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         target=lambda wc: target_config(wc.object),
         name=lambda wc: object_name(wc.object),
@@ -49,7 +49,7 @@ rule transit_products:
     benchmark:
         BENCHMARKS / "transit_products" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         target=lambda wc: target_config(wc.object),
         name=lambda wc: object_name(wc.object),
@@ -78,7 +78,7 @@ rule stack:
         object=r"[^/]+",
         filter=r"[^/.]+",
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         stacks=keys_of(
             config["stacks"],
@@ -116,7 +116,7 @@ rule colour_image:
     benchmark:
         BENCHMARKS / "colour_image" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         order=lambda wc: colour_filters(wc.object),
         stretch_sigma=config["stacks"]["colour_stretch_sigma"],

@@ -20,7 +20,7 @@ rule reference_catalogue:
     benchmark:
         BENCHMARKS / "reference_catalogue_{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         refcat=REFCAT,
         centre=lambda wc: object_centre(wc.object),
