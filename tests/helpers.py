@@ -76,9 +76,9 @@ def wcs_separation(a, b, shape, n=25):
     return float(np.sqrt(np.mean(sep**2))), float(sep.max())
 
 
-def run_snakemake(workdir, *args, check=True):
-    """Run the workflow in ``workdir`` (a subprocess, as a user would); return the process."""
-    cmd = [
+def snakemake_command(workdir, *args) -> list[str]:
+    """The command line that runs the workflow in ``workdir`` with ``args``, as a user would."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -86,9 +86,15 @@ def run_snakemake(workdir, *args, check=True):
         str(SNAKEFILE),
         "--directory",
         str(workdir),
-        *args,
+        *(str(a) for a in args),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+
+
+def run_snakemake(workdir, *args, check=True):
+    """Run the workflow in ``workdir`` (a subprocess, as a user would); return the process."""
+    proc = subprocess.run(
+        snakemake_command(workdir, *args), capture_output=True, text=True, cwd=REPO
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
