@@ -37,18 +37,20 @@ from astropy.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Rule -> stage of the list, and whether the rule runs once per frame.
+# Rule -> stage of the list, and whether the rule runs once per frame. Every rule with
+# a benchmark file is listed (tests/test_layout.py checks).
 STAGES = {
     "inventory": ("inventory", False),
     "master_bias": ("master bias", False),
     "master_dark": ("master darks", False),
     "master_flat": ("master flats", False),
     "bad_pixel_mask": ("bad-pixel mask", False),
-    "calibrate": ("calibration", True),
+    "calibrate_frame": ("calibration", True),
     "camera_characterisation": ("quality control", False),
     "calibration_qc": ("quality control", False),
     "reference_catalogue": ("reference catalogue", False),
     "astrometry_index": ("astrometry", False),
+    "astrometry_chain": ("astrometry", False),
     "solve_field": ("astrometry", True),
     "astrometry_frame": ("astrometry", True),
     "astrometry_status": ("astrometry", False),
@@ -61,6 +63,7 @@ STAGES = {
     "transit_products": ("light curve", False),
     "stack": ("stacks", False),
     "colour_image": ("stacks", False),
+    "night_summary": ("night summary", False),
 }
 SHELL_RULES = {"solve_field"}  # no Python start-up: all of it is the science program
 TIMING = re.compile(r"timing: start-up ([0-9.na]+) s, work ([0-9.]+) s")

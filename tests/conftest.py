@@ -1,9 +1,8 @@
-"""Shared fixtures: one simulated tiny night per test session."""
+"""Shared fixtures (fixtures only: helpers live in tests/helpers.py): one simulated tiny night
+per test session, demo-night frames calibrated perfectly and their photometry."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ from astropy.table import Table
 
 from aifa_steps.simulate import get_preset, simulate_night
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_SEED = 7
+from .helpers import TINY_SEED
 
 
 @pytest.fixture(scope="session")
@@ -33,29 +31,6 @@ def tiny_frames(tiny_night) -> Table:
 @pytest.fixture(scope="session")
 def tiny_stars(tiny_night) -> Table:
     return Table.read(tiny_night / "truth" / "stars.ecsv")
-
-
-def require_program(name: str) -> str:
-    """Path of an external program; skip the test without it (fail on CI)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (make setup installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def truth_calibrated(night: Path, row) -> tuple:
-    """A raw frame calibrated with the true bias, dark and flat: (data, raw, flat), float64."""
-    import numpy as np
-    from astropy.io import fits
-
-    bias = fits.getdata(night / "truth" / "bias.fits").astype(np.float64)
-    rate = fits.getdata(night / "truth" / "dark_rate.fits").astype(np.float64)
-    flat = fits.getdata(night / "truth" / f"flat_{row['filter']}.fits").astype(np.float64)
-    raw = fits.getdata(night / row["file"]).astype(np.float64)
-    return (raw - bias - rate * row["exptime"]) / flat, raw, flat
 
 
 @pytest.fixture(scope="session")
@@ -153,17 +128,3 @@ def demo_photometry(demo_frames):
             measured.append((plan, table))
         results[obj] = (reference, measured)
     return results, catalogue
-
-
-def night_of(reference, measured):
-    """Night mean magnitudes (4 arcsec) of a target of the demo_photometry fixture."""
-    from astropy.table import vstack
-
-    from aifa_steps.photometry.magnitudes import calibrated_magnitudes, night_magnitudes
-    from aifa_steps.photometry.zeropoints import frame_zeropoints
-
-    frames = []
-    for _, table in measured:
-        zeropoints, _ = frame_zeropoints(table, reference)
-        frames.append(calibrated_magnitudes(table, zeropoints, reference))
-    return night_magnitudes(vstack(frames), reference, 4.0)

@@ -33,22 +33,7 @@ from aifa_steps.core.formats import frame_stem
 from aifa_steps.simulate.optics import make_wcs
 from aifa_steps.simulate.render import add_moffat_stars
 
-from .conftest import require_program
-
-#: The one solve-field implementation, which the workflow's rule solve_field runs too.
-SOLVE_FIELD_SH = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "solve_field.sh"
-
-
-def wcs_separation(a: WCS, b: WCS, shape, n=25):
-    """RMS and maximum separation (arcsec) of two WCS over a grid that includes the corners."""
-    ny, nx = shape
-    xs, ys = np.meshgrid(np.linspace(0, nx - 1, n), np.linspace(0, ny - 1, n))
-    sep = (
-        a.pixel_to_world(xs.ravel(), ys.ravel())
-        .separation(b.pixel_to_world(xs.ravel(), ys.ravel()))
-        .arcsec
-    )
-    return float(np.sqrt(np.mean(sep**2))), float(sep.max())
+from .helpers import SOLVE_FIELD_SH, require_program, wcs_separation
 
 
 def test_index_scales_follow_the_field_size():

@@ -16,7 +16,7 @@ from aifa_steps.astrometry.judge import rms_limit_arcsec
 from aifa_steps.astrometry.match import MatchError, match_sources, wcs_from_sources
 from aifa_steps.simulate.optics import make_wcs
 
-from .test_astrometry import wcs_separation
+from .helpers import wcs_separation
 
 SHAPE = (448, 640)
 SCALE = 0.607
@@ -184,7 +184,7 @@ DRIFT_SEED = 5
 
 
 def _run(night, config, target):
-    from .test_workflow import run_snakemake
+    from .helpers import run_snakemake
 
     run_snakemake(night, str(target), "--cores", "2", "--configfile", str(config))
 
@@ -200,7 +200,7 @@ def drift_night(tmp_path_factory):
 
     from aifa_steps.simulate import get_preset, simulate_night
 
-    from .conftest import require_program
+    from .helpers import require_program
 
     require_program("solve-field")
     root = tmp_path_factory.mktemp("drift")
@@ -348,7 +348,7 @@ def test_solve_field_on_a_skipped_frames_source_list(drift_night):
     from aifa_steps.astrometry.settings import SolveSettings
     from aifa_steps.astrometry.solve import solve_source_list
 
-    from .test_astrometry import SOLVE_FIELD_SH
+    from .helpers import SOLVE_FIELD_SH
 
     raw, work, _, _ = drift_night
     chain = Table.read(work / "astrometry" / "chain" / "Qatar-1" / "frames.ecsv")

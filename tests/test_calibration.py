@@ -47,7 +47,7 @@ from aifa_steps.inventory.table import build_inventory
 from aifa_steps.simulate.detector import DetectorTruth, read_out
 from aifa_steps.simulate.presets import Instrument
 
-from .conftest import truth_calibrated
+from .helpers import truth_calibrated
 
 INST = Instrument()
 RN_ADU = INST.read_noise / INST.gain

@@ -13,7 +13,7 @@ from aifa_steps.products.cmd import (
 )
 from aifa_steps.products.plots import cmd_figure
 
-from .conftest import night_of
+from .helpers import night_of
 
 
 @pytest.fixture(scope="module")

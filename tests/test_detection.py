@@ -19,7 +19,7 @@ from aifa_steps.photometry.reference import (
 )
 from aifa_steps.photometry.settings import DetectionParameters
 
-from .conftest import truth_calibrated
+from .helpers import truth_calibrated
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from aifa_steps.photometry.apertures import (
 from aifa_steps.photometry.background import estimate_background
 from aifa_steps.simulate.presets import Instrument
 
-from .conftest import truth_calibrated
+from .helpers import truth_calibrated
 
 INST = Instrument()
 
@@ -78,7 +78,7 @@ def noiseless(tiny_night):
     from aifa_steps.simulate import get_preset, plan_night
     from aifa_steps.simulate.night import expected_light
 
-    from .conftest import TINY_SEED
+    from .helpers import TINY_SEED
 
     preset = get_preset("tiny")
     plans, _ = plan_night(preset, TINY_SEED)

@@ -20,7 +20,7 @@ from aifa_steps.products.transit_model import TransitModel
 from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.presets import Instrument
 
-from .conftest import truth_calibrated
+from .helpers import truth_calibrated
 
 INST = Instrument()
 READ_NOISE_ADU = INST.read_noise / INST.gain

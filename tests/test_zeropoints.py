@@ -12,7 +12,7 @@ from aifa_steps.photometry.settings import ZeropointParameters
 from aifa_steps.photometry.zeropoints import frame_zeropoints, photometry_targets
 from aifa_steps.simulate.render import add_moffat_stars, moffat_alpha
 
-from .conftest import night_of
+from .helpers import night_of
 
 
 def _wcs(shape, scale=0.607):

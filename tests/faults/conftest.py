@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import require_program
+from ..helpers import require_program
 from .harness import Night, checksums, make_micro_base, new_night
 
 

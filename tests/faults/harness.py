@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from astropy.table import Table
 
 from aifa_steps.summary.checks import text_filled
 
-REPO = Path(__file__).resolve().parents[2]
-SNAKEFILE = REPO / "workflow" / "Snakefile"
+from ..helpers import REPO, snakemake_command
 
 #: Frames of the tiny night (seed 7) that make a micro night: (folder, index in folder).
 MICRO = {"BIAS": [0, 1, 2], "DARK": [0, 1], "FLAT_r": [0, 1]}
@@ -128,21 +126,15 @@ def command(night: Night, *targets: str, cores: int | None = None, extra: tuple 
     work folder; default: the whole night)."""
     if cores is None:  # two cases at a time under pytest-xdist: one core each
         cores = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        *(str(night.work / t) for t in targets),  # before --configfile, which takes several
-        "--snakefile",
-        str(SNAKEFILE),
-        "--directory",
-        str(night.config.parent),
+    return snakemake_command(
+        night.config.parent,
+        *(night.work / t for t in targets),  # before --configfile, which takes several
         "--cores",
-        str(cores),
+        cores,
         "--configfile",
-        str(night.config),
+        night.config,
         *extra,
-    ]
+    )
 
 
 def run(

@@ -174,7 +174,8 @@ def test_two_runs_on_one_work_folder(night, raw_guard):
     import subprocess
     import time
 
-    from .harness import REPO, command
+    from ..helpers import REPO
+    from .harness import command
 
     raw_guard(night)
     targets = [f"calibrated/{p.stem}.fits" for p in night.lights()]

@@ -16,7 +16,8 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from .harness import NIGHT_GOES_ON, REPO, Night, checksums, command, rewrite_light, run
+from ..helpers import REPO
+from .harness import NIGHT_GOES_ON, Night, checksums, command, rewrite_light, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 

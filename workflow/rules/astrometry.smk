@@ -28,7 +28,7 @@ rule astrometry_index:
     benchmark:
         BENCHMARKS / "astrometry_index.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         astro=keys_of(ASTRO, *IndexSettings.keys()),
         pixel_scale=SCALE,
@@ -51,7 +51,7 @@ rule solve_field:
     benchmark:
         BENCHMARKS / "solve_field" / "{stem}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         hint=lambda wc: pointing_hint(wc.stem, SOLVE.search_radius_deg),
         width=lambda wc: int(light_row(wc.stem)["naxis1"]),
@@ -94,7 +94,7 @@ rule astrometry_chain:
     benchmark:
         BENCHMARKS / "astrometry_chain" / "{target}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         astro=keys_of(ASTRO, *ChainSettings.keys()),
         pixel_scale=SCALE,
@@ -133,7 +133,7 @@ rule astrometry_frame:
     benchmark:
         BENCHMARKS / "astrometry_frame" / "{stem}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         astro=keys_of(ASTRO, *FrameSettings.keys()),
         pixel_scale=SCALE,
@@ -171,7 +171,7 @@ checkpoint astrometry_status:
     benchmark:
         BENCHMARKS / "astrometry_status.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     script:
         "../scripts/astrometry_status.py"
 
@@ -191,6 +191,6 @@ rule astrometry_plots:
     benchmark:
         BENCHMARKS / "astrometry_plots.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     script:
         "../scripts/astrometry_plots.py"

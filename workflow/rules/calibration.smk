@@ -24,7 +24,7 @@ rule master_bias:
     benchmark:
         BENCHMARKS / "master_bias.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     threads: 2
     params:
         cal=CLIP,
@@ -46,7 +46,7 @@ rule master_dark:
     wildcard_constraints:
         exptime=r"[0-9.]+",
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     threads: 2
     params:
         cal=CLIP,
@@ -68,7 +68,7 @@ rule master_flat:
     benchmark:
         BENCHMARKS / "master_flat_{filter}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     threads: 2
     params:
         cal={**CLIP, **keys_of(CAL, *FlatLevels.keys())},
@@ -90,7 +90,7 @@ rule bad_pixel_mask:
     benchmark:
         BENCHMARKS / "bad_pixel_mask.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         cal=keys_of(CAL, *BadPixelSettings.keys()),
     script:
@@ -112,7 +112,7 @@ rule calibrate_frame:
     benchmark:
         BENCHMARKS / "calibrate" / "{stem}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         frame=lambda wc: frame_info(wc.stem),
         cal=keys_of(CAL, *CalibrationParameters.keys()),
@@ -146,7 +146,7 @@ rule camera_characterisation:
     benchmark:
         BENCHMARKS / "camera_characterisation.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         instrument=DETECTOR_KEYS,
         cal=keys_of(CAL, *CameraCheckSettings.keys()),
@@ -184,7 +184,7 @@ rule calibration_qc:
     benchmark:
         BENCHMARKS / "calibration_qc.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         instrument=DETECTOR_KEYS,
     script:

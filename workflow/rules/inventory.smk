@@ -20,7 +20,7 @@ checkpoint inventory:
     benchmark:
         BENCHMARKS / "inventory.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         raw_dir=str(RAW),
         headers=config["headers"],

@@ -26,7 +26,7 @@ rule photometry_reference:
     benchmark:
         BENCHMARKS / "photometry_reference" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         photometry=keys_of(
             PHOT,
@@ -58,7 +58,7 @@ rule photometry_frame:
         stem=FRAME_TABLE,
         object=r"[^/]+",
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         photometry=photometry_keys(),
         saturation=config["instrument"]["saturation"],
@@ -99,7 +99,7 @@ rule zeropoints:
     benchmark:
         BENCHMARKS / "zeropoints.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         zeropoints=keys_of(ZP, *ZeropointParameters.keys()),
         photometry=keys_of(PHOT, *APERTURE_CONFIG_KEYS),
@@ -125,7 +125,7 @@ rule calibrated_magnitudes:
     benchmark:
         BENCHMARKS / "calibrated_magnitudes" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         zeropoints=keys_of(
             ZP, "colour", "catalogue_aperture_arcsec", "catalogue_aperture_fwhm"

@@ -22,7 +22,7 @@ rule cluster_products:
     benchmark:
         BENCHMARKS / "cluster_products" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         target=lambda wc: keys_of(target_config(wc.object), *CmdSettings.keys()),
         name=lambda wc: object_name(wc.object),
@@ -53,7 +53,7 @@ rule transit_products:
     benchmark:
         BENCHMARKS / "transit_products" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         target=lambda wc: keys_of(target_config(wc.object), *TransitSettings.keys()),
         name=lambda wc: object_name(wc.object),
@@ -82,7 +82,7 @@ rule stack:
         object=r"[^/]+",
         filter=r"[^/.]+",
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         stacks=keys_of(config["stacks"], *StackParameters.keys()),
         photometry=keys_of(
@@ -112,7 +112,7 @@ rule colour_image:
     benchmark:
         BENCHMARKS / "colour_image" / "{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         order=lambda wc: colour_filters(wc.object),
         stacks=keys_of(config["stacks"], *ColourImageSettings.keys()),

@@ -22,7 +22,7 @@ rule reference_catalogue:
     benchmark:
         BENCHMARKS / "reference_catalogue_{object}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         refcat=keys_of(REFCAT, *RefcatSettings.keys()),
         centre=lambda wc: object_centre(wc.object),

@@ -8,7 +8,7 @@ if SIMULATE:
         log:
             LOGS / "simulate_night.log",
         conda:
-            "../../environment.yml"
+            "../envs/aifa-steps.yaml"
         threads: workflow.cores
         params:
             preset=SIMULATE.get("preset", "demo"),

@@ -21,7 +21,7 @@ rule night_summary:
     benchmark:
         BENCHMARKS / "night_summary.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/aifa-steps.yaml"
     params:
         targets=config.get("targets") or {},
     script:
