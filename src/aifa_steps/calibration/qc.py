@@ -209,41 +209,39 @@ def calibration_report(
             f"Master bias ({master_bias.meta.get('NCOMBINE')} frames)",
             label="ADU",
         )
-    if not darks:
-        rows.append(_missing_master("dark", "dark", "no dark frames in this night"))
-    for path in darks:
-        failure = fits_failure(path)
-        if failure:
-            rows.append(_missing_master("dark", Path(path).name, failure[1]))
-            continue
-        dark = read_ccd(path)
-        rows.append(master_statistics("dark", dark, Path(path).name, mask=mask))
-        name = frame_stem(path)
-        preview_png(
-            dark.data,
-            preview_dir / f"master_{name}.png",
+
+    def dark_title(dark: CCDData) -> str:
+        included = "bias included" if dark.meta.get("BIASINCL", False) else "bias subtracted"
+        return (
             f"Master dark, {dark.meta['EXPTIME']:g} s ({dark.meta.get('NCOMBINE')} frames, "
-            + ("bias subtracted)" if not dark.meta.get("BIASINCL", False) else "bias included)"),
-            label="ADU",
+            f"{included})"
         )
-    if not flats:
-        rows.append(_missing_master("flat", "flat", "no flat frames in this night"))
-    for path in flats:
-        failure = fits_failure(path)
-        if failure:
-            rows.append(_missing_master("flat", Path(path).name, failure[1]))
-            continue
-        flat = read_ccd(path)
-        rows.append(master_statistics("flat", flat, Path(path).name, mask=mask))
-        name = frame_stem(path)
-        preview_png(
-            flat.data,
-            preview_dir / f"master_{name}.png",
+
+    def flat_title(flat: CCDData) -> str:
+        return (
             f"Master flat {flat.meta.get('FILTER', '')} ({flat.meta.get('NCOMBINE')} "
-            "frames, normalised)",
-            interval="percentile",
-            label="relative response",
+            "frames, normalised)"
         )
+
+    for kind, paths, title, preview in (
+        ("dark", darks, dark_title, {"label": "ADU"}),
+        ("flat", flats, flat_title, {"interval": "percentile", "label": "relative response"}),
+    ):
+        if not paths:
+            rows.append(_missing_master(kind, kind, f"no {kind} frames in this night"))
+        for path in paths:
+            failure = fits_failure(path)
+            if failure:
+                rows.append(_missing_master(kind, Path(path).name, failure[1]))
+                continue
+            master = read_ccd(path)
+            rows.append(master_statistics(kind, master, Path(path).name, mask=mask))
+            preview_png(
+                master.data,
+                preview_dir / f"master_{frame_stem(path)}.png",
+                title(master),
+                **preview,
+            )
     if mask is not None:
         bad_pixel_figure(mask, preview_dir / "bad_pixels.png")
     else:
