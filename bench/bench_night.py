@@ -8,7 +8,9 @@ splits into work (from the ``timing:`` line of the jobs' logs) and the rest (Sna
 launch of the job, interpreter start, imports, exit). Then the
 total wall time, the speed-up between core counts and the share of the cores' time spent
 outside the science code (the jobs' time outside their work plus time no job runs:
-Snakemake's bookkeeping and waiting for serial steps).
+Snakemake's bookkeeping and waiting for serial steps), the CPU time of Snakemake's main
+process (psutil; and of it with all jobs, from ``getrusage``) and the disk use of the work
+folder against the raw night.
 
 The per-job numbers come from Snakemake's ``benchmark:`` files (``<work>/benchmarks``) and the
 ``timing:`` line each job writes to its log. Results: ``bench/results/night_<preset>_<n>.ecsv``
@@ -23,7 +25,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -157,8 +161,66 @@ def simulate(night: Path, preset: str, transit_frames: int | None, seed: int, jo
     return time.perf_counter() - start
 
 
-def reduce(night: Path, work: Path, cores: int) -> tuple[float, float]:
-    """Reduce the night with ``cores`` cores in a fresh work folder; return (run, report) s."""
+def disk_bytes(folder: Path) -> int:
+    """Bytes that the files below ``folder`` take on disk (allocated blocks, as ``du``)."""
+    return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def run_measured(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+    """Run a command; return its wall time and the CPU time of it and of all its children.
+
+    ``main_cpu_s`` is the CPU time (user + system) of the started process alone (for
+    Snakemake: its main process), sampled with psutil every 0.2 s until it exits (so up to
+    0.2 s of CPU may be missed) when psutil is installed, else NaN. ``all_cpu_s`` is the
+    ``resource.getrusage(RUSAGE_CHILDREN)`` delta: the process and every job it waited for.
+
+    Raises
+    ------
+    subprocess.CalledProcessError
+        If the command fails.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    main_cpu = np.nan
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    proc = subprocess.Popen(command, cwd=cwd, env=env)
+    if psutil is not None:
+        handle = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                times = handle.cpu_times()
+                main_cpu = times.user + times.system
+            except psutil.Error:
+                break
+            time.sleep(0.2)
+    code = proc.wait()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if code:
+        raise subprocess.CalledProcessError(code, command)
+    every = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "main_cpu_s": main_cpu, "all_cpu_s": every}
+
+
+def reduce(
+    night: Path, work: Path, cores: int, report: bool = True
+) -> tuple[float, float, dict[str, float]]:
+    """Reduce the night with ``cores`` cores in a fresh work folder.
+
+    Snakemake runs in this checkout (its ``workflow/``) with this checkout's ``src`` first on
+    ``PYTHONPATH``, so the jobs import this tree's package, not an installed one.
+
+    Returns
+    -------
+    tuple
+        Seconds of the run, seconds of the report (0 without ``report``), and a dict of the
+        run's measurements: ``main_cpu_s`` (Snakemake's main process), ``all_cpu_s`` (it and
+        all jobs), ``work_bytes`` and ``raw_bytes`` (disk use of the work folder after the run
+        and of the raw night).
+    """
     if work.exists():
         shutil.rmtree(work)
     config = yaml.safe_load((night / "config.yaml").read_text())
@@ -167,19 +229,46 @@ def reduce(night: Path, work: Path, cores: int) -> tuple[float, float]:
     work.mkdir(parents=True)
     cfg = work.parent / f"{work.name}.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [env.get("PYTHONPATH")])])
     snakemake = [sys.executable, "-m", "snakemake", "--configfile", str(cfg)]
-    start = time.perf_counter()
-    subprocess.run([*snakemake, "--cores", str(cores)], cwd=REPO, check=True)
-    run = time.perf_counter() - start
-    start = time.perf_counter()
-    subprocess.run([*snakemake, "--report", str(work / "report.html")], cwd=REPO, check=True)
-    return run, time.perf_counter() - start
+    measured = run_measured([*snakemake, "--cores", str(cores)], REPO, env)
+    measured["work_bytes"] = disk_bytes(work)
+    measured["raw_bytes"] = disk_bytes(REPO / config["raw_dir"])
+    report_s = 0.0
+    if report:
+        start = time.perf_counter()
+        subprocess.run(
+            [*snakemake, "--report", str(work / "report.html")], cwd=REPO, env=env, check=True
+        )
+        report_s = time.perf_counter() - start
+    return measured["wall_s"], report_s, measured
 
 
-def summary(table: Table, totals: dict[int, tuple[float, float]], frames: int) -> str:
+def disk_line(measured: dict[str, float]) -> str:
+    """One line: disk use of the work folder against the raw night."""
+    work, raw = measured["work_bytes"], measured["raw_bytes"]
+    return (
+        f"disk: work folder {work / 1e9:.2f} GB ({work:,} bytes), raw night {raw / 1e9:.2f} GB "
+        f"({raw:,} bytes): {work / raw:.2f}x the raw night"
+    )
+
+
+def cpu_line(measured: dict[str, float], run: float) -> str:
+    """One line: CPU time of Snakemake's main process and of everything it ran."""
+    main = measured["main_cpu_s"]
+    return (
+        f"Snakemake main process CPU {main:.1f} s ({main / run:.1%} of a core over the "
+        f"{run:.0f} s run); it and all its jobs {measured['all_cpu_s']:.1f} s CPU"
+    )
+
+
+def summary(
+    table: Table, totals: dict[int, tuple[float, float, dict[str, float]]], frames: int
+) -> str:
     """Text summary: the stage table per core count, totals, speed-up, overhead."""
     lines = []
-    for cores, (run, report) in totals.items():
+    for cores, (run, report, measured) in totals.items():
         part = table[table["cores"] == cores]
         lines.append(f"--cores {cores}: workflow {run:.1f} s wall, report {report:.1f} s")
         lines.append(
@@ -202,6 +291,8 @@ def summary(table: Table, totals: dict[int, tuple[float, float]], frames: int) -
             f"({startup / capacity:.1%}), no job running {idle:.1f} s ({idle / capacity:.1%}); "
             f"outside the science code {outside:.1%}; {run / frames:.2f} s wall per light frame"
         )
+        lines.append(cpu_line(measured, run))
+        lines.append(disk_line(measured))
         lines.append("")
     if len(totals) > 1:
         walls = [totals[c][0] for c in sorted(totals)]
@@ -236,7 +327,7 @@ def main() -> None:
         preset=args.preset,
         light_frames=n_lights,
         simulation_s=simulated,
-        totals={c: {"workflow_s": r, "report_s": p} for c, (r, p) in totals.items()},
+        totals={c: {"workflow_s": r, "report_s": p, **m} for c, (r, p, m) in totals.items()},
     )
     args.out.mkdir(parents=True, exist_ok=True)
     table.write(args.out / f"night_{label}.ecsv", overwrite=True)
