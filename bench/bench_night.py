@@ -69,6 +69,8 @@ STAGES = {
     "colour_image": ("stacks", False),
     "night_summary": ("night summary", False),
 }
+# Benchmark folders named otherwise than their rule.
+BENCHMARK_NAMES = {"calibrate": "calibrate_frame"}
 SHELL_RULES = {"solve_field"}  # no Python start-up: all of it is the science program
 TIMING = re.compile(r"timing: start-up ([0-9.na]+) s, work ([0-9.]+) s")
 
@@ -77,6 +79,8 @@ def rule_of(path: Path, bench_dir: Path) -> str:
     """Rule name from a benchmark file's path (``<rule>/...`` or ``<rule>[_x].tsv``)."""
     first = path.relative_to(bench_dir).parts[0]
     name = first.removesuffix(".tsv")
+    if name in BENCHMARK_NAMES:
+        return BENCHMARK_NAMES[name]
     for rule in sorted(STAGES, key=len, reverse=True):
         if name == rule or name.startswith(rule + "_"):
             return rule
