@@ -179,7 +179,7 @@ def test_clipping_removes_a_satellite_trail_and_masked_pixels_are_skipped():
 
 
 def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
-    from aifa_steps.core.frames import write_ccd
+    from aifa_steps.core.frames import solution_hdu, write_ccd
 
     shape = (100, 120)
     base = small_wcs()
@@ -187,9 +187,13 @@ def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
     positions = base.pixel_to_world_values(rng.uniform(20, 100, 8), rng.uniform(20, 80, 8))
     paths = []
     for k, (dx, dy) in enumerate([(0, 0), (1.3, -0.8), (-2.1, 0.6)]):
-        paths.append(tmp_path / f"n_{k}.fits")
         ccd = gaussian_frame(shape, small_wcs(dx, dy), positions, 5000.0, seed=k)
-        write_ccd(ccd, paths[-1])
+        frame, solution = tmp_path / f"n_{k}.fits", tmp_path / f"n_{k}_solution.fits"
+        write_ccd(CCDData(ccd.data, unit=ccd.unit, mask=ccd.mask, flags=ccd.flags), frame)
+        header = ccd.meta.copy()
+        header.update(ccd.wcs.to_header(relax=True))
+        solution_hdu(header, ccd.shape, frame).writeto(solution)
+        paths.append((frame, solution))  # the pixels and the header-only solution
     zeropoints = Table(
         {"stem": ["n_0", "n_1"], "aperture_arcsec": [4.0, 4.0], "zeropoint": [25.0, 25.2]}
     )
@@ -210,7 +214,7 @@ def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
         [("n_0", 10.0), ("n_1", 10.0), ("n_2", 20.0)],
         zeropoints,
         4.0,
-        paths[0],
+        paths[0][1],
         out,
         {"OBJECT": "F1", "FILTER": "r"},
         params,
@@ -219,7 +223,8 @@ def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
     assert stack.stems == ["n_0", "n_1"]  # n_2 has no zero point
     assert message.startswith("F1 r: 2 of 3 frames, MAGZPT")
     header = fits.getheader(out)
-    assert header["GRIDFRAM"] == "n_0" and header["NCOMBINE"] == 2
+    assert header["GRIDFRAM"] == "n_0_solution" and header["NCOMBINE"] == 2
+    assert header["NAXIS1"] == 120 and header["NAXIS2"] == 100  # the grid's IMAGEW, IMAGEH
     history = "\n".join(str(h) for h in header["HISTORY"])
     assert "max_iterations" in history and "background_box" in history and "32" in history
 

@@ -9,7 +9,8 @@ FRAME_TABLE = r"(?!(?:reference|calibrated|magnitudes)\.ecsv$)[^/]+"
 
 rule photometry_reference:
     input:
-        frame=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
+        frame=lambda wc: WORK / "calibrated" / f"{reference_frame(wc.object)}.fits",
+        solution=lambda wc: WORK / "astrometry" / f"{reference_frame(wc.object)}.fits",
         refcat=WORK / "refcat" / "{object}.ecsv",
         status=ASTROMETRY_STATUS,
     output:
@@ -46,7 +47,8 @@ rule photometry_reference:
 
 rule photometry_frame:
     input:
-        frame=after_inventory(WORK / "astrometry" / "{stem}.fits"),
+        frame=after_inventory(WORK / "calibrated" / "{stem}.fits"),
+        solution=WORK / "astrometry" / "{stem}.fits",
         reference=WORK / "photometry" / "{object}" / "reference.ecsv",
     output:
         WORK / "photometry" / "{object}" / "{stem}.ecsv",

@@ -66,6 +66,10 @@ rule transit_products:
 rule stack:
     input:
         frames=lambda wc: [
+            WORK / "calibrated" / f"{s}.fits"
+            for s in stack_stems(wc.object, wc.filter)
+        ],
+        solutions=lambda wc: [
             WORK / "astrometry" / f"{s}.fits"
             for s in stack_stems(wc.object, wc.filter)
         ],

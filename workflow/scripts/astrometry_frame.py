@@ -1,4 +1,5 @@
-# Snakemake adapter: refine and judge one frame's solution, attach it to the calibrated frame.
+# Snakemake adapter: refine and judge one frame's solution; write it as a header-only FITS file
+# (the frame's header with the WCS; the pixels stay in the calibrated frame).
 # The starting WCS is solve-field's or one handed on from a solved frame of the same target
 # (astrometry_chain). A frame whose calibration failed, or whose astrometry raises, gets a
 # status row with the step and the reason; the night goes on.
@@ -8,9 +9,9 @@ from aifa_steps.astrometry.frame import empty_matches, failed_status, solve_fram
 from aifa_steps.astrometry.index import solver_problem
 from aifa_steps.astrometry.settings import FrameSettings
 from aifa_steps.astrometry.solve import read_corr
-from aifa_steps.core.atomic import write_table
+from aifa_steps.core.atomic import write_hdul, write_table
 from aifa_steps.core.failures import fits_failure, run_frame_step, write_failed_fits
-from aifa_steps.core.frames import read_ccd, write_ccd
+from aifa_steps.core.frames import read_ccd, solution_hdu
 from aifa_steps.core.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0])
@@ -38,7 +39,7 @@ def work():
         solve_field_ran=snakemake.params.solve == "yes",
         problem=solver_problem(inp.solver),
     )
-    write_ccd(ccd, out.fits)
+    write_hdul(solution_hdu(ccd.header, ccd.shape, inp.frame), out.fits)
     write_table(matched, out.matches)
     write_status(status, "astrometry")
 

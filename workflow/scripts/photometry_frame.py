@@ -4,7 +4,7 @@ from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table
 from aifa_steps.core.failures import run_frame_step
-from aifa_steps.core.frames import read_ccd
+from aifa_steps.core.frames import read_solved
 from aifa_steps.core.observing import Site
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.photometry.frame import (
@@ -24,7 +24,7 @@ params = PhotometryParameters.from_config(snakemake.params.photometry)
 
 def work():
     table = frame_photometry(
-        read_ccd(snakemake.input.frame),
+        read_solved(snakemake.input.frame, snakemake.input.solution),
         Table.read(snakemake.input.reference),
         info,
         Site.from_config(snakemake.params.site),

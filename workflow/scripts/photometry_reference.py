@@ -3,7 +3,7 @@ from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table
 from aifa_steps.core.formats import frame_stem
-from aifa_steps.core.frames import read_ccd
+from aifa_steps.core.frames import read_solved
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.photometry.plots import detections_figure
 from aifa_steps.photometry.reference import (
@@ -23,7 +23,7 @@ if warning:
     log.warning(warning)
 seeing = solved_seeing(Table.read(inp.status), target)
 table, residual = target_reference(
-    read_ccd(inp.frame),
+    read_solved(inp.frame, inp.solution),
     Table.read(inp.refcat),
     stem,
     seeing,

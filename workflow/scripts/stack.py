@@ -8,7 +8,7 @@ from aifa_steps.products.stacking import BackgroundSettings, StackParameters
 
 log = log_to_file(snakemake.log[0])
 _, message = make_stack(
-    snakemake.input.frames,
+    list(zip(snakemake.input.frames, snakemake.input.solutions, strict=True)),
     snakemake.params.frames,
     Table.read(snakemake.input.zeropoints),
     smallest_aperture_key(snakemake.params.photometry),

@@ -1,8 +1,18 @@
 """Reading and writing calibrated frames: `~astropy.nddata.CCDData` with its extensions.
 
-A calibrated frame (and a master) is one FITS file: the data in ADU (float32), ``UNCERT``
-(standard deviation), ``MASK`` (pixels not to use) and ``FLAGS`` (bits of
+A calibrated frame (and a master) is one FITS file: the data in ADU (float32, as computed),
+``UNCERT`` (standard deviation), ``MASK`` (pixels not to use) and ``FLAGS`` (bits of
 `aifa_steps.core.formats.PIXEL_FLAGS`, described in the extension's header).
+
+Storage is compact (`write_ccd`): the data plane stays float32 (exact; Source Extractor and
+DS9 read it as it is), ``UNCERT`` is stored as 16-bit integers with ``BSCALE``/``BZERO`` (a step
+of 1/400 of the smallest uncertainty or finer: far below anything photometry can notice; any
+FITS reader returns floats), ``MASK`` and ``FLAGS`` are tile-compressed without loss. A frame
+takes 6 bytes per pixel instead of 10 (a 16-bit raw frame: 2).
+
+A solved frame is its calibrated file plus its solution (`read_solved`): the astrometry writes
+a header-only FITS file with the frame's header, the WCS and ``IMAGEW``/``IMAGEH``
+(`solution_hdu`), not a second copy of the pixels.
 """
 
 from __future__ import annotations
@@ -13,11 +23,26 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData
+from astropy.wcs import WCS
 
 from aifa_steps.core.atomic import write_hdul
 from aifa_steps.core.formats import flag_cards
 
-__all__ = ["read_ccd", "write_ccd"]
+__all__ = [
+    "UNCERTAINTY_STEPS",
+    "read_ccd",
+    "write_ccd",
+    "scaled_uncertainty_hdu",
+    "solution_hdu",
+    "read_solved",
+]
+
+#: The 16-bit ``UNCERT`` plane's step is at most the smallest positive uncertainty divided by
+#: this (and at least the largest divided by 65000, so that every value fits).
+UNCERTAINTY_STEPS = 400.0
+
+#: Cards that describe a file's arrays, not the frame (left out of a solution's header).
+_STRUCTURE = ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "BSCALE", "BZERO")
 
 
 def read_ccd(path: str | Path) -> CCDData:
@@ -28,11 +53,142 @@ def read_ccd(path: str | Path) -> CCDData:
     )
 
 
+def scaled_uncertainty_hdu(sigma: np.ndarray, header: fits.Header | None = None) -> fits.ImageHDU:
+    """The ``UNCERT`` extension as 16-bit integers with ``BSCALE`` and ``BZERO``.
+
+    Parameters
+    ----------
+    sigma : numpy.ndarray
+        Standard deviations (ADU); NaN or infinite values (pixels without data) are stored as
+        the largest value, i.e. as worthless.
+    header : astropy.io.fits.Header, optional
+        Cards to keep (e.g. astropy's ``UTYPE``).
+
+    Returns
+    -------
+    astropy.io.fits.ImageHDU
+        Physical value = ``BZERO + BSCALE * stored``; the step ``BSCALE`` is at most 1/400 of
+        the smallest positive uncertainty (0.25 %), coarser only when the largest value needs it.
+    """
+    sigma = np.asarray(sigma, dtype=np.float32)
+    finite = np.isfinite(sigma) & (sigma >= 0)
+    positive = sigma[finite & (sigma > 0)]
+    if positive.size == 0:
+        step = 1.0
+    else:
+        step = max(float(positive.min()) / UNCERTAINTY_STEPS, float(positive.max()) / 65000.0)
+    top = float(sigma[finite].max()) if finite.any() else 0.0
+    scaled = np.where(finite, sigma, np.float32(top))
+    scaled *= np.float32(1.0 / step)
+    np.minimum(scaled, np.float32(65535.0), out=scaled)
+    scaled += np.float32(0.5)  # non-negative: truncation after + 0.5 rounds
+    stored = (scaled.astype(np.int32) - 32768).astype(np.int16)
+    hdu = fits.ImageHDU(stored, name="UNCERT")
+    _copy_cards(header, hdu.header)
+    hdu.header["BSCALE"] = (step, "[adu] step")
+    hdu.header["BZERO"] = (32768 * step, "[adu] value = BZERO + BSCALE * stored")
+    hdu.header["UNCTYPE"] = ("std", "standard deviation")
+    return hdu
+
+
+def _copy_cards(source: fits.Header | None, target: fits.Header) -> None:
+    """Copy the cards of ``source`` that ``target`` lacks (not structure, COMMENT, HISTORY)."""
+    for card in (source or fits.Header()).cards:
+        if card.keyword in target or card.keyword in ("", "COMMENT", "HISTORY"):
+            continue
+        if card.keyword in _STRUCTURE or card.keyword in ("XTENSION", "PCOUNT", "GCOUNT"):
+            continue
+        target[card.keyword] = (card.value, card.comment)
+
+
+def _compressed(data: np.ndarray, name: str) -> fits.CompImageHDU:
+    """A lossless tile-compressed integer plane (mask, flags)."""
+    data = np.asarray(data)
+    return fits.CompImageHDU(
+        data.astype(np.uint8) if data.dtype == bool else data,
+        name=name,
+        compression_type="HCOMPRESS_1",
+    )
+
+
 def write_ccd(ccd: CCDData, path: str | Path) -> None:
-    """Write a CCDData file with ``UNCERT``, ``MASK`` and (bit) ``FLAGS`` extensions, atomically."""
-    flags = "FLAGS" if isinstance(ccd.flags, np.ndarray) else None
-    hdul = ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT", hdu_flags=flags)
-    if flags:
+    """Write a CCDData file compactly (see the module), with ``UNCERT``, ``MASK`` and ``FLAGS``.
+
+    The file is written atomically; the data plane is float32 as given.
+    """
+    out = ccd.to_hdu(hdu_mask=None, hdu_uncertainty=None, hdu_flags=None)
+    if ccd.uncertainty is not None:
+        header = fits.Header({"UTYPE": type(ccd.uncertainty).__name__})
+        out.append(scaled_uncertainty_hdu(ccd.uncertainty.array, header))
+    if isinstance(ccd.mask, np.ndarray):
+        out.append(_compressed(ccd.mask, "MASK"))
+    if isinstance(ccd.flags, np.ndarray):
+        out.append(_compressed(ccd.flags, "FLAGS"))
         for key, bit, text in flag_cards():
-            hdul["FLAGS"].header[key] = (bit, text)
-    write_hdul(hdul, path)
+            out["FLAGS"].header[key] = (bit, text)
+    write_hdul(out, path)
+
+
+def solution_hdu(
+    header: fits.Header, shape: tuple[int, int], pixels: str | Path = ""
+) -> fits.PrimaryHDU:
+    """A header-only FITS HDU of a solved frame: its header (with the WCS) and its size.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The frame's header with the solution's WCS and QC keywords.
+    shape : tuple of int
+        The image's shape ``(ny, nx)``, recorded as ``IMAGEH`` and ``IMAGEW`` (the form of
+        astrometry.net's ``.wcs`` files and of the simulator's true WCS files).
+    pixels : path, optional
+        The file with the pixels, recorded by name as ``PIXFILE``.
+    """
+    out = header.copy() if isinstance(header, fits.Header) else fits.Header(dict(header))
+    for key in _STRUCTURE:
+        out.remove(key, ignore_missing=True, remove_all=True)
+    out["IMAGEW"] = (int(shape[1]), "image width in pixels")
+    out["IMAGEH"] = (int(shape[0]), "image height in pixels")
+    if pixels:
+        out["PIXFILE"] = (Path(pixels).name[:68], "calibrated frame with the pixels")
+    return fits.PrimaryHDU(header=out)
+
+
+def read_solved(frame: str | Path, solution: str | Path) -> CCDData:
+    """A calibrated frame with its astrometric solution: the pixels of one, the header of the other.
+
+    Parameters
+    ----------
+    frame : path
+        The calibrated frame (`write_ccd`).
+    solution : path
+        Its solution (`solution_hdu`, ``astrometry/<stem>.fits``).
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+        The frame with the solution's header and WCS.
+
+    Raises
+    ------
+    ValueError
+        When the solution has no celestial WCS or its image size differs from the frame's.
+    """
+    ccd = read_ccd(frame)
+    header = fits.getheader(solution)
+    wcs = WCS(header, relax=True)
+    if not wcs.has_celestial:
+        raise ValueError(f"{solution}: no celestial WCS (the frame is not solved)")
+    size = (header.get("IMAGEH"), header.get("IMAGEW"))
+    if None not in size and tuple(size) != ccd.shape:
+        raise ValueError(f"{solution}: solution for a {size} image, {frame} is {ccd.shape}")
+    meta = fits.Header([c for c in header.cards if c.keyword not in ("IMAGEW", "IMAGEH")])
+    return CCDData(
+        ccd.data,
+        unit=ccd.unit,
+        meta=meta,
+        wcs=wcs,
+        mask=ccd.mask,
+        uncertainty=ccd.uncertainty,
+        flags=ccd.flags,
+    )

@@ -35,6 +35,9 @@ __all__ = [
     "write_stack",
 ]
 
+#: A stack input: a solved frame's file, or a calibrated frame and its solution.
+StackSource = str | Path | tuple[str | Path, str | Path]
+
 
 def select_stack_frames(frames: Table, filter_name: str, max_frames: int) -> Table:
     """The frames of one filter to stack: the ``max_frames`` with the best seeing.
@@ -66,7 +69,7 @@ def select_stack_frames(frames: Table, filter_name: str, max_frames: int) -> Tab
 
 
 def stack_inputs(
-    paths: Sequence[str | Path],
+    paths: Sequence[StackSource],
     frames: Table,
     zeropoints: Table | None,
     aperture: str | float,
@@ -75,8 +78,9 @@ def stack_inputs(
 
     Parameters
     ----------
-    paths : sequence of path
-        Calibrated, solved frames; the file name without ``.fits`` is the stem.
+    paths : sequence of path or of (path, path)
+        Calibrated, solved frames, or calibrated frames with their solutions
+        (``astrometry/<stem>.fits``); the file name without ``.fits`` is the stem.
     frames : astropy.table.Table
         ``stem`` and ``exptime`` of (at least) these frames.
     zeropoints : astropy.table.Table or None
@@ -95,19 +99,30 @@ def stack_inputs(
         zp = {str(r["stem"]): float(r["zeropoint"]) for r in rows}
     out = []
     for path in paths:
-        stem = frame_stem(path)
+        stem = frame_stem(_pixel_file(path))
         if stem not in exptime:
             raise ValueError(f"{path}: not in the frame table (no exposure time)")
-        out.append(StackFrame(stem, path, exptime[stem], zp.get(stem, np.nan)))
+        source = path if isinstance(path, str | Path) else (path[0], path[1])
+        out.append(StackFrame(stem, source, exptime[stem], zp.get(stem, np.nan)))
     return out
 
 
+def _pixel_file(path: StackSource) -> str | Path:
+    """The calibrated frame of a stack input (a path, or a (frame, solution) pair)."""
+    return path if isinstance(path, str | Path) else path[0]
+
+
 def grid_of(path: str | Path) -> tuple[WCS, tuple[int, int]]:
-    """The WCS and shape of a solved frame's primary image, the grid of its target's stacks."""
+    """The WCS and shape of a solved frame, the grid of its target's stacks.
+
+    ``path`` is a solution (header-only, ``IMAGEW``/``IMAGEH``) or a frame with a WCS.
+    """
     header = fits.getheader(path)
     wcs = WCS(header, relax=True)
     if not wcs.has_celestial:
         raise ValueError(f"{path}: no celestial WCS in the header")
+    if "IMAGEW" in header and "IMAGEH" in header:
+        return wcs.celestial, (int(header["IMAGEH"]), int(header["IMAGEW"]))
     return wcs.celestial, (int(header["NAXIS2"]), int(header["NAXIS1"]))
 
 
@@ -165,7 +180,7 @@ def write_stack(
 
 
 def make_stack(
-    paths: Sequence[str | Path],
+    paths: Sequence[StackSource],
     frames: Table | Sequence[Sequence],
     zeropoints: Table | None,
     aperture: str | float,
@@ -179,8 +194,8 @@ def make_stack(
 
     Parameters
     ----------
-    paths : sequence of path
-        Calibrated, solved frames.
+    paths : sequence of path or of (path, path)
+        Calibrated, solved frames, or calibrated frames with their solutions.
     frames : astropy.table.Table or sequence of rows
         ``stem`` and ``exptime`` of (at least) these frames (rows as ``(stem, exptime)``).
     zeropoints : astropy.table.Table or None
@@ -188,7 +203,8 @@ def make_stack(
     aperture : str or float
         Aperture whose zero points scale the frames.
     grid : path
-        The solved frame whose WCS and shape the stack takes (its stem is ``GRIDFRAM``).
+        The solution (or solved frame) whose WCS and shape the stack takes (its stem is
+        ``GRIDFRAM``).
     output : path
         The stack file.
     meta : mapping
@@ -211,7 +227,7 @@ def make_stack(
     wcs, shape = grid_of(grid)
     stack = stack_frames(inputs, wcs, shape, params, background)
     cards = {**meta, "GRIDFRAM": frame_stem(grid)[:68]}  # the frame whose grid it is on
-    write_stack(stack, output, cards, paths, params, background)
+    write_stack(stack, output, cards, [_pixel_file(p) for p in paths], params, background)
     name = " ".join(str(meta[k]) for k in ("OBJECT", "FILTER") if k in meta)
     message = (
         f"{name}: {len(stack.stems)} of {len(inputs)} frames, MAGZPT {stack.zeropoint:.3f}, "

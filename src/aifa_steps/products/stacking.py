@@ -127,9 +127,10 @@ class StackFrame:
     ----------
     stem : str
         Frame name (for the log and the provenance).
-    ccd : astropy.nddata.CCDData or path
-        The calibrated frame with its WCS and bit flags, or its file (read when it is
-        stacked, so only one frame at a time is in memory).
+    ccd : astropy.nddata.CCDData, path or (path, path)
+        The calibrated frame with its WCS and bit flags, its file, or its calibrated file and
+        its solution (`aifa_steps.core.frames.read_solved`); files are read when the frame is
+        stacked, so only one frame at a time is in memory.
     exptime : float
         Exposure time in seconds.
     zeropoint : float
@@ -137,7 +138,7 @@ class StackFrame:
     """
 
     stem: str
-    ccd: CCDData | str | Path
+    ccd: CCDData | str | Path | tuple[str | Path, str | Path]
     exptime: float
     zeropoint: float = np.nan
 
@@ -145,8 +146,10 @@ class StackFrame:
         """The frame (read from its file when given as a path)."""
         if isinstance(self.ccd, CCDData):
             return self.ccd
-        from aifa_steps.core.frames import read_ccd
+        from aifa_steps.core.frames import read_ccd, read_solved
 
+        if isinstance(self.ccd, tuple | list):
+            return read_solved(*self.ccd)
         return read_ccd(self.ccd)
 
 
