@@ -225,7 +225,7 @@ def _truth_rms(raw, work, stem):
 
     header = fits.getheader(work / "astrometry" / f"{stem}.fits")
     truth = WCS(fits.getheader(raw / "truth" / "wcs" / f"{stem}.fits"))
-    return wcs_separation(WCS(header), truth, (header["NAXIS2"], header["NAXIS1"]))[0]
+    return wcs_separation(WCS(header), truth, (header["IMAGEH"], header["IMAGEW"]))[0]
 
 
 def _check_night(raw, work, starless, reference):

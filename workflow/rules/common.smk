@@ -433,3 +433,37 @@ def night_targets(wildcards=None):
         WORK / "astrometry" / "plots",
     ]
     return targets + zeropoint_table() + photometry_products() + science_products()
+
+
+# ---- The job server: Python jobs start warm (aifa_steps.core.jobserver). -------------------
+_JOB_SERVER = {}
+
+
+def job_server_wanted():
+    """Whether this run starts a job server: on (job_server), local execution, the jobs in
+    this Python (no conda, container or module environments)."""
+    deployment = getattr(workflow, "deployment_settings", None)
+    methods = getattr(deployment, "deployment_method", None) or ()
+    return (
+        bool(config.get("job_server", True))
+        and workflow.local_exec
+        and not workflow.remote_exec
+        and not methods
+    )
+
+
+def start_job_server():
+    if not job_server_wanted():
+        return
+    from aifa_steps.core.jobserver import ENV_SOCKET, start_server
+
+    process, path = start_server(LOGS / "job_server.log", LOGS / "job_server.tsv")
+    _JOB_SERVER["process"] = process
+    os.environ[ENV_SOCKET] = path
+
+
+def stop_job_server():
+    from aifa_steps.core.jobserver import ENV_SOCKET, stop_server
+
+    stop_server(_JOB_SERVER.pop("process", None))
+    os.environ.pop(ENV_SOCKET, None)

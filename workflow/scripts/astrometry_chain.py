@@ -1,6 +1,11 @@
 # Snakemake adapter: one target's frames get their starting WCS (solve-field's, or handed on
 # from a solved neighbour by asterism matching), and the stars of one solved frame become the
 # reference of a night without a reference catalogue.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from pathlib import Path
 
 from aifa_steps.astrometry.settings import ChainSettings

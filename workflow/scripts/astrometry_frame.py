@@ -3,6 +3,11 @@
 # The starting WCS is solve-field's or one handed on from a solved frame of the same target
 # (astrometry_chain). A frame whose calibration failed, or whose astrometry raises, gets a
 # status row with the step and the reason; the night goes on.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.astrometry.frame import empty_matches, failed_status, solve_frame, status_table

@@ -1,6 +1,11 @@
 # Snakemake adapter: build astrometry.net indexes from the reference catalogues (or use given
 # index folders) and write the solver configurations of both solve-field passes. When no index
 # can be built (an empty catalogue), the configurations say why and every frame's status will.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table, vstack
 
 from aifa_steps.astrometry.index import write_solver_configs

@@ -1,4 +1,9 @@
 # Snakemake adapter: the residual-vector plot of every solved frame.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.astrometry.plots import residual_plots

@@ -1,4 +1,9 @@
 # Snakemake adapter: the night's astrometry status table, its figure, a residual plot per target.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table, vstack
 
 from aifa_steps.astrometry.plots import astrometry_report

@@ -1,5 +1,10 @@
 # Snakemake adapter: bad-pixel mask from the longest master dark and all master flats; without
 # any of them (or when they failed) a header-only file that says why.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.io import fits
 
 from aifa_steps.calibration.badpixels import BadPixelSettings, mask_from_masters, mask_header

@@ -1,5 +1,10 @@
 # Snakemake adapter: calibrate one science frame with whatever masters the night has. A frame
 # that cannot be calibrated gets a header-only file with the reason; the night goes on.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.calibration.calibrate import (

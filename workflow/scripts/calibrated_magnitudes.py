@@ -1,5 +1,10 @@
 # Snakemake adapter: calibrated magnitudes of one target per frame and over the night (frames
 # whose photometry failed are left out).
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table

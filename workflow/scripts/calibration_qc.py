@@ -1,4 +1,9 @@
 # Snakemake adapter: statistics and previews of the masters, statistics of calibrated frames.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.calibration.detector import night_read_noise_adu

@@ -1,6 +1,11 @@
 # Snakemake adapter: gain and read noise from the night's biases and flats (what the night
 # lacks is skipped with the reason in qc/camera.ecsv); with instrument.gain or read_noise
 # 'auto' also from the lights' sky, and the night's values in qc/detector.ecsv.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.calibration.camera import characterise_camera
 from aifa_steps.calibration.detector import CameraCheckSettings, configured_value, night_detector
 from aifa_steps.calibration.masterset import Masters

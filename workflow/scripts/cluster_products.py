@@ -1,4 +1,9 @@
 # Snakemake adapter: calibrated catalogue and colour-magnitude diagram of one cluster.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table

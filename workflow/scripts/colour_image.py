@@ -1,4 +1,9 @@
 # Snakemake adapter: the colour composite of one target's stacks.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.products.colour_image import (
     ColourImageSettings,

@@ -1,4 +1,9 @@
 # Snakemake adapter: scan the raw night and write the inventory table and its HTML summary.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.core.atomic import write_table, write_text
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.inventory.report import inventory_html

@@ -1,5 +1,10 @@
 # Snakemake adapter: combine the night's biases into the master bias (a header-only file
 # saying why, when that fails).
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.calibration.masters import ClipParameters, make_master_bias
 from aifa_steps.core.failures import run_frame_step, write_failed_fits
 from aifa_steps.core.frames import write_ccd

@@ -1,5 +1,10 @@
 # Snakemake adapter: combine the darks of one exposure time, bias subtracted when the night has
 # biases (a header-only file saying why, when that fails).
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.calibration.masters import ClipParameters, make_master_dark
 from aifa_steps.calibration.masterset import Masters
 from aifa_steps.core.failures import run_frame_step, write_failed_fits

@@ -1,6 +1,11 @@
 # Snakemake adapter: combine the flats of one filter (bias and scaled dark removed). When no
 # flat is usable the master is a header-only file saying why, and the lights of the filter
 # are calibrated without a flat.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.calibration.flats import (

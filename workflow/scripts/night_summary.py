@@ -1,5 +1,10 @@
 # Snakemake adapter: the night's status table (every raw file and what happened to it) and the
 # summary page of the report.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from pathlib import Path
 
 from astropy.table import Table

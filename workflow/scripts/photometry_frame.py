@@ -1,5 +1,10 @@
 # Snakemake adapter: forced aperture photometry of one solved frame. A frame that cannot be
 # measured (no stars, any error) gets a table without rows that says why; the night goes on.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table

@@ -1,4 +1,9 @@
 # Snakemake adapter: detect the sources of one target on its reference frame.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table

@@ -1,4 +1,9 @@
 # Snakemake adapter: extract the reference catalogue around one target.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.core.atomic import write_table
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.photometry.refcat import RefcatSettings, target_catalogue

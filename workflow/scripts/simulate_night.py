@@ -1,4 +1,9 @@
 # Snakemake adapter: write the simulated raw night named in the configuration.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from aifa_steps.core.runlog import log_to_file
 from aifa_steps.simulate import get_preset, simulate_night
 

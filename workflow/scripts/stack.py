@@ -1,4 +1,9 @@
 # Snakemake adapter: the stack of one target in one filter on its reference frame's grid.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.core.runlog import log_to_file

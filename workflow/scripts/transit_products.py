@@ -1,4 +1,9 @@
 # Snakemake adapter: differential light curve and transit fit of one time-series target.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_json, write_table

@@ -1,5 +1,10 @@
 # Snakemake adapter: zero points of every frame, extinction, residual and trend figures. Frames
 # whose photometry failed get rows without zero point that carry the reason.
+
+from aifa_steps.core.jobserver import delegate
+
+delegate()  # with a job server the script runs there, imports done
+
 from pathlib import Path
 
 from astropy.table import Table

@@ -7,8 +7,9 @@ A calibrated frame (and a master) is one FITS file: the data in ADU (float32, as
 Storage is compact (`write_ccd`): the data plane stays float32 (exact; Source Extractor and
 DS9 read it as it is), ``UNCERT`` is stored as 16-bit integers with ``BSCALE``/``BZERO`` (a step
 of 1/400 of the smallest uncertainty or finer: far below anything photometry can notice; any
-FITS reader returns floats), ``MASK`` and ``FLAGS`` are tile-compressed without loss. A frame
-takes 6 bytes per pixel instead of 10 (a 16-bit raw frame: 2).
+FITS reader returns floats), ``MASK`` and ``FLAGS`` are 8-bit (not tile-compressed: Source
+Extractor cannot read a file with a compressed extension). A frame takes 8 bytes per pixel
+instead of 10 (a 16-bit raw frame: 2).
 
 A solved frame is its calibrated file plus its solution (`read_solved`): the astrometry writes
 a header-only FITS file with the frame's header, the WCS and ``IMAGEW``/``IMAGEH``
@@ -101,14 +102,14 @@ def _copy_cards(source: fits.Header | None, target: fits.Header) -> None:
         target[card.keyword] = (card.value, card.comment)
 
 
-def _compressed(data: np.ndarray, name: str) -> fits.CompImageHDU:
-    """A lossless tile-compressed integer plane (mask, flags)."""
+def _byte_plane(data: np.ndarray, name: str) -> fits.ImageHDU:
+    """An 8-bit plane (mask, flags).
+
+    Not tile-compressed: Source Extractor, which reads the calibrated frame, cannot open a file
+    with a compressed extension.
+    """
     data = np.asarray(data)
-    return fits.CompImageHDU(
-        data.astype(np.uint8) if data.dtype == bool else data,
-        name=name,
-        compression_type="HCOMPRESS_1",
-    )
+    return fits.ImageHDU(data.astype(np.uint8, copy=data.dtype != np.uint8), name=name)
 
 
 def write_ccd(ccd: CCDData, path: str | Path) -> None:
@@ -121,9 +122,9 @@ def write_ccd(ccd: CCDData, path: str | Path) -> None:
         header = fits.Header({"UTYPE": type(ccd.uncertainty).__name__})
         out.append(scaled_uncertainty_hdu(ccd.uncertainty.array, header))
     if isinstance(ccd.mask, np.ndarray):
-        out.append(_compressed(ccd.mask, "MASK"))
+        out.append(_byte_plane(ccd.mask, "MASK"))
     if isinstance(ccd.flags, np.ndarray):
-        out.append(_compressed(ccd.flags, "FLAGS"))
+        out.append(_byte_plane(ccd.flags, "FLAGS"))
         for key, bit, text in flag_cards():
             out["FLAGS"].header[key] = (bit, text)
     write_hdul(out, path)
