@@ -115,7 +115,30 @@ def job_records(work: Path) -> list[dict]:
                 "startup": startup,
             }
         )
+    add_server_usage(records, work / "logs" / "job_server.tsv")
     return records
+
+
+def add_server_usage(records: list[dict], usage: Path) -> None:
+    """Add the job server's children (``logs/job_server.tsv``) to the records of their rules.
+
+    With the job server a job's benchmark measures the process that waits; the science ran
+    in the server's child. Each rule's children's CPU time is spread over its jobs, and the
+    largest child's peak memory becomes the rule's peak.
+    """
+    if not usage.exists():
+        return
+    table = Table.read(usage, format="ascii.tab")
+    for rule in {r["rule"] for r in records}:
+        mine = table[[str(name).removesuffix(".py") == rule for name in table["script"]]]
+        jobs = [r for r in records if r["rule"] == rule]
+        if not len(mine) or not jobs:
+            continue
+        extra = float(np.sum(mine["cpu_s"])) / len(jobs)
+        peak = float(np.max(mine["max_rss_mb"]))
+        for rec in jobs:
+            rec["cpu"] = float(np.nansum([rec["cpu"], extra]))
+            rec["rss_mb"] = float(np.nanmax([rec["rss_mb"], peak]))
 
 
 def stage_table(records: list[dict], cores: int) -> Table:
