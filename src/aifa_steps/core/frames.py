@@ -35,6 +35,7 @@ __all__ = [
     "write_ccd",
     "scaled_uncertainty_hdu",
     "solution_hdu",
+    "solution_wcs",
     "read_solved",
 ]
 
@@ -155,6 +156,19 @@ def solution_hdu(
     return fits.PrimaryHDU(header=out)
 
 
+def solution_wcs(header: fits.Header) -> WCS:
+    """The WCS of a solution's header (`solution_hdu`), with the image size as its pixel shape.
+
+    A header-only file has ``NAXIS = 0``; it is left out so that astropy does not warn that the
+    WCS has more axes than the (absent) image.
+    """
+    cards = fits.Header([c for c in header.cards if c.keyword not in _STRUCTURE])
+    wcs = WCS(cards, relax=True)
+    if "IMAGEW" in header and "IMAGEH" in header:
+        wcs.pixel_shape = (int(header["IMAGEW"]), int(header["IMAGEH"]))
+    return wcs
+
+
 def read_solved(frame: str | Path, solution: str | Path) -> CCDData:
     """A calibrated frame with its astrometric solution: the pixels of one, the header of the other.
 
@@ -177,7 +191,7 @@ def read_solved(frame: str | Path, solution: str | Path) -> CCDData:
     """
     ccd = read_ccd(frame)
     header = fits.getheader(solution)
-    wcs = WCS(header, relax=True)
+    wcs = solution_wcs(header)
     if not wcs.has_celestial:
         raise ValueError(f"{solution}: no celestial WCS (the frame is not solved)")
     size = (header.get("IMAGEH"), header.get("IMAGEW"))

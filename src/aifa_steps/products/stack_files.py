@@ -117,8 +117,10 @@ def grid_of(path: str | Path) -> tuple[WCS, tuple[int, int]]:
 
     ``path`` is a solution (header-only, ``IMAGEW``/``IMAGEH``) or a frame with a WCS.
     """
+    from aifa_steps.core.frames import solution_wcs
+
     header = fits.getheader(path)
-    wcs = WCS(header, relax=True)
+    wcs = solution_wcs(header)
     if not wcs.has_celestial:
         raise ValueError(f"{path}: no celestial WCS in the header")
     if "IMAGEW" in header and "IMAGEH" in header:
