@@ -264,10 +264,13 @@ class _Server:
         cpu = rusage.ru_utime + rusage.ru_stime  # type: ignore[attr-defined]
         peak = rusage.ru_maxrss / 1024.0  # type: ignore[attr-defined]
         new = not os.path.exists(self.usage)
-        with open(self.usage, "a", encoding="utf-8") as out:
-            if new:
-                out.write("script\tstatus\twall_s\tcpu_s\tmax_rss_mb\n")
-            out.write(f"{script}\t{code}\t{wall:.3f}\t{cpu:.3f}\t{peak:.1f}\n")
+        try:
+            with open(self.usage, "a", encoding="utf-8") as out:
+                if new:
+                    out.write("script\tstatus\twall_s\tcpu_s\tmax_rss_mb\n")
+                out.write(f"{script}\t{code}\t{wall:.3f}\t{cpu:.3f}\t{peak:.1f}\n")
+        except OSError as exc:  # a full disk is the jobs' problem to report, not the server's
+            print(f"job server: usage not recorded ({exc})", file=sys.stderr)
 
     def close(self) -> None:
         for pid, (conn, _, _) in list(self.jobs.items()):
