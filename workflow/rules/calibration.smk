@@ -1,11 +1,14 @@
 # Master calibrations, bad-pixel mask, calibrated science frames, camera check and QC.
 # Bias, darks and flats are each optional: lights are calibrated with whatever the night has,
 # and a master that cannot be made is written as a header-only file that says why.
-from aifa_steps.calibration.badpixels import BadPixelSettings
-from aifa_steps.calibration.calibrate import CalibrationParameters
-from aifa_steps.calibration.detector import CameraCheckSettings, INSTRUMENT_KEYS
-from aifa_steps.calibration.flats import FlatLevels
-from aifa_steps.calibration.masters import ClipParameters
+from aifa_steps.calibration.settings import (
+    INSTRUMENT_KEYS,
+    BadPixelSettings,
+    CalibrationParameters,
+    CameraCheckSettings,
+    ClipParameters,
+    FlatLevels,
+)
 from aifa_steps.inventory.readout import ReadoutSettings
 
 CAL = config["calibration"]

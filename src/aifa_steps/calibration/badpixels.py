@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from astropy.io import fits
@@ -21,7 +20,7 @@ from astropy.nddata import CCDData
 from astropy.stats import mad_std
 
 from aifa_steps.calibration.masterset import Masters
-from aifa_steps.core.config import StepSettings
+from aifa_steps.calibration.settings import BadPixelSettings
 from aifa_steps.core.failures import FrameFailure
 from aifa_steps.core.formats import HIGH_RESPONSE, HOT, LOW_RESPONSE, PIXEL_FLAGS, flag_cards
 from aifa_steps.core.images import coarse_background
@@ -41,17 +40,6 @@ log = logging.getLogger(__name__)
 
 #: Header cards that count the pixels of each bit of the mask (bit -> card).
 MASK_COUNT_CARDS = {HOT: "NHOT", LOW_RESPONSE: "NLOWRESP", HIGH_RESPONSE: "NHIGHRSP"}
-
-
-@dataclass(frozen=True)
-class BadPixelSettings(StepSettings):
-    """Thresholds of the bad-pixel mask (config section ``calibration``)."""
-
-    section: ClassVar[str] = "calibration"
-
-    hot_pixel_sigma: float = 5.0
-    low_response: float = 0.7
-    high_response: float = 1.3
 
 
 def hot_pixels(master_dark: CCDData, sigma: float = 5.0) -> np.ndarray:

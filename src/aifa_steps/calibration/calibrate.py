@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from astropy import units as u
@@ -31,7 +29,7 @@ from aifa_steps.calibration.detector import FrameDetector
 from aifa_steps.calibration.masters import dark_for_exposure
 from aifa_steps.calibration.masterset import Masters, native_float32
 from aifa_steps.calibration.qc import add_frame_statistics, frame_statistics
-from aifa_steps.core.config import StepSettings
+from aifa_steps.calibration.settings import CalibrationParameters
 from aifa_steps.core.failures import FrameFailure, check_light_data
 from aifa_steps.core.fitsutil import remove_wcs
 from aifa_steps.core.formats import COSMIC_RAY, LOW_RESPONSE, NO_DATA, SATURATED
@@ -48,21 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CalibrationParameters(StepSettings):
-    """Options of the calibration of science frames (config section ``calibration``).
-
-    The detector values of a frame (gain, read noise, saturation, bias level) are resolved per
-    frame (`aifa_steps.calibration.detector.FrameDetector`), the overscan and trim come from
-    the ``readout`` section (`aifa_steps.inventory.readout.ReadoutSettings`).
-    """
-
-    section: ClassVar[str] = "calibration"
-
-    cosmic_rays: bool = False
-    cosmic_ray_sigma: float = 4.5
 
 
 def _sky_noise(raw: np.ndarray, no_data: np.ndarray, saturation: float) -> tuple[float, float]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 from astropy.table import Table
 
+from aifa_steps.calibration.settings import INSTRUMENT_KEYS, CameraCheckSettings
 from aifa_steps.calibration.skytransfer import gain_from_sky
-from aifa_steps.core.config import StepSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +34,6 @@ __all__ = [
     "night_read_noise_adu",
     "CameraCheckSettings",
 ]
-
-#: Keys of the ``instrument`` section that the detector values of a frame come from.
-INSTRUMENT_KEYS = ("gain", "read_noise", "saturation", "bias_level")
-
-
-@dataclass(frozen=True)
-class CameraCheckSettings(StepSettings):
-    """How far measured gain and read noise may differ from the configured (``calibration``)."""
-
-    section: ClassVar[str] = "calibration"
-
-    gain_tolerance: float = 0.15
 
 
 DETECTOR_COLUMNS = ("quantity", "value", "error", "unit", "source", "reason")

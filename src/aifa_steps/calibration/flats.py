@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from astropy import units as u
@@ -26,7 +24,7 @@ from aifa_steps.calibration.masters import (
     _master,
     dark_for_exposure,
 )
-from aifa_steps.core.config import StepSettings
+from aifa_steps.calibration.settings import FlatLevels
 from aifa_steps.core.provenance import add_provenance
 from aifa_steps.inventory.rawio import read_raw_header
 from aifa_steps.inventory.readout import ReadoutSettings
@@ -46,16 +44,6 @@ FLAT_FRAME_COLUMNS = ("path", "exptime", "level", "saturated_fraction", "used", 
 log = logging.getLogger(__name__)
 
 _DEFAULT_CLIP = ClipParameters()
-
-
-@dataclass(frozen=True)
-class FlatLevels(StepSettings):
-    """Accepted median levels of flats after bias and dark (config section ``calibration``)."""
-
-    section: ClassVar[str] = "calibration"
-
-    flat_min_adu: float = 5000.0
-    flat_max_adu: float = 55000.0
 
 
 class NoUsableFlat(ValueError):

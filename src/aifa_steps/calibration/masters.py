@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from aifa_steps.calibration.combine import CombineResult, Preprocess, combine_files
-from aifa_steps.core.config import StepSettings
+from aifa_steps.calibration.settings import ClipParameters
 from aifa_steps.core.provenance import add_provenance
 from aifa_steps.inventory.headers import header_float, keywords_for
 from aifa_steps.inventory.rawio import read_raw_header
@@ -38,48 +35,6 @@ __all__ = [
 
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClipParameters(StepSettings):
-    """How frames are combined: sigma-clipped mean with median centre and MAD std.
-
-    Config section ``calibration``; the number of threads is the job's, an argument of the
-    ``make_master_*`` functions.
-    """
-
-    section: ClassVar[str] = "calibration"
-
-    sigma_clip: float = 5.0
-    max_iterations: int = 5
-    memory_limit_mb: float = 1024.0
-
-    def combine(
-        self,
-        paths: Sequence[str | Path],
-        preprocess: Preprocess | None = None,
-        readout: ReadoutSettings | Mapping[str, object] | None = None,
-        threads: int = 1,
-    ) -> CombineResult:
-        """`combine_files` with these parameters (symmetric clipping)."""
-        return combine_files(
-            paths,
-            preprocess,
-            self.sigma_clip,
-            self.sigma_clip,
-            self.max_iterations,
-            self.memory_limit_mb,
-            threads=threads,
-            readout=readout,
-        )
-
-    def describe(self) -> dict:
-        """Parameters as recorded in headers."""
-        return {
-            "combine": "sigma-clipped mean (median centre, MAD std)",
-            "sigma": self.sigma_clip,
-            "maxiters": self.max_iterations,
-        }
 
 
 def exptime_label(exptime: float) -> str:
