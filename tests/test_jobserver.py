@@ -128,3 +128,20 @@ def test_the_server_ends_with_its_parent(tmp_path):
     parent.wait()
     process.wait(timeout=10)
     assert not os.path.exists(path)
+
+
+def test_a_delegated_job_logs_its_error_and_timing_as_a_cold_one_does(server):
+    _, path, tmp_path = server
+    script = tmp_path / "logged.py"
+    log = tmp_path / "job.log"
+    script.write_text(
+        "from aifa_steps.core.jobserver import delegate\n"
+        "delegate()\n"
+        "from aifa_steps.core.runlog import log_to_file\n"
+        f"log_to_file({str(log)!r})\n"
+        "raise ValueError('bad frame header')\n"
+    )
+    done = _job(script, path, tmp_path, "x", socket=path)
+    assert done.returncode == 1 and "bad frame header" in done.stderr
+    text = log.read_text()
+    assert "job failed: bad frame header" in text and "timing: start-up" in text

@@ -152,14 +152,14 @@ def _run_child(request: dict, fds: list[int]) -> None:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:  # the job's error: its traceback, as a script would print it
-        import traceback
-
-        traceback.print_exc()
+    except BaseException:  # the job's error: as Python reports an uncaught one (its hook)
+        sys.excepthook(*sys.exc_info())
         code = 1
     finally:
+        import atexit
         import logging
 
+        atexit._run_exitfuncs()  # what the job registered (e.g. its timing line)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
