@@ -73,18 +73,20 @@ def scaled_uncertainty_hdu(sigma: np.ndarray, header: fits.Header | None = None)
         the smallest positive uncertainty (0.25 %), coarser only when the largest value needs it.
     """
     sigma = np.asarray(sigma, dtype=np.float32)
-    finite = np.isfinite(sigma) & (sigma >= 0)
-    positive = sigma[finite & (sigma > 0)]
-    if positive.size == 0:
-        step = 1.0
+    finite = np.isfinite(sigma)
+    usable = finite & (sigma > 0)
+    if not usable.any():
+        step, top = 1.0, 0.0
     else:
-        step = max(float(positive.min()) / UNCERTAINTY_STEPS, float(positive.max()) / 65000.0)
-    top = float(sigma[finite].max()) if finite.any() else 0.0
-    scaled = np.where(finite, sigma, np.float32(top))
-    scaled *= np.float32(1.0 / step)
-    np.minimum(scaled, np.float32(65535.0), out=scaled)
-    scaled += np.float32(0.5)  # non-negative: truncation after + 0.5 rounds
-    stored = (scaled.astype(np.int32) - 32768).astype(np.int16)
+        low = float(np.min(sigma, where=usable, initial=np.inf))
+        top = float(np.max(sigma, where=usable, initial=0.0))
+        step = max(low / UNCERTAINTY_STEPS, top / 65000.0)
+    scaled = np.multiply(sigma, np.float32(1.0 / step), dtype=np.float32)
+    scaled[~finite] = top / step
+    np.clip(scaled, np.float32(0.0), np.float32(65535.0), out=scaled)
+    scaled += np.float32(0.5 - 32768.0)  # round half up, then shift into int16
+    np.floor(scaled, out=scaled)
+    stored = scaled.astype(np.int16)
     hdu = fits.ImageHDU(stored, name="UNCERT")
     _copy_cards(header, hdu.header)
     hdu.header["BSCALE"] = (step, "[adu] step")
