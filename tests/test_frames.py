@@ -123,3 +123,13 @@ def test_read_solved_refuses_an_unsolved_or_mismatched_solution(tmp_path):
     solution_hdu(header, (100, 100)).writeto(other)
     with pytest.raises(ValueError, match="100"):
         read_solved(frame, other)
+
+
+def test_a_master_keeps_its_uncertainty_as_float32(tmp_path):
+    ccd = _frame()
+    write_ccd(ccd, tmp_path / "master.fits", compact=False)
+    with fits.open(tmp_path / "master.fits") as hdul:
+        assert hdul["UNCERT"].header["BITPIX"] == -32
+    back = read_ccd(tmp_path / "master.fits")
+    good = np.isfinite(ccd.uncertainty.array)
+    assert np.array_equal(back.uncertainty.array[good], ccd.uncertainty.array[good])

@@ -18,7 +18,7 @@ readout = ReadoutSettings.from_config(snakemake.params.readout)
 
 def work():
     master = make_master_bias(list(snakemake.input), clip, readout, threads=snakemake.threads)
-    write_ccd(master, snakemake.output[0])
+    write_ccd(master, snakemake.output[0], compact=False)
     log.info("master bias from %d frames", len(snakemake.input))
 
 

@@ -25,7 +25,7 @@ def work():
     master = make_master_dark(
         list(snakemake.input.darks), bias, clip, readout=readout, threads=snakemake.threads
     )
-    write_ccd(master, out)
+    write_ccd(master, out, compact=False)
     log.info(
         "master dark of %s s from %d frames%s",
         master.meta["EXPTIME"],

@@ -53,7 +53,7 @@ def work():
     except NoUsableFlat as exc:
         write_table(exc.frames, out.frames)
         raise
-    write_ccd(master, out.flat)
+    write_ccd(master, out.flat, compact=False)
     write_table(frames, out.frames)
     log.info("master flat %s from %d of %d flats", band, frames["used"].sum(), len(frames))
 

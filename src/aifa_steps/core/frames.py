@@ -9,7 +9,7 @@ DS9 read it as it is), ``UNCERT`` is stored as 16-bit integers with ``BSCALE``/`
 of 1/400 of the smallest uncertainty or finer: far below anything photometry can notice; any
 FITS reader returns floats), ``MASK`` and ``FLAGS`` are 8-bit (not tile-compressed: Source
 Extractor cannot read a file with a compressed extension). A frame takes 8 bytes per pixel
-instead of 10 (a 16-bit raw frame: 2).
+instead of 10 (a 16-bit raw frame: 2). Masters keep a float32 ``UNCERT`` (``compact=False``).
 
 A solved frame is its calibrated file plus its solution (`read_solved`): the astrometry writes
 a header-only FITS file with the frame's header, the WCS and ``IMAGEW``/``IMAGEH``
@@ -115,15 +115,28 @@ def _byte_plane(data: np.ndarray, name: str) -> fits.ImageHDU:
     return fits.ImageHDU(data.astype(np.uint8, copy=data.dtype != np.uint8), name=name)
 
 
-def write_ccd(ccd: CCDData, path: str | Path) -> None:
-    """Write a CCDData file compactly (see the module), with ``UNCERT``, ``MASK`` and ``FLAGS``.
+def write_ccd(ccd: CCDData, path: str | Path, compact: bool = True) -> None:
+    """Write a CCDData file with ``UNCERT``, ``MASK`` and ``FLAGS``, atomically.
 
-    The file is written atomically; the data plane is float32 as given.
+    Parameters
+    ----------
+    ccd : astropy.nddata.CCDData
+        The frame; its data plane is written as given (float32).
+    path : path
+        Output file.
+    compact : bool
+        ``UNCERT`` as scaled 16-bit integers (see the module). Masters are written with
+        ``compact=False`` (float32): there are few of them, and every calibration job reads
+        them, which is faster without the conversion.
     """
     out = ccd.to_hdu(hdu_mask=None, hdu_uncertainty=None, hdu_flags=None)
     if ccd.uncertainty is not None:
         header = fits.Header({"UTYPE": type(ccd.uncertainty).__name__})
-        out.append(scaled_uncertainty_hdu(ccd.uncertainty.array, header))
+        if compact:
+            out.append(scaled_uncertainty_hdu(ccd.uncertainty.array, header))
+        else:
+            plane = np.asarray(ccd.uncertainty.array, dtype=np.float32)
+            out.append(fits.ImageHDU(plane, header, name="UNCERT"))
     if isinstance(ccd.mask, np.ndarray):
         out.append(_byte_plane(ccd.mask, "MASK"))
     if isinstance(ccd.flags, np.ndarray):
