@@ -181,9 +181,12 @@ def test_two_runs_on_one_work_folder(night, raw_guard):
     from .harness import command
 
     raw_guard(night)
-    # The whole night: warm jobs calibrate the micro night's lights within seconds, so the
-    # first run must still hold the work folder when the second one starts.
-    cmd = command(night, cores=1)
+    # Warm jobs calibrate the micro night's lights within seconds: the targets go on to the
+    # zero points, so that the first run still holds them when the second one starts. (Named
+    # targets are locked from the start; the whole night's per-frame files only after the
+    # inventory checkpoint.)
+    targets = [f"calibrated/{p.stem}.fits" for p in night.lights()] + ["zeropoints.ecsv"]
+    cmd = command(night, *targets, cores=1)
     log = (night.work.parent / "first_run.log").open("w")  # not a pipe: nobody reads it
     first = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
