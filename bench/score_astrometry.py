@@ -21,19 +21,8 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from aifa_steps.astrometry.judge import wcs_separation
 from aifa_steps.core.frames import solution_wcs
-
-
-def separation(a: WCS, b: WCS, shape: tuple[int, int], n: int = 25) -> tuple[float, float]:
-    """RMS and largest separation (arcsec) of two WCS over a grid that includes the corners."""
-    ny, nx = shape
-    xs, ys = np.meshgrid(np.linspace(0, nx - 1, n), np.linspace(0, ny - 1, n))
-    sep = (
-        a.pixel_to_world(xs.ravel(), ys.ravel())
-        .separation(b.pixel_to_world(xs.ravel(), ys.ravel()))
-        .arcsec
-    )
-    return float(np.sqrt(np.mean(sep**2))), float(sep.max())
 
 
 def score(night: Path, work: Path) -> Table:
@@ -45,7 +34,7 @@ def score(night: Path, work: Path) -> Table:
         header = fits.getheader(work / "astrometry" / f"{stem}.fits")
         shape = (int(header["IMAGEH"]), int(header["IMAGEW"]))
         truth = WCS(fits.getheader(night / "truth" / "wcs" / f"{stem}.fits"))
-        rms, worst = separation(solution_wcs(header), truth, shape)
+        rms, worst = wcs_separation(solution_wcs(header), truth, shape)
         method = "solve-field" if str(row["method"]) == "solve-field" else "matched"
         rows.append({"stem": stem, "method": method, "rms_arcsec": rms, "max_arcsec": worst})
     return Table(rows=rows) if rows else Table(names=("stem", "method", "rms_arcsec", "max_arcsec"))

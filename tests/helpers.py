@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
+from aifa_steps.astrometry.judge import wcs_separation  # noqa: F401 (tests import it here)
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 #: The one solve-field implementation; the rule solve_field, the chain and the benchmark run it too.
@@ -61,18 +63,6 @@ def night_of(reference, measured):
         zeropoints, _ = frame_zeropoints(table, reference)
         frames.append(calibrated_magnitudes(table, zeropoints, reference))
     return night_magnitudes(vstack(frames), reference, 4.0)
-
-
-def wcs_separation(a, b, shape, n=25):
-    """RMS and maximum separation (arcsec) of two WCS over a grid that includes the corners."""
-    ny, nx = shape
-    xs, ys = np.meshgrid(np.linspace(0, nx - 1, n), np.linspace(0, ny - 1, n))
-    sep = (
-        a.pixel_to_world(xs.ravel(), ys.ravel())
-        .separation(b.pixel_to_world(xs.ravel(), ys.ravel()))
-        .arcsec
-    )
-    return float(np.sqrt(np.mean(sep**2))), float(sep.max())
 
 
 def snakemake_command(workdir, *args) -> list[str]:

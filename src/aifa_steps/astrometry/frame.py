@@ -19,6 +19,7 @@ from aifa_steps.astrometry.reference import own_reference, refine_with_fallback
 from aifa_steps.astrometry.settings import FrameSettings
 from aifa_steps.astrometry.solve import matches_from_corr
 from aifa_steps.core.fitsutil import set_card
+from aifa_steps.core.frames import with_wcs
 
 __all__ = [
     "MATCH_COLUMNS",
@@ -75,15 +76,7 @@ def attach_wcs(ccd: CCDData, wcs: WCS, status: SolveStatus) -> CCDData:
     header["ASTNMAT"] = (status.n_matches, "reference stars in the astrometric fit")
     header["ASTSCALE"] = (round(status.pixel_scale, 5), "[arcsec/px] solved pixel scale")
     header.add_history("aifa-steps: astrometry (solve-field 2 passes, SIP refinement)")
-    return CCDData(
-        ccd.data,
-        unit=ccd.unit,
-        meta=header,
-        wcs=wcs,
-        mask=ccd.mask,
-        uncertainty=ccd.uncertainty,
-        flags=ccd.flags,
-    )
+    return with_wcs(ccd, header, wcs)
 
 
 def solve_frame(

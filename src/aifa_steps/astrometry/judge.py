@@ -9,7 +9,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-__all__ = ["SolveStatus", "judge_solution", "rms_limit_arcsec"]
+__all__ = ["SolveStatus", "judge_solution", "rms_limit_arcsec", "wcs_separation"]
 
 
 @dataclass
@@ -71,3 +71,25 @@ def rms_limit_arcsec(pixel_scale: float, max_rms_arcsec: float, max_rms_pixels: 
     serves fine (0.6"/px) and coarse (5"/px) pixel scales.
     """
     return max(float(max_rms_arcsec or 0.0), float(max_rms_pixels or 0.0) * float(pixel_scale))
+
+
+def wcs_separation(a: WCS, b: WCS, shape: tuple[int, int], n: int = 25) -> tuple[float, float]:
+    """RMS and largest separation (arcsec) of two WCS over an n x n grid with the corners.
+
+    Parameters
+    ----------
+    a, b : astropy.wcs.WCS
+        The two solutions (e.g. a frame's and the simulator's true one).
+    shape : tuple of int
+        The image's ``(ny, nx)``.
+    n : int
+        Grid points per axis.
+    """
+    ny, nx = shape
+    xs, ys = np.meshgrid(np.linspace(0, nx - 1, n), np.linspace(0, ny - 1, n))
+    sep = (
+        a.pixel_to_world(xs.ravel(), ys.ravel())
+        .separation(b.pixel_to_world(xs.ravel(), ys.ravel()))
+        .arcsec
+    )
+    return float(np.sqrt(np.mean(sep**2))), float(sep.max())

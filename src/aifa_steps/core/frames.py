@@ -37,6 +37,7 @@ __all__ = [
     "solution_hdu",
     "solution_wcs",
     "read_solved",
+    "with_wcs",
 ]
 
 #: The 16-bit ``UNCERT`` plane's step is at most the smallest positive uncertainty divided by
@@ -213,6 +214,11 @@ def read_solved(frame: str | Path, solution: str | Path) -> CCDData:
     if None not in size and tuple(size) != ccd.shape:
         raise ValueError(f"{solution}: solution for a {size} image, {frame} is {ccd.shape}")
     meta = fits.Header([c for c in header.cards if c.keyword not in ("IMAGEW", "IMAGEH")])
+    return with_wcs(ccd, meta, wcs)
+
+
+def with_wcs(ccd: CCDData, meta: fits.Header, wcs: WCS) -> CCDData:
+    """The same pixels, uncertainty, mask and flags with another header and WCS (no copy)."""
     return CCDData(
         ccd.data,
         unit=ccd.unit,
