@@ -145,3 +145,16 @@ def test_a_delegated_job_logs_its_error_and_timing_as_a_cold_one_does(server):
     assert done.returncode == 1 and "bad frame header" in done.stderr
     text = log.read_text()
     assert "job failed: bad frame header" in text and "timing: start-up" in text
+
+
+def test_aifa_profile_writes_one_profile_per_job(server, monkeypatch):
+    import pstats
+
+    _, path, tmp_path = server
+    script = tmp_path / "tmpabcd.job.py"  # as Snakemake names its script copies
+    script.write_text(SCRIPT)
+    monkeypatch.setenv("AIFA_PROFILE", str(tmp_path / "profiles"))
+    done = _job(script, path, tmp_path, "0", socket=path)
+    assert done.returncode == 0, done.stderr
+    (profile,) = (tmp_path / "profiles").glob("job-*.prof")
+    assert pstats.Stats(str(profile)).total_calls > 0

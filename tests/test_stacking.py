@@ -18,6 +18,7 @@ from aifa_steps.products.colour_image import (
 from aifa_steps.products.stack_files import make_stack, select_stack_frames, write_stack
 from aifa_steps.products.stacking import (
     BackgroundSettings,
+    FrameCube,
     StackFrame,
     StackParameters,
     photometric_scales,
@@ -152,7 +153,7 @@ def small_wcs(dx=0.0, dy=0.0):
     return w
 
 
-def test_clipping_removes_a_satellite_trail_and_masked_pixels_are_skipped():
+def test_clipping_removes_a_satellite_trail_and_masked_pixels_are_skipped(tmp_path):
     shape = (100, 120)
     base = small_wcs()
     rng = np.random.default_rng(5)
@@ -176,6 +177,29 @@ def test_clipping_removes_a_satellite_trail_and_masked_pixels_are_skipped():
     assert np.all(stack.count[trail] == 4)
     assert abs(stack.image[70, 30]) < 20.0  # the flagged hot pixel never enters
     assert stack.exposure[5:95, 5:115].min() >= 30.0
+    # Frames beyond frames_in_memory_mb go through a scratch file, band by band: same stack.
+    spilled = stack_frames(
+        frames,
+        base,
+        shape,
+        StackParameters(frames_in_memory_mb=0.0, memory_limit_mb=0.2),  # bands of 17 rows
+        background,
+        scratch_dir=tmp_path,
+    )
+    assert np.array_equal(spilled.image, stack.image, equal_nan=True)
+    assert np.array_equal(spilled.count, stack.count)
+    assert list(tmp_path.iterdir()) == []  # the scratch file is gone
+
+
+def test_frame_cube_reads_back_bands_from_its_scratch_file(tmp_path):
+    frames = np.arange(3 * 7 * 5, dtype=np.float32).reshape(3, 7, 5)
+    cube = FrameCube(3, (7, 5), in_memory=False, scratch_dir=tmp_path)
+    for k in (2, 0, 1):
+        cube.put(k, frames[k])
+    assert len(list(tmp_path.iterdir())) == 0  # unnamed: nothing left behind by a crash
+    assert np.array_equal(cube.band(slice(2, 6)), frames[:, 2:6])
+    assert np.array_equal(cube.band(slice(6, 7)), frames[:, 6:7])
+    cube.close()
 
 
 def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
@@ -205,6 +229,7 @@ def test_make_stack_from_files_records_its_grid_and_settings(tmp_path):
         "max_frames",
         "interpolation",
         "memory_limit_mb",
+        "frames_in_memory_mb",
     )
     assert isinstance(params.sigma, float) and params == StackParameters(max_iterations=2)
     background = BackgroundSettings.from_config({"background_box": 32, "apertures": [4]})

@@ -64,8 +64,7 @@ def nanmedian_of_frames(values: np.ndarray) -> np.ndarray:
     """Median along the first axis ignoring NaN, fast for a few to a few dozen frames.
 
     ``np.nanmedian`` goes through masked arrays when that axis is short (seconds per full
-    frame). Pixels that every frame covers (nearly all) take one in-place partition of a
-    pixel-major copy; the few others ``np.nanmedian``.
+    frame); bottleneck's selection runs once per pixel in C.
 
     Parameters
     ----------
@@ -77,19 +76,11 @@ def nanmedian_of_frames(values: np.ndarray) -> np.ndarray:
     numpy.ndarray
         float32, the shape of one frame; NaN where no frame has a value.
     """
-    n = values.shape[0]
-    frames = np.asarray(values, dtype=np.float32).reshape(n, -1)
-    covered = np.zeros(frames.shape[1], np.int16)
-    for frame in frames:
-        covered += ~np.isnan(frame)
-    median = np.full(frames.shape[1], np.nan, np.float32)
-    full = np.flatnonzero(covered == n)
-    if full.size:
-        median[full] = _median_rows(np.array(frames[:, full].T, order="C"))
-    partial = np.flatnonzero((covered > 0) & (covered < n))
-    if partial.size:
-        median[partial] = np.nanmedian(frames[:, partial], axis=0)
-    return median.reshape(values.shape[1:])
+    import bottleneck
+
+    return bottleneck.nanmedian(np.asarray(values, dtype=np.float32), axis=0).astype(
+        np.float32, copy=False
+    )
 
 
 def _median_and_mad(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -100,7 +100,7 @@ class Masters:
             if failure:
                 masters.missing["bad_pixels"] = failure[1]
             else:
-                masters.bad_pixels = fits.getdata(bad_pixels).astype(np.uint8)
+                masters.bad_pixels = np.asarray(fits.getdata(bad_pixels), dtype=np.uint8)
                 masters.names["bad_pixels"] = Path(bad_pixels).name
         return masters
 
@@ -126,15 +126,44 @@ def native_float32(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def mapped_float32(hdu: fits.ImageHDU | fits.PrimaryHDU) -> np.ndarray:
+    """An image HDU opened with ``memmap=True, do_not_scale_image_data=True`` as float32.
+
+    Unscaled float32 data stay a view of the mapped file; scaled (BZERO/BSCALE) or integer
+    data are converted, with BLANK pixels as NaN.
+    """
+    header = hdu.header
+    data = hdu.data
+    bscale = float(header.get("BSCALE", 1.0))
+    bzero = float(header.get("BZERO", 0.0))
+    if data.dtype.kind == "f" and bscale == 1.0 and bzero == 0.0:
+        return native_float32(data)
+    out = data.astype(np.float32)
+    if bscale != 1.0:
+        out *= np.float32(bscale)
+    if bzero != 0.0:
+        out += np.float32(bzero)
+    if data.dtype.kind in "iu" and "BLANK" in header:
+        out[data == header["BLANK"]] = np.nan
+    return out
+
+
 def read_master(path: str | Path) -> CCDData:
-    """A master's image and uncertainty as native float32; its mask planes are not needed."""
-    with fits.open(path, memmap=False) as hdul:
+    """A master's image and uncertainty as float32; its mask planes are not needed.
+
+    The planes are memory-mapped, not read: every calibration job of the night maps the same
+    pages of the operating system's file cache instead of reading (and allocating) its own
+    copy of each master. They are read-only and big-endian (numpy swaps on the fly).
+    """
+    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
         header = hdul[0].header.copy()
-        data = native_float32(hdul[0].data)
+        data = mapped_float32(hdul[0])
         uncertainty = (
-            StdDevUncertainty(native_float32(hdul["UNCERT"].data), copy=False)
+            StdDevUncertainty(mapped_float32(hdul["UNCERT"]), copy=False)
             if "UNCERT" in hdul
             else None
         )
+    for key in ("BZERO", "BSCALE", "BLANK"):
+        header.remove(key, ignore_missing=True)
     unit = header.get("BUNIT") or u.dimensionless_unscaled
     return CCDData(data, unit=unit, meta=header, uncertainty=uncertainty, copy=False)

@@ -43,6 +43,7 @@ __all__ = [
 
 #: Environment variable with the server's socket; jobs inherit it from Snakemake.
 ENV_SOCKET = "AIFA_JOB_SERVER"
+ENV_PROFILE = "AIFA_PROFILE"
 #: Set in a forked job: its `delegate` returns (it is the job).
 _ENV_CHILD = "AIFA_JOB_SERVER_CHILD"
 
@@ -141,9 +142,7 @@ def _run_child(request: dict, fds: list[int]) -> None:
     sys.argv = list(request["argv"])
     code = 0
     try:
-        import runpy
-
-        runpy.run_path(request["script"], run_name="__main__")
+        _run_script(request["script"])
     except SystemExit as exc:
         if exc.code is None:
             code = 0
@@ -164,6 +163,29 @@ def _run_child(request: dict, fds: list[int]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def _run_script(script: str) -> None:
+    """Run a job's script as ``__main__``; profiled into ``$AIFA_PROFILE`` if that is set.
+
+    ``AIFA_PROFILE=<folder>`` (a development aid) writes one cProfile file per job,
+    ``<script>-<pid>.prof``, readable with ``python -m pstats``.
+    """
+    import runpy
+
+    folder = os.environ.get(ENV_PROFILE)
+    if not folder:
+        runpy.run_path(script, run_name="__main__")
+        return
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        profile.runcall(runpy.run_path, script, run_name="__main__")
+    finally:
+        os.makedirs(folder, exist_ok=True)
+        name = Path(script).stem.split(".")[-1]  # Snakemake's tmpXXXX.<script>.py
+        profile.dump_stats(os.path.join(folder, f"{name}-{os.getpid()}.prof"))
 
 
 def _die_with_parent() -> None:

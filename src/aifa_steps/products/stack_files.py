@@ -227,7 +227,8 @@ def make_stack(
         frames = Table(rows=list(frames), names=("stem", "exptime"))
     inputs = stack_inputs(paths, frames, zeropoints, aperture)
     wcs, shape = grid_of(grid)
-    stack = stack_frames(inputs, wcs, shape, params, background)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)  # also the scratch file's folder
+    stack = stack_frames(inputs, wcs, shape, params, background, Path(output).parent)
     cards = {**meta, "GRIDFRAM": frame_stem(grid)[:68]}  # the frame whose grid it is on
     write_stack(stack, output, cards, [_pixel_file(p) for p in paths], params, background)
     name = " ".join(str(meta[k]) for k in ("OBJECT", "FILTER") if k in meta)

@@ -20,6 +20,7 @@ zero points the frames are only divided by their exposure times.
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "StackFrame",
     "StackParameters",
     "BackgroundSettings",
+    "FrameCube",
     "background_subtracted",
     "clipped_keep",
     "photometric_scales",
@@ -73,6 +75,10 @@ class StackParameters(StepSettings):
         (``reproject_interp``).
     memory_limit_mb : float
         Working memory of the clipping (the reprojected frames come on top).
+    frames_in_memory_mb : float
+        The reprojected frames are held in memory up to this size; a larger stack writes them
+        to an unnamed scratch file in the stack's folder and clips them a band of rows at a
+        time from there, so that its memory stays near ``memory_limit_mb`` plus one frame.
     """
 
     section = "stacks"
@@ -83,6 +89,7 @@ class StackParameters(StepSettings):
     max_frames: int = 30
     interpolation: str = "bilinear"
     memory_limit_mb: float = 512.0
+    frames_in_memory_mb: float = 1024.0
 
     def __post_init__(self) -> None:
         # YAML gives 3 for 3.0: the types of the fields, as the HISTORY of a stack records them.
@@ -93,6 +100,7 @@ class StackParameters(StepSettings):
             ("max_frames", int),
             ("interpolation", str),
             ("memory_limit_mb", float),
+            ("frames_in_memory_mb", float),
         ):
             object.__setattr__(self, name, kind(getattr(self, name)))
 
@@ -303,12 +311,77 @@ def clipped_keep(
     return keep
 
 
+class FrameCube:
+    """The reprojected frames of a stack: in memory, or in an unnamed scratch file.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames.
+    shape : tuple of int
+        ``(rows, columns)`` of one frame.
+    in_memory : bool
+        Hold the frames in one array; else write them to a scratch file (deleted when closed,
+        or by the operating system if the process dies) and read them back a band at a time.
+    scratch_dir : path, optional
+        Folder of the scratch file (default: the system's temporary folder).
+    """
+
+    def __init__(
+        self,
+        n_frames: int,
+        shape: tuple[int, int],
+        in_memory: bool = True,
+        scratch_dir: str | Path | None = None,
+    ) -> None:
+        self.n_frames = n_frames
+        self.shape = tuple(shape)
+        self._frame_bytes = 4 * self.shape[0] * self.shape[1]
+        self._array = np.empty((n_frames, *self.shape), np.float32) if in_memory else None
+        self._file = (
+            None
+            if in_memory
+            else tempfile.TemporaryFile(prefix=".stack-", suffix=".cube", dir=scratch_dir)
+        )
+
+    def put(self, k: int, frame: np.ndarray) -> None:
+        """Store frame ``k``."""
+        if self._array is not None:
+            self._array[k] = frame
+            return
+        frame = np.ascontiguousarray(frame, dtype=np.float32)
+        self._file.seek(k * self._frame_bytes)
+        self._file.write(memoryview(frame).cast("B"))
+
+    def band(self, rows: slice) -> np.ndarray:
+        """``(n_frames, rows, columns)`` values of a band of rows."""
+        if self._array is not None:
+            return self._array[:, rows]
+        start, stop, _ = rows.indices(self.shape[0])
+        nx = self.shape[1]
+        values = np.empty((self.n_frames, stop - start, nx), np.float32)
+        for k in range(self.n_frames):
+            self._file.seek(k * self._frame_bytes + 4 * start * nx)
+            wanted = values[k].nbytes
+            if self._file.readinto(memoryview(values[k]).cast("B")) != wanted:
+                raise OSError("the stack's scratch file is shorter than written")
+        return values
+
+    def close(self) -> None:
+        """Release the memory or the scratch file."""
+        self._array = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def stack_frames(
     frames: Sequence[StackFrame],
     wcs: WCS,
     shape: tuple[int, int],
     params: StackParameters | None = None,
     background: BackgroundSettings | None = None,
+    scratch_dir: str | Path | None = None,
 ) -> Stack:
     """Background-subtract, scale, reproject and average frames with sigma clipping.
 
@@ -324,6 +397,8 @@ def stack_frames(
         Clipping parameters.
     background : BackgroundSettings, optional
         The background mesh.
+    scratch_dir : path, optional
+        Folder of the scratch file when the frames exceed ``params.frames_in_memory_mb``.
 
     Returns
     -------
@@ -347,7 +422,26 @@ def stack_frames(
     if not usable:
         raise ValueError("no frame can be scaled")
     ny, nx = shape
-    cube = np.empty((len(usable), ny, nx), np.float32)
+    in_memory = 4 * len(usable) * ny * nx <= params.frames_in_memory_mb * 2**20
+    cube = FrameCube(len(usable), shape, in_memory, scratch_dir)
+    try:
+        return _stack_cube(frames, usable, scales, zeropoint, cube, wcs, params, background)
+    finally:
+        cube.close()
+
+
+def _stack_cube(
+    frames: Sequence[StackFrame],
+    usable: list[int],
+    scales: np.ndarray,
+    zeropoint: float,
+    cube: FrameCube,
+    wcs: WCS,
+    params: StackParameters,
+    background: BackgroundSettings | None,
+) -> Stack:
+    shape = cube.shape
+    ny, nx = shape
     noise = np.empty(len(usable), np.float32)
     for slot, k in enumerate(usable):
         frame = frames[k]
@@ -357,7 +451,7 @@ def stack_frames(
         data, sky_noise = background_subtracted(ccd, background)
         data *= np.float32(scales[k])
         noise[slot] = sky_noise * scales[k]
-        cube[slot] = reproject_frame(data, ccd.wcs, wcs, shape, params.interpolation)
+        cube.put(slot, reproject_frame(data, ccd.wcs, wcs, shape, params.interpolation))
         del ccd, data
         log.info("%s: scale %.4g, reprojected", frame.stem, scales[k])
 
@@ -369,7 +463,7 @@ def stack_frames(
     rows = max(1, int(params.memory_limit_mb * 2**20 / (6 * 4 * len(usable) * nx)))
     for start in range(0, ny, rows):
         band = slice(start, min(start + rows, ny))
-        values = cube[:, band]
+        values = cube.band(band)
         keep = clipped_keep(
             values, noise, params.sigma, params.amplitude_fraction, params.max_iterations
         )
