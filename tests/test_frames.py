@@ -54,21 +54,36 @@ def test_compact_frame_keeps_data_exactly_and_uncertainty_to_a_quarter_percent(t
     assert back.uncertainty.array[5, 6] == pytest.approx(900.0, rel=1e-3)  # no data: worthless
     assert back.meta["OBJECT"] == "M 67"
     with fits.open(path) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "UNCERT", "MASK", "FLAGS"]
+        # The mask is "any flag set": one plane holds the bits and serves as the mask.
+        assert [h.name for h in hdul] == ["PRIMARY", "UNCERT", "MASK"]
         assert hdul["UNCERT"].header["BITPIX"] == 16
-        assert hdul["MASK"].header["BITPIX"] == 8 and hdul["FLAGS"].header["BITPIX"] == 8
+        assert hdul["MASK"].header["BITPIX"] == 8 and hdul["MASK"].header["MASKBITS"]
         assert not any(isinstance(h, fits.CompImageHDU) for h in hdul)  # Source Extractor
-        assert hdul["FLAGS"].header["FLAGBIT1"] == 2  # flag names travel with the plane
+        assert hdul["MASK"].header["FLAGBIT1"] == 2  # flag names travel with the plane
+    # Any other reader of CCDData files gets the boolean mask.
+    plain_reader = CCDData.read(path, hdu_uncertainty="UNCERT", hdu_mask="MASK", unit="adu")
+    assert np.array_equal(plain_reader.mask, ccd.mask)
 
 
-def test_compact_frame_is_at_most_eight_bytes_per_pixel(tmp_path):
+def test_a_mask_other_than_the_flags_keeps_its_own_plane(tmp_path):
+    ccd = _frame()
+    ccd.mask[20, 20] = True  # masked without a flag bit
+    write_ccd(ccd, tmp_path / "f.fits")
+    back = read_ccd(tmp_path / "f.fits")
+    assert np.array_equal(back.mask, ccd.mask) and np.array_equal(back.flags, ccd.flags)
+    with fits.open(tmp_path / "f.fits") as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "UNCERT", "MASK", "FLAGS"]
+        assert hdul["FLAGS"].header["FLAGBIT1"] == 2
+
+
+def test_compact_frame_is_at_most_seven_bytes_per_pixel(tmp_path):
     ccd = _frame(shape=(400, 500))
     write_ccd(ccd, tmp_path / "f.fits")
     plain = tmp_path / "plain.fits"
     ccd.write(plain, hdu_mask="MASK", hdu_uncertainty="UNCERT", hdu_flags="FLAGS")
     size = (tmp_path / "f.fits").stat().st_size
-    assert size < 8.1 * ccd.data.size
-    assert size < 0.85 * plain.stat().st_size
+    assert size < 7.1 * ccd.data.size  # float32 data, 16-bit uncertainty, 8-bit mask with bits
+    assert size < 0.75 * plain.stat().st_size
 
 
 def test_scaled_uncertainty_step_follows_the_smallest_value():

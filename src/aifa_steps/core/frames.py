@@ -44,16 +44,29 @@ __all__ = [
 #: this (and at least the largest divided by 65000, so that every value fits).
 UNCERTAINTY_STEPS = 400.0
 
+#: Card of a ``MASK`` plane that holds the flag bits (written instead of a separate ``FLAGS``).
+MASK_BITS_CARD = "MASKBITS"
+
 #: Cards that describe a file's arrays, not the frame (left out of a solution's header).
 _STRUCTURE = ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "BSCALE", "BZERO")
 
 
 def read_ccd(path: str | Path) -> CCDData:
     """Read a CCDData file written by `write_ccd`; a missing ``BUNIT`` means dimensionless."""
-    unit = fits.getheader(path).get("BUNIT") or u.dimensionless_unscaled
-    return CCDData.read(
-        path, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", hdu_flags="FLAGS"
+    with fits.open(path) as hdul:
+        unit = hdul[0].header.get("BUNIT") or u.dimensionless_unscaled
+        separate_flags = "FLAGS" in hdul
+        bits_in_mask = "MASK" in hdul and bool(hdul["MASK"].header.get(MASK_BITS_CARD, False))
+    ccd = CCDData.read(
+        path,
+        unit=unit,
+        hdu_uncertainty="UNCERT",
+        hdu_mask="MASK",
+        hdu_flags="FLAGS" if separate_flags else None,
     )
+    if bits_in_mask and not separate_flags:
+        ccd.flags = np.asarray(fits.getdata(path, "MASK"), dtype=np.uint8)
+    return ccd
 
 
 def scaled_uncertainty_hdu(sigma: np.ndarray, header: fits.Header | None = None) -> fits.ImageHDU:
@@ -138,13 +151,30 @@ def write_ccd(ccd: CCDData, path: str | Path, compact: bool = True) -> None:
         else:
             plane = np.asarray(ccd.uncertainty.array, dtype=np.float32)
             out.append(fits.ImageHDU(plane, header, name="UNCERT"))
-    if isinstance(ccd.mask, np.ndarray):
-        out.append(_byte_plane(ccd.mask, "MASK"))
-    if isinstance(ccd.flags, np.ndarray):
-        out.append(_byte_plane(ccd.flags, "FLAGS"))
+    mask = ccd.mask if isinstance(ccd.mask, np.ndarray) else None
+    flags = ccd.flags if isinstance(ccd.flags, np.ndarray) else None
+    if compact and mask is not None and flags is not None and _mask_is_any_flag(mask, flags):
+        # One plane serves both: the bits, which any FITS reader (CCDData.read) takes as a
+        # boolean mask where a bit is set.
+        out.append(_byte_plane(flags, "MASK"))
+        out["MASK"].header[MASK_BITS_CARD] = (True, "the mask holds the flag bits below")
+        flag_plane = out["MASK"]
+    else:
+        if mask is not None:
+            out.append(_byte_plane(mask, "MASK"))
+        flag_plane = None
+        if flags is not None:
+            out.append(_byte_plane(flags, "FLAGS"))
+            flag_plane = out["FLAGS"]
+    if flag_plane is not None:
         for key, bit, text in flag_cards():
-            out["FLAGS"].header[key] = (bit, text)
+            flag_plane.header[key] = (bit, text)
     write_hdul(out, path)
+
+
+def _mask_is_any_flag(mask: np.ndarray, flags: np.ndarray) -> bool:
+    """Whether ``mask`` is exactly "some flag bit is set" (then a second plane is redundant)."""
+    return mask.shape == flags.shape and bool(np.array_equal(np.asarray(mask, bool), flags > 0))
 
 
 def solution_hdu(

@@ -20,7 +20,6 @@ zero points the frames are only divided by their exposure times.
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from aifa_steps.calibration.combine import nanmedian_of_frames
 from aifa_steps.core.config import StepSettings
 from aifa_steps.core.formats import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE, NO_DATA
 from aifa_steps.photometry.background import estimate_background
+from aifa_steps.products.frame_cube import FrameCube
 from aifa_steps.products.resample import reproject_frame
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "StackFrame",
     "StackParameters",
     "BackgroundSettings",
-    "FrameCube",
     "background_subtracted",
     "clipped_keep",
     "photometric_scales",
@@ -309,70 +308,6 @@ def clipped_keep(
             keep = new
             centre = nanmedian_of_frames(np.where(keep, values, np.nan))
     return keep
-
-
-class FrameCube:
-    """The reprojected frames of a stack: in memory, or in an unnamed scratch file.
-
-    Parameters
-    ----------
-    n_frames : int
-        Frames.
-    shape : tuple of int
-        ``(rows, columns)`` of one frame.
-    in_memory : bool
-        Hold the frames in one array; else write them to a scratch file (deleted when closed,
-        or by the operating system if the process dies) and read them back a band at a time.
-    scratch_dir : path, optional
-        Folder of the scratch file (default: the system's temporary folder).
-    """
-
-    def __init__(
-        self,
-        n_frames: int,
-        shape: tuple[int, int],
-        in_memory: bool = True,
-        scratch_dir: str | Path | None = None,
-    ) -> None:
-        self.n_frames = n_frames
-        self.shape = tuple(shape)
-        self._frame_bytes = 4 * self.shape[0] * self.shape[1]
-        self._array = np.empty((n_frames, *self.shape), np.float32) if in_memory else None
-        self._file = (
-            None
-            if in_memory
-            else tempfile.TemporaryFile(prefix=".stack-", suffix=".cube", dir=scratch_dir)
-        )
-
-    def put(self, k: int, frame: np.ndarray) -> None:
-        """Store frame ``k``."""
-        if self._array is not None:
-            self._array[k] = frame
-            return
-        frame = np.ascontiguousarray(frame, dtype=np.float32)
-        self._file.seek(k * self._frame_bytes)
-        self._file.write(memoryview(frame).cast("B"))
-
-    def band(self, rows: slice) -> np.ndarray:
-        """``(n_frames, rows, columns)`` values of a band of rows."""
-        if self._array is not None:
-            return self._array[:, rows]
-        start, stop, _ = rows.indices(self.shape[0])
-        nx = self.shape[1]
-        values = np.empty((self.n_frames, stop - start, nx), np.float32)
-        for k in range(self.n_frames):
-            self._file.seek(k * self._frame_bytes + 4 * start * nx)
-            wanted = values[k].nbytes
-            if self._file.readinto(memoryview(values[k]).cast("B")) != wanted:
-                raise OSError("the stack's scratch file is shorter than written")
-        return values
-
-    def close(self) -> None:
-        """Release the memory or the scratch file."""
-        self._array = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 def stack_frames(
