@@ -8,6 +8,7 @@ from aifa_steps.products.ensemble import ComparisonParameters, flux_matrix, sele
 from aifa_steps.products.lightcurve import (
     TransitSettings,
     bin_light_curve,
+    bin_width_minutes,
     transit_light_curve,
     transit_products,
 )
@@ -94,6 +95,9 @@ def test_transit_depth_time_and_noise_are_recovered(tmp_path):
     assert scatter < 1.3 * np.median(relative_noise)
     assert np.median(table["flux_err"]) == pytest.approx(np.median(relative_noise), rel=0.2)
     assert 4 not in result["comparisons"]["id"]
+    # The model drawn on a fine grid is the fitted one.
+    model = result["transit_model"]
+    assert np.allclose(model.flux(np.asarray(table["bjd_tdb"])), table["transit"], atol=1e-6)
     lightcurve_figure(result, tmp_path / "lc.png", "test", {"duration_hours": 1.68})
     assert (tmp_path / "lc.png").stat().st_size > 30_000
 
@@ -135,9 +139,19 @@ def test_target_must_be_detected():
 
 
 def test_binning():
-    t = np.linspace(0, 1 / 24, 13)
+    t = np.linspace(0, 1 / 24, 13)  # 5-minute cadence over an hour
     centres, means, errors = bin_light_curve(t, np.ones(13), 10.0)
     assert len(centres) >= 3 and np.allclose(means, 1) and np.allclose(errors, 0)
+    # Fixed intervals of time, drawn at their centres (not at the mean time of their points).
+    assert np.allclose(np.diff(centres) * 1440, 10.0) and centres[0] * 1440 == pytest.approx(5)
+
+
+def test_bins_hold_at_least_three_frames():
+    nine_minutes = np.arange(20) * 9.0 / 1440
+    assert bin_width_minutes(nine_minutes, 10.0) == 27.0  # not two points per "10 min" bin
+    assert bin_width_minutes(np.arange(60) / 1440, 10.0) == 10.0  # 1-minute cadence: 10 min
+    centres, _, _ = bin_light_curve(nine_minutes, np.ones(20), 27.0)
+    assert len(centres) == 7  # six bins of three frames, the last of the two frames left
 
 
 def test_detrending_against_seeing_removes_a_seeing_trend():

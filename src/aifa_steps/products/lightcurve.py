@@ -29,10 +29,12 @@ from aifa_steps.products.ensemble import (
     select_comparisons,
 )
 from aifa_steps.products.transit_fit import error_scale, fit_transit
+from aifa_steps.products.transit_model import TransitModel
 
 __all__ = [
     "TransitSettings",
     "bin_light_curve",
+    "bin_width_minutes",
     "fit_summary",
     "predicted_mid_time",
     "transit_light_curve",
@@ -293,18 +295,56 @@ def transit_light_curve(
         "apertures": scores,
         "notes": notes,
         "predicted_t0": t_guess,
+        "transit_model": TransitModel(
+            fit.t0_bjd_tdb,
+            period,
+            fit.rp_rs,
+            fit.a_rs,
+            float(np.degrees(np.arccos(np.clip(fit.impact_parameter / fit.a_rs, 0.0, 1.0)))),
+            tuple(limb_darkening),
+        ),
     }
 
 
-def bin_light_curve(t: np.ndarray, flux: np.ndarray, minutes: float) -> tuple:
-    """Mean flux in bins of ``minutes`` (bins with at least two points) and its error."""
-    edges = np.arange(np.nanmin(t), np.nanmax(t) + minutes / 1440.0, minutes / 1440.0)
-    index = np.digitize(t, edges)
+def bin_width_minutes(t: np.ndarray, requested: float = 10.0, points: int = 3) -> float:
+    """A bin width that averages at least ``points`` frames: ``requested`` or wider.
+
+    Bins narrower than a few cadences hold one or two points each and show nothing a plot of
+    the points does not. The width is ``requested`` minutes, widened to ``points`` times the
+    median cadence (rounded up to a whole minute) when that is longer.
+    """
+    t = np.sort(np.asarray(t, float)[np.isfinite(t)])
+    if t.size < 2:
+        return float(requested)
+    cadence = float(np.median(np.diff(t))) * 1440.0
+    return float(max(requested, np.ceil(points * cadence)))
+
+
+def bin_light_curve(
+    t: np.ndarray, flux: np.ndarray, minutes: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean flux in consecutive time bins of ``minutes`` and the error of each mean.
+
+    The bins are fixed intervals of time starting at the first point, not groups of points;
+    a bin is kept when it holds at least two finite points, and it is placed at its centre.
+
+    Returns
+    -------
+    centres : numpy.ndarray
+        Bin centres (the unit of ``t``).
+    means, errors : numpy.ndarray
+        Mean flux and its standard error (sample standard deviation / sqrt(n)).
+    """
+    t = np.asarray(t, float)
+    flux = np.asarray(flux, float)
+    width = minutes / 1440.0
+    start = np.nanmin(t)
+    index = np.floor((t - start) / width).astype(int)
     centres, means, errors = [], [], []
     for k in np.unique(index):
         sel = (index == k) & np.isfinite(flux)
         if sel.sum() >= 2:
-            centres.append(np.mean(t[sel]))
+            centres.append(start + (k + 0.5) * width)
             means.append(np.mean(flux[sel]))
             errors.append(np.std(flux[sel], ddof=1) / np.sqrt(sel.sum()))
     return np.array(centres), np.array(means), np.array(errors)

@@ -18,7 +18,10 @@ from astropy.table import Table  # noqa: E402
 
 from aifa_steps.core.atomic import atomic_path, save_figure  # noqa: E402
 from aifa_steps.products.cmd import BANDS  # noqa: E402
-from aifa_steps.products.lightcurve import bin_light_curve  # noqa: E402
+from aifa_steps.products.lightcurve import (  # noqa: E402
+    bin_light_curve,
+    bin_width_minutes,
+)
 
 __all__ = ["cmd_figure", "lightcurve_figure", "save_rgb_image"]
 
@@ -26,7 +29,13 @@ __all__ = ["cmd_figure", "lightcurve_figure", "save_rgb_image"]
 def lightcurve_figure(
     result: dict, path, title: str, ephemeris: dict | None = None, bin_minutes: float = 10.0
 ) -> None:
-    """Raw and detrended light curve with the fitted model, bins, residuals and airmass.
+    """Raw and detrended light curve with the fitted model, time bins, residuals and airmass.
+
+    The fitted transit is drawn on a fine time grid (a smooth curve, not segments between the
+    frames); the bins are fixed intervals of at least ``bin_minutes`` and three cadences
+    (`aifa_steps.products.lightcurve.bin_width_minutes`), drawn at their centres with their
+    width; the predicted ingress, mid-time and egress are marked; the residual panel gives
+    the RMS per frame and per bin.
 
     Parameters
     ----------
@@ -40,29 +49,50 @@ def lightcurve_figure(
         Literature ``duration_hours``: predicted ingress and egress are drawn around the
         predicted mid-time.
     bin_minutes : float
-        Bin width.
+        Shortest bin width.
     """
     table, fit = result["table"], result["fit"]
-    t0 = np.floor(np.nanmin(table["bjd_tdb"]))
-    hours = (np.asarray(table["bjd_tdb"]) - t0) * 24.0
+    times = np.asarray(table["bjd_tdb"], float)
+    t0 = np.floor(np.nanmin(times))
+    hours = (times - t0) * 24.0
+    fine = np.linspace(np.nanmin(times), np.nanmax(times), 2000)
+    fine_hours = (fine - t0) * 24.0
+    transit = np.asarray(table["transit"], float)
+    model = result.get("transit_model")
+    fine_transit = model.flux(fine) if model is not None else np.interp(fine, times, transit)
+    baseline = np.asarray(table["model"], float) / transit
     fig, (ax_raw, ax_det, ax_res) = plt.subplots(
         3, 1, figsize=(9, 9), sharex=True, gridspec_kw={"height_ratios": [2, 2, 1]}
     )
     ax_raw.errorbar(hours, table["flux"], table["flux_err"], fmt=".", color="0.5", ms=3, lw=0.5)
-    ax_raw.plot(hours, table["model"], color="C3", lw=1.2, label="transit x airmass baseline")
+    ax_raw.plot(
+        fine_hours,
+        fine_transit * np.interp(fine, times, baseline),
+        color="C3",
+        lw=1.2,
+        label="transit x baseline (airmass ...)",
+    )
     ax_raw.set_ylabel("relative flux")
     ax_raw.legend(fontsize=8, loc="lower left")
     air = ax_raw.twinx()
     air.plot(hours, table["airmass"], color="C0", lw=0.8, alpha=0.6)
     air.set_ylabel("airmass", color="C0")
-    detrended = np.asarray(table["flux_detrended"])
+    detrended = np.asarray(table["flux_detrended"], float)
     ax_det.errorbar(hours, detrended, table["flux_err"], fmt=".", color="0.6", ms=3, lw=0.5)
-    bt, bf, be = bin_light_curve(np.asarray(table["bjd_tdb"]), detrended, bin_minutes)
+    width = bin_width_minutes(times, bin_minutes)
+    bt, bf, be = bin_light_curve(times, detrended, width)
     ax_det.errorbar(
-        (bt - t0) * 24.0, bf, be, fmt="o", color="k", ms=4, label=f"{bin_minutes:g} min bins"
+        (bt - t0) * 24.0,
+        bf,
+        be,
+        xerr=width / 120.0,
+        fmt="o",
+        color="k",
+        ms=4,
+        label=f"{width:g} min bins",
     )
-    ax_det.plot(hours, table["transit"], color="C3", lw=1.5, label="fitted transit")
-    if ephemeris and "duration_hours" in ephemeris:
+    ax_det.plot(fine_hours, fine_transit, color="C3", lw=1.5, label="fitted transit")
+    if ephemeris and "duration_hours" in ephemeris and "predicted_t0" in result:
         mid = (result["predicted_t0"] - t0) * 24.0
         half = 0.5 * float(ephemeris["duration_hours"])
         for edge in (mid - half, mid + half):
@@ -76,13 +106,16 @@ def lightcurve_figure(
         f"duration {fit.duration_hours:.2f} +- {fit.duration_hours_err:.2f} h",
         fontsize=9,
     )
-    residual = detrended - np.asarray(table["transit"])
+    residual = detrended - transit
     ax_res.plot(hours, residual * 1e3, ".", color="0.4", ms=3)
+    _, binned_residual, _ = bin_light_curve(times, residual, width)
+    ax_res.plot((bt - t0) * 24.0, binned_residual * 1e3, "o", color="k", ms=4)
     ax_res.axhline(0, color="k", lw=0.8)
     ax_res.set_ylabel("residual [ppt]")
     ax_res.set_xlabel(f"BJD_TDB - {t0:.0f} [h]")
     ax_res.set_title(
-        f"RMS {np.nanstd(residual) * 1e3:.2f} ppt; median error "
+        f"RMS {np.nanstd(residual) * 1e3:.2f} ppt per frame, "
+        f"{np.nanstd(binned_residual) * 1e3:.2f} ppt per {width:g} min; median error "
         f"{np.nanmedian(table['flux_err']) * 1e3:.2f} ppt (x {fit.error_scale:.2f}); aperture "
         f"{result['aperture']:.3g} arcsec, "
         f"{len(result['comparisons'])} comparison stars",
