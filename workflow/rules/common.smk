@@ -12,6 +12,10 @@ from pathlib import Path
 
 RAW = Path(config["raw_dir"])
 WORK = Path(config["work_dir"])
+# The report opens on the night's results: report/workflow.rst includes this page (written by
+# the results_summary rule) when it exists.
+if (WORK / "qc" / "summary_report.html").is_file():
+    config["_summary_page"] = str((WORK / "qc" / "summary_report.html").resolve())
 
 
 def photometry_keys(*extra):
@@ -419,6 +423,23 @@ def zeropoint_table(wildcards=None):
     return [WORK / "zeropoints.ecsv"] if solved_stems() else []
 
 
+def calibration_qc_table(wildcards=None):
+    """The calibrated frames' statistics, once the night has lights ([] otherwise)."""
+    return [WORK / "qc" / "calibrated_frames.ecsv"] if light_stems() else []
+
+
+def summary_products(wildcards=None):
+    """What the results summary reads and links: the science products, the night's QC figures."""
+    read = ("transit_fit.json", "lightcurve.ecsv", "catalogue.ecsv")
+    products = [p for p in science_products() if p.name in read or p.suffix == ".png"]
+    night = []
+    if light_stems():
+        night += [WORK / "qc" / "calibrated_frames.png", WORK / "qc" / "astrometry.png"]
+    if zeropoint_table():
+        night.append(WORK / "qc" / "zeropoints.png")
+    return products + night + [WORK / "qc" / "night_summary.html"]
+
+
 def night_targets(wildcards=None):
     """Everything the night can produce: each stage only when the one before left something
     to work on, so that a night where nothing solves still ends with its summary."""
@@ -427,6 +448,7 @@ def night_targets(wildcards=None):
         WORK / "qc" / "inventory.html",
         WORK / "night_status.ecsv",
         WORK / "qc" / "night_summary.html",
+        WORK / "summary.html",
         WORK / "qc" / "masters.ecsv",
         WORK / "qc" / "camera.ecsv",
         WORK / "astrometry" / "status.ecsv",

@@ -26,3 +26,34 @@ rule night_summary:
         targets=config.get("targets") or {},
     script:
         "../scripts/night_summary.py"
+
+
+# The night's results, read first: summary.json and summary.html in the work folder, and the
+# same page at the top of the report (report/workflow.rst includes qc/summary_report.html).
+rule results_summary:
+    input:
+        status=WORK / "night_status.ecsv",
+        zeropoints=zeropoint_table,
+        calibrated=calibration_qc_table,
+        products=summary_products,
+    output:
+        json=WORK / "summary.json",
+        html=WORK / "summary.html",
+        fragment=WORK / "qc" / "summary_report.html",
+        conditions=report(
+            WORK / "qc" / "conditions.png",
+            caption="../report/conditions.rst",
+            category="1. Night overview",
+            labels={"figure": "seeing, sky and airmass through the night"},
+        ),
+    log:
+        LOGS / "results_summary.log",
+    benchmark:
+        BENCHMARKS / "results_summary.tsv"
+    conda:
+        "../envs/aifa-steps.yaml"
+    params:
+        targets=config.get("targets") or {},
+        work_dir=str(WORK),
+    script:
+        "../scripts/results_summary.py"

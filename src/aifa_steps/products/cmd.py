@@ -59,8 +59,10 @@ def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) ->
     astropy.table.Table
         ``id``, ``ra``, ``dec``, ``g``, ``g_err``, ``r``, ``r_err``, ``i``, ``i_err`` (NaN where
         a band was not observed or not measured), ``g_n``, ``r_n``, ``i_n`` (frames averaged),
-        ``sep_arcmin`` (distance from the centre), ``isolated`` and the reference catalogue's
-        cross-identification (``refcat_sep_arcsec``, ``refcat_gmag``, ...), sorted by ``r``.
+        ``sep_arcmin`` (distance from the centre), ``isolated`` (no neighbour adds 1 % of the
+        star's flux: the zero-point stars), ``blended`` (`blended_stars`: a neighbour within two
+        FWHM brighter than 10 % of the star) and the reference catalogue's cross-identification
+        (``refcat_sep_arcsec``, ``refcat_gmag``, ...), sorted by ``r``.
     """
     out = Table()
     for column in ("id", "ra", "dec"):
@@ -78,12 +80,44 @@ def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) ->
     for column in magnitudes.colnames:
         if column == "isolated" or column.startswith("refcat_"):
             out[column] = magnitudes[column]
+    out["blended"] = blended_stars(out, 2.0 * float(magnitudes.meta.get("APFWHM") or 2.5))
     out["ra"].unit = out["dec"].unit = "deg"
     for band in BANDS:
         out[band].unit = out[f"{band}_err"].unit = "mag"
     out["sep_arcmin"].unit = "arcmin"
     order = np.argsort(np.where(np.isfinite(out["r"]), out["r"], np.inf), kind="stable")
     return out[order]
+
+
+def blended_stars(catalogue: Table, radius_arcsec: float, max_ratio: float = 0.1) -> np.ndarray:
+    """Stars with a neighbour within ``radius_arcsec`` brighter than ``max_ratio`` of their flux.
+
+    Such a neighbour puts a noticeable part of its light into the star's aperture, so the
+    star's magnitudes (and its colour, if the two differ in colour) are biased: the diagram
+    marks them. The flux comes from the first of r, g, i that the star has; stars measured in
+    none of them are not blended by this test.
+
+    Parameters
+    ----------
+    catalogue : astropy.table.Table
+        ``ra``, ``dec`` (deg) and magnitudes ``r``, ``g``, ``i``.
+    radius_arcsec : float
+        Neighbour distance (default in `cluster_catalogue`: two FWHM, the smallest aperture's
+        radius plus the neighbour's own image).
+    max_ratio : float
+        Flux ratio of a neighbour that counts.
+    """
+    from aifa_steps.photometry.reference import isolated_sources
+
+    mag = np.full(len(catalogue), np.nan)
+    for band in ("r", "g", "i"):
+        if band in catalogue.colnames:
+            values = np.asarray(catalogue[band], float)
+            mag = np.where(np.isfinite(mag), mag, values)
+    flux = np.where(np.isfinite(mag), 10 ** (-0.4 * np.nan_to_num(mag, nan=99.0)), 0.0)
+    if len(catalogue) < 2:
+        return np.zeros(len(catalogue), bool)
+    return ~isolated_sources(catalogue["ra"], catalogue["dec"], flux, radius_arcsec, max_ratio)
 
 
 def read_isochrone(path: str | Path) -> Table:

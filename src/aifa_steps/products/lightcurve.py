@@ -363,7 +363,8 @@ def fit_summary(result: dict) -> dict:
     dict
         The fit's parameters (`aifa_steps.products.transit_fit.TransitFit.as_dict`) plus
         ``aperture_arcsec``, ``aperture`` (its column suffix), ``aperture_rms`` (RMS of every
-        aperture's residuals) and ``baseline_terms``.
+        aperture's residuals), ``baseline_terms`` and ``predicted_t0_bjd_tdb`` (the
+        ephemeris' mid-time of this night's transit).
     """
     summary = result["fit"].as_dict()
     summary.update(
@@ -371,6 +372,7 @@ def fit_summary(result: dict) -> dict:
         aperture=result["aperture_key"],
         aperture_rms=result["apertures"],
         baseline_terms=["constant", *result["table"].meta["DETREND"]],
+        predicted_t0_bjd_tdb=float(result["predicted_t0"]),
     )
     return summary
 

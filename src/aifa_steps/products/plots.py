@@ -138,7 +138,9 @@ def cmd_figure(
     """Colour-magnitude diagram r against g - i.
 
     Stars within ``radius_arcmin`` of the centre (the cluster) are drawn dark, the rest (mostly
-    field stars) light; only stars with errors below ``max_error`` in all three bands.
+    field stars) light; blended stars (``blended``: a neighbour close and bright enough to add
+    light to the aperture) as open circles, and stars with an error of ``max_error`` or more in
+    a band as small crosses, so that a student sees which points to trust.
 
     Parameters
     ----------
@@ -158,15 +160,44 @@ def cmd_figure(
     colour = np.asarray(catalogue["g"], float) - np.asarray(catalogue["i"], float)
     mag = np.asarray(catalogue["r"], float)
     errors = np.array([np.asarray(catalogue[f"{b}_err"], float) for b in BANDS])
-    good = np.isfinite(colour) & np.isfinite(mag) & np.all(errors < max_error, axis=0)
+    measured = np.isfinite(colour) & np.isfinite(mag)
+    good = measured & np.all(errors < max_error, axis=0)
+    poor = measured & ~good
+    isolated = (
+        ~np.asarray(catalogue["blended"], bool)
+        if "blended" in catalogue.colnames
+        else np.ones(len(catalogue), bool)
+    )
+    blended = good & ~isolated
     sep = np.asarray(catalogue["sep_arcmin"], float)
     if radius_arcmin is None:
         radius_arcmin = float(np.median(sep[good])) if good.any() else 0.0
-    inner = good & (sep <= radius_arcmin)
-    outer = good & (sep > radius_arcmin)
+    inner = good & isolated & (sep <= radius_arcmin)
+    outer = good & isolated & (sep > radius_arcmin)
     fig, ax = plt.subplots(figsize=(6.5, 7.5))
     ax.scatter(colour[outer], mag[outer], s=5, color="0.65", label=f"> {radius_arcmin:.1f}'")
     ax.scatter(colour[inner], mag[inner], s=7, color="k", label=f"<= {radius_arcmin:.1f}'")
+    if blended.any():
+        ax.scatter(
+            colour[blended],
+            mag[blended],
+            s=14,
+            facecolors="none",
+            edgecolors="C0",
+            linewidths=0.7,
+            label=f"blended ({blended.sum()})",
+        )
+    if poor.any():
+        ax.scatter(
+            colour[poor],
+            mag[poor],
+            s=6,
+            marker="x",
+            color="C1",
+            linewidths=0.5,
+            alpha=0.6,
+            label=f"error >= {max_error} mag ({poor.sum()})",
+        )
     if isochrone is not None:
         ax.plot(
             np.asarray(isochrone["g"]) - np.asarray(isochrone["i"]),
@@ -189,7 +220,7 @@ def cmd_figure(
     ax.set_xlabel("g - i [mag]")
     ax.set_ylabel("r [mag]")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, title="distance from centre", title_fontsize=8)
+    ax.legend(fontsize=8, title="distance from centre", title_fontsize=8, loc="upper left")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -309,7 +309,8 @@ def summarise_night(
     -------
     status : astropy.table.Table
         `night_status`, with ``verdict``, ``fatal``, ``warnings`` (`config_warnings`) and
-        ``photometry`` (`zeropoint_notes`) in its meta.
+        ``photometry`` (`zeropoint_notes`) and ``calibration`` (`calibration_notes`) in its
+        meta.
     page : str
         The HTML summary page.
     """
@@ -322,7 +323,6 @@ def summarise_night(
     status.meta["fatal"] = fatal
     status.meta["warnings"] = warnings
     status.meta["photometry"] = photometry
-    page = night_summary_html(
-        status, verdict, warnings, calibration_notes(inventory, flat_frames), photometry
-    )
+    status.meta["calibration"] = calibration_notes(inventory, flat_frames)
+    page = night_summary_html(status, verdict, warnings, status.meta["calibration"], photometry)
     return status, page
