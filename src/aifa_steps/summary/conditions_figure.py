@@ -16,9 +16,7 @@ from aifa_steps.core.atomic import save_figure  # noqa: E402
 __all__ = ["conditions_figure"]
 
 
-def conditions_figure(
-    calibrated: Table | None, zeropoints: Table | None, path: str | Path
-) -> None:
+def conditions_figure(calibrated: Table | None, zeropoints: Table | None, path: str | Path) -> None:
     """Seeing, sky (ADU/s per pixel) and airmass of every light frame against UTC.
 
     Parameters
