@@ -38,6 +38,10 @@ def keys_of(section, *names):
 
 
 LOGS = WORK / "logs"
+# Each frame step adds a line to the run's progress and prints the time left
+# (aifa_steps.core.progress); onstart clears the file of an earlier run.
+PROGRESS = LOGS / "progress.tsv"
+os.environ["AIFA_PROGRESS"] = str(PROGRESS.absolute())
 BENCHMARKS = WORK / "benchmarks"  # per job: wall and CPU time, peak memory
 SIMULATE = config.get("simulate")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -123,11 +124,19 @@ def run_frame_step(
     -------
     object or None
         What ``work`` returned, or None after a failure.
+
+    Notes
+    -----
+    Each calibration, astrometry and photometry step of a frame adds a line to the run's
+    progress (`aifa_steps.core.progress.record_frame_step`).
     """
+    from aifa_steps.core.progress import record_frame_step
+
+    start = time.perf_counter()
     try:
         if _injected(step, stem):
             raise RuntimeError(f"fault injected by {FAULT_ENV}")
-        return work()
+        result = work()
     except Exception as exc:  # noqa: BLE001 - every failure of one frame becomes data
         if is_environment_error(exc):
             log.error("%s of %s stopped by the machine, not the frame: %s", step, stem, exc)
@@ -138,7 +147,15 @@ def run_frame_step(
         else:
             log.error("%s of %s failed: %s", step, stem, reason, exc_info=exc)
         on_failure(reason)
+        _progress(record_frame_step(step, stem, time.perf_counter() - start, ok=False))
         return None
+    _progress(record_frame_step(step, stem, time.perf_counter() - start, ok=True))
+    return result
+
+
+def _progress(line: str | None) -> None:
+    if line:
+        log.info("%s", line)
 
 
 def write_failed_fits(
