@@ -208,3 +208,43 @@ def test_a_night_without_products_still_has_a_summary():
     page = results_html(summary)
     assert "no solved frame" in page and "1 of 4 light frames reduced" in page
     json.dumps(summary, allow_nan=False)
+
+
+def test_qc_figures_stay_readable_with_hundreds_of_frames_and_without_pairs(tmp_path):
+    from aifa_steps.astrometry.plots import _reason_kind, astrometry_report
+    from aifa_steps.calibration.plots import photon_transfer_figure
+
+    n = 300
+    solved = np.ones(n, bool)
+    solved[::7] = False
+    reasons = np.where(solved, "", "RMS residual 1.290 arcsec > 0.5").astype(object)
+    reasons[::21] = "no stars"
+    status = Table(
+        {
+            "stem": [f"f{k:03d}" for k in range(n)],
+            "target": ["Qatar-1"] * n,
+            "solved": solved,
+            "reason": reasons.astype(str),
+            "n_matches": np.where(solved, 200, 0),
+            "rms_arcsec": np.where(solved, 0.1, np.nan),
+        }
+    )
+    assert _reason_kind("RMS residual 1.290 arcsec > 0.5") == "RMS residual # arcsec > #"
+    unsolved = status[~solved]  # (the solved ones would need their matched-star tables)
+    astrometry_report(
+        unsolved, [], tmp_path / "s.ecsv", tmp_path / "astrometry.png", tmp_path / "res"
+    )
+    from PIL import Image
+
+    assert Image.open(tmp_path / "astrometry.png").size == (900, 550)  # no list below it
+    summary = Table(
+        rows=[
+            ("gain", np.nan, np.nan, 0.376, "e-/ADU", 0, "no pairs of flats at one level"),
+            ("read_noise", np.nan, np.nan, 3.5, "e-", 0, "no pairs of biases"),
+        ],
+        names=("quantity", "measured", "error", "configured", "unit", "n_pairs", "reason"),
+    )
+    photon_transfer_figure(
+        summary, Table({"filter": [], "level": [], "half_variance": []}), tmp_path / "ptc.png"
+    )
+    assert (tmp_path / "ptc.png").stat().st_size > 5_000

@@ -6,6 +6,8 @@ do not load it.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -101,13 +103,16 @@ def astrometry_report(
     axes[1].set_ylabel("reference stars")
     axes[1].set_xlabel("frame (in order of name)")
     axes[1].legend(fontsize=8)
-    axes[0].set_title(f"{solved.sum()} of {len(status)} frames solved")
-    failed = [f"failed: {r['stem']}: {r['reason']}" for r in status[~solved]]
-    if failed:
-        fig.text(0.01, 0.005, "\n".join(failed[:8]), fontsize=7, va="bottom", color="C3")
-        fig.tight_layout(rect=(0, 0.03 * min(len(failed), 8) + 0.02, 1, 1))
-    else:
-        fig.tight_layout()
+    title = f"{solved.sum()} of {len(status)} frames solved"
+    if (~solved).any():
+        # Counts of the reasons, not a list of frames: it stays readable with hundreds of
+        # frames; every frame with its reason is in astrometry/status.ecsv and summary.html.
+        reasons = Counter(_reason_kind(str(r)) for r in status["reason"][~solved])
+        common = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(2))
+        more = f" (+{len(reasons) - 2} other reasons)" if len(reasons) > 2 else ""
+        title += f"\nfailed: {common}{more}"
+    axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
     save_figure(fig, figure_path, dpi=100)
     plt.close(fig)
 
@@ -126,6 +131,12 @@ def astrometry_report(
         residual_figure(
             matched, _shape_of(matched), residual_dir / f"{obj}.png", title=typical["stem"]
         )
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without its numbers, so that alike failures count together."""
+    text = re.sub(r"[-+]?\d[\d.:eE+-]*", "#", reason)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _match_files_by_stem(match_files: list[str | Path]) -> dict[str, Path]:

@@ -6,6 +6,7 @@ from `aifa_steps.calibration.qc` and `aifa_steps.calibration.camera`.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -133,15 +134,25 @@ def photon_transfer_figure(summary: Table, pairs: Table, path: str | Path) -> No
             if np.isfinite(g):
                 ax.plot(x, x / g + rn_adu**2, style, label=f"{label}: g = {g:.3f} e-/ADU")
     else:
+        # No curve to draw: say why, and what the calibration used instead.
         reason = str(gain_row["reason"]) if "reason" in summary.colnames else ""
-        ax.text(
-            0.5,
-            0.5,
-            f"gain {reason}" if reason else "no unsaturated flat pairs",
-            transform=ax.transAxes,
-            ha="center",
-            wrap=True,
-        )
+        lines = [
+            "No photon-transfer curve for this night:",
+            textwrap.fill(reason or "no unsaturated pairs of flats at one level", 60),
+            "",
+            "The calibration used the configured values:",
+            f"gain {gain_row['configured']:.3f} e-/ADU, read noise "
+            f"{rn_row['configured']:.2f} e-",
+            "(instrument.gain and instrument.read_noise; `auto` measures them",
+            "from pairs of flats and biases, or from the lights' sky).",
+        ]
+        ax.axis("off")
+        ax.text(0.5, 0.5, "\n".join(lines), transform=ax.transAxes, ha="center", va="center")
+        ax.set_title("Photon transfer")
+        fig.tight_layout()
+        save_figure(fig, path, dpi=100)
+        plt.close(fig)
+        return
     ax.set_xlabel("mean level [ADU]")
     ax.set_ylabel("variance of difference / 2 [ADU$^2$]")
     ax.set_title(
