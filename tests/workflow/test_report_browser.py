@@ -58,7 +58,7 @@ def test_the_report_opens_on_the_summary_and_every_figure_and_table_loads(tiny_r
         browser = playwright.chromium.launch(
             executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})  # a laptop's screen
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
         page.on(
             "console",
@@ -70,10 +70,21 @@ def test_the_report_opens_on_the_summary_and_every_figure_and_table_loads(tiny_r
         )
         page.goto(report.as_uri())
         # The first page is the night's summary, with its numbers.
-        summary = page.wait_for_selector(".aifa-summary", timeout=60_000).inner_text()
+        element = page.wait_for_selector(".aifa-summary", timeout=60_000)
+        summary = element.inner_text()
         for words in ("light frames reduced", "Qatar-1", "transit depth", "NGC7789"):
             assert words in summary, words
+        # Its top (the verdict) is on the screen, not pushed above it out of reach.
+        page.wait_for_timeout(500)
+        assert element.bounding_box()["y"] >= 0, element.bounding_box()
         page.screenshot(path=str(screenshot))
+        # Its figure links open the report's own entries.
+        page.click(".aifa-summary a[href*='lightcurve.png']")
+        page.wait_for_function(
+            "() => [...document.images].some(i => i.src.startsWith('data:image/png')"
+            " && i.naturalWidth > 500)",
+            timeout=30_000,
+        )
         results = page.evaluate(
             "() => Object.entries(results).map(([k, r]) => [k, r.mime_type, r.labels || {}])"
         )

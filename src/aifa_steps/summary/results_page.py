@@ -21,7 +21,12 @@ STYLE = (
     " .aifa-summary td,.aifa-summary th{border:1px solid #bbb;padding:2px 8px;text-align:left}"
     " .aifa-summary th{background:#eee} .aifa-summary .bad{color:#a40}"
     " .aifa-summary .verdict{font-size:1.1em;font-weight:bold}"
-    " .aifa-summary img{max-width:100%;border:1px solid #ccc;margin:0.3em 0}</style>"
+    " .aifa-summary img{max-width:100%;border:1px solid #ccc;margin:0.3em 0}"
+    # In Snakemake's report the main page is centred vertically in a scrolling box, so a page
+    # taller than the window loses its top (the verdict) out of reach: align it to the top,
+    # and give the summary room next to the rule graph.
+    " div.overflow-auto:has(.aifa-summary){align-items:flex-start}"
+    " .prose:has(.aifa-summary){max-width:48rem}</style>"
 )
 
 
