@@ -141,8 +141,7 @@ def photon_transfer_figure(summary: Table, pairs: Table, path: str | Path) -> No
             textwrap.fill(reason or "no unsaturated pairs of flats at one level", 60),
             "",
             "The calibration used the configured values:",
-            f"gain {gain_row['configured']:.3f} e-/ADU, read noise "
-            f"{rn_row['configured']:.2f} e-",
+            f"gain {gain_row['configured']:.3f} e-/ADU, read noise {rn_row['configured']:.2f} e-",
             "(instrument.gain and instrument.read_noise; `auto` measures them",
             "from pairs of flats and biases, or from the lights' sky).",
         ]
