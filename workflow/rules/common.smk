@@ -7,6 +7,7 @@ import numpy as np
 from aifa_steps.inventory.table import find_raw_files
 from aifa_steps.calibration.masters import exptime_label
 from aifa_steps.core.formats import APERTURE_CONFIG_KEYS, safe_name
+from aifa_steps.core.progress import ENV_PROGRESS
 from aifa_steps.summary.checks import config_problems, inventory_verdict
 from pathlib import Path
 
@@ -41,7 +42,7 @@ LOGS = WORK / "logs"
 # Each frame step adds a line to the run's progress and prints the time left
 # (aifa_steps.core.progress); onstart clears the file of an earlier run.
 PROGRESS = LOGS / "progress.tsv"
-os.environ["AIFA_PROGRESS"] = str(PROGRESS.absolute())
+os.environ[ENV_PROGRESS] = str(PROGRESS.absolute())
 BENCHMARKS = WORK / "benchmarks"  # per job: wall and CPU time, peak memory
 SIMULATE = config.get("simulate")
 

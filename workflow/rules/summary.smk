@@ -54,6 +54,6 @@ rule results_summary:
         "../envs/aifa-steps.yaml"
     params:
         targets=config.get("targets") or {},
-        work_dir=str(WORK),
+        work_dir=lambda wc, output: str(Path(output.json).parent),
     script:
         "../scripts/results_summary.py"
