@@ -68,6 +68,7 @@ STAGES = {
     "stack": ("stacks", False),
     "colour_image": ("stacks", False),
     "night_summary": ("night summary", False),
+    "results_summary": ("night summary", False),
 }
 # Benchmark folders named otherwise than their rule.
 BENCHMARK_NAMES = {"calibrate": "calibrate_frame"}

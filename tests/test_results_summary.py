@@ -185,9 +185,9 @@ def test_summary_files_and_pages(tmp_path):
     assert "<img src='products/Qatar-1/lightcurve.png'" in page  # relative to the work folder
     assert "no stars" in page and "missing keyword FILTER" in page
     fragment = outputs["fragment"].read_text()
-    assert "<html" not in fragment and "app.showResultInfo(" in fragment
+    assert "<html" not in fragment and "app.showResultInfo(p)" in fragment
     # The report's entries are keyed by Snakemake's path of the file, URL-quoted in the link.
-    assert f"app.showResultInfo(&#x27;{quote(str(products / 'lightcurve.png'))}" in fragment
+    assert f"}})(&#x27;{quote(str(products / 'lightcurve.png'))}&#x27;)" in fragment
 
 
 def test_links_by_target_and_night(tmp_path):

@@ -30,6 +30,14 @@ STYLE = (
 )
 
 
+#: A link in the report opens the entry itself (figure or page) and its description, as a
+#: click on it in the report's list of results does (Snakemake's ``app`` and ``results``).
+SHOW_ENTRY = (
+    "(function(p){app.showResultInfo(p);var r=results[p];if(r){app.setView({content:"
+    "r.mime_type.indexOf('image/')===0?'img':'html',contentPath:r.data_uri,resultPath:p});}})"
+)
+
+
 def _fmt(value: object, digits: int = 2, scale: float = 1.0) -> str:
     if value is None:
         return "-"
@@ -104,7 +112,7 @@ def _zeropoint_rows(zeropoints: Mapping[str, Mapping[str, object]]) -> list[tupl
 
 def _link(label: str, path: str, in_report: bool, show: bool) -> str:
     if in_report:
-        href = f"javascript:app.showResultInfo('{quote(path)}')"
+        href = f"javascript:{SHOW_ENTRY}('{quote(path)}')"
         return f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>'
     image = f"<br><img src='{html.escape(path)}' alt='{html.escape(label)}'>" if show else ""
     return f"<li><a href='{html.escape(path)}'>{html.escape(label)}</a>{image}</li>"
