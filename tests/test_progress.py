@@ -23,6 +23,9 @@ def test_time_left_follows_the_steps_still_to_do_and_the_cores_in_use():
     assert estimate_left(10, _rows(6, cores=1)) == pytest.approx(24.0)
     assert estimate_left(10, _rows(6, cores=2)) == pytest.approx(12.0)
     assert estimate_left(10, _rows(2, cores=1)) is None  # too early to say
+    # Only calibration so far (5 of 10 frames, 2 s each): the other steps are guessed alike.
+    calibrated = [(1000.0 + 2.0 * (k + 1), "calibration", 2.0) for k in range(5)]
+    assert estimate_left(10, calibrated) == pytest.approx(5 * 2.0 + 10 * 2.0 + 10 * 2.0)
     assert estimate_left(6, _rows(6, cores=1)) == pytest.approx(0.0)
 
 

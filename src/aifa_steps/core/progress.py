@@ -9,7 +9,8 @@ output::
 
 The estimate weighs the steps still to do by each step's mean time so far and divides by the
 rate at which the run has done frame steps (so it accounts for the cores in use); it appears
-once a few frames have passed every step.
+once three frames have passed one step (a step not yet measured counts as the mean of the
+measured ones until it is).
 """
 
 from __future__ import annotations
@@ -68,9 +69,13 @@ def estimate_left(lights: int, rows: list[tuple[float, str, float]]) -> float | 
     for _, step, seconds in rows:
         done[step] += 1
         spent[step] += seconds
-    if any(done[step] < MIN_FRAMES for step in FRAME_STEPS) or len(rows) < 2:
+    measured = {s: spent[s] / done[s] for s in FRAME_STEPS if done[s] >= MIN_FRAMES}
+    if not measured or len(rows) < 2:
         return None
-    mean = {step: spent[step] / done[step] for step in FRAME_STEPS}
+    # A step no frame has passed yet (the night runs step by step) is guessed to take the
+    # mean of the measured ones: a rough figure at first, corrected as the steps come.
+    guess = sum(measured.values()) / len(measured)
+    mean = {step: measured.get(step, guess) for step in FRAME_STEPS}
     left = sum(max(0, lights - done[step]) * mean[step] for step in FRAME_STEPS)
     ends = [end for end, _, _ in rows]
     starts = [end - seconds for end, _, seconds in rows]
