@@ -103,22 +103,30 @@ def colour_composite(
     scaled = {}
     for f in present:
         image, zeropoint = bands[f]
-        image = np.nan_to_num(np.asarray(image, np.float64), nan=0.0)
+        image = np.nan_to_num(np.asarray(image, np.float32), nan=0.0)
         if calibrated:
-            image = image * 10.0 ** (0.4 * (REFERENCE_MAG - zeropoint))
+            image = image * np.float32(10.0 ** (0.4 * (REFERENCE_MAG - zeropoint)))
         else:
-            image = image / max(mad_std(image), np.finfo(float).tiny)
+            image = image / np.float32(max(mad_std(image[::3, ::3]), np.finfo(float).tiny))
         scaled[f] = image
-    mean = np.mean([scaled[f] for f in present], axis=0)
+    mean = np.mean([scaled[f] for f in present], axis=0, dtype=np.float32)
     order = list(order)
     if len(order) == 1:
         order = order * 3
     elif len(order) == 2:
         order = [order[0], "", order[1]]
     channels = [scaled.get(f, mean) for f in order[:3]]
-    noise = float(np.mean([mad_std(c) for c in channels]))
+    # The sky noise from every third pixel, then the mapping a band of rows at a time: the
+    # asinh mapping is per pixel, and whole full-size float64 channels took 2.6 GB.
+    noise = float(np.mean([mad_std(c[::3, ::3]) for c in channels]))
     noise = noise if noise > 0 else 1.0
-    rgb = make_lupton_rgb(*channels, minimum=-noise, stretch=stretch_sigma * noise, Q=q)
+    rows = channels[0].shape[0]
+    rgb = np.empty((*channels[0].shape, 3), np.uint8)
+    for start in range(0, rows, 256):
+        band = slice(start, min(start + 256, rows))
+        rgb[band] = make_lupton_rgb(
+            *(c[band] for c in channels), minimum=-noise, stretch=stretch_sigma * noise, Q=q
+        )
     return rgb[::-1]  # FITS row 0 is the bottom of the picture
 
 
