@@ -51,3 +51,8 @@ def test_each_frame_step_adds_a_line_and_prints_the_progress(tmp_path, monkeypat
         ["astrometry", "a", "ok"],
     ]
     assert record_frame_step("master_flat", "flat_r", 1.0, True) is None  # not a frame step
+    # A frame that failed its astrometry gets no photometry; a garbled line is skipped.
+    with open(work / "logs" / "progress.tsv", "a") as stream:
+        stream.write("12.5\tastrometry\tb\tok\tx.y\n")
+    line = record_frame_step("astrometry", "b", 1.0, False)
+    assert line == "progress: calibration 2/2, astrometry 2/2, photometry 0/1 frames"

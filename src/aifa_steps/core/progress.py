@@ -42,25 +42,34 @@ def _lights(progress: Path) -> int | None:
     return len(used)
 
 
-def _read(progress: Path) -> tuple[int | None, list[tuple[float, str, float]]]:
-    lights, rows = None, []
-    for line in progress.read_text().splitlines():
-        if line.startswith("# lights "):
-            lights = int(line.split()[2])
-            continue
-        fields = line.split("\t")
-        if len(fields) == 5 and not line.startswith("#"):
-            rows.append((float(fields[0]), fields[1], float(fields[4])))
-    return lights, rows
+def _read(
+    progress: Path,
+) -> tuple[int | None, list[tuple[float, str, float]], dict[str, int]]:
+    """The night's lights, the steps done (end, step, seconds) and the failures per step."""
+    lights, rows, failed = None, [], defaultdict(int)
+    for line in progress.read_text(errors="replace").splitlines():
+        try:
+            if line.startswith("# lights "):
+                lights = int(line.split()[2])
+                continue
+            fields = line.split("\t")
+            if len(fields) == 5 and not line.startswith("#"):
+                rows.append((float(fields[0]), fields[1], float(fields[4])))
+                failed[fields[1]] += fields[3] == "failed"
+        except (ValueError, IndexError):
+            continue  # a line being written by another job
+    return lights, rows, failed
 
 
-def estimate_left(lights: int, rows: list[tuple[float, str, float]]) -> float | None:
+def estimate_left(
+    lights: int | dict[str, int], rows: list[tuple[float, str, float]]
+) -> float | None:
     """Seconds of wall time left for the frame steps, or None before it can be estimated.
 
     Parameters
     ----------
-    lights : int
-        Light frames of the night.
+    lights : int or dict
+        Light frames of the night, or per step the frames that will pass it.
     rows : list of (time, step, seconds)
         Frame steps done: when each ended (epoch seconds), its step and its duration.
     """
@@ -76,7 +85,8 @@ def estimate_left(lights: int, rows: list[tuple[float, str, float]]) -> float | 
     # mean of the measured ones: a rough figure at first, corrected as the steps come.
     guess = sum(measured.values()) / len(measured)
     mean = {step: measured.get(step, guess) for step in FRAME_STEPS}
-    left = sum(max(0, lights - done[step]) * mean[step] for step in FRAME_STEPS)
+    totals = lights if isinstance(lights, dict) else dict.fromkeys(FRAME_STEPS, lights)
+    left = sum(max(0, totals[step] - done[step]) * mean[step] for step in FRAME_STEPS)
     ends = [end for end, _, _ in rows]
     starts = [end - seconds for end, _, seconds in rows]
     elapsed = max(ends) - min(starts)
@@ -109,7 +119,13 @@ def record_frame_step(step: str, stem: str, seconds: float, ok: bool) -> str | N
     name = os.environ.get(ENV_PROGRESS)
     if not name or step not in FRAME_STEPS:
         return None
-    progress = Path(name)
+    try:
+        return _record(Path(name), step, stem, seconds, ok)
+    except Exception:  # noqa: BLE001 - the progress line never stops a frame's step
+        return None
+
+
+def _record(progress: Path, step: str, stem: str, seconds: float, ok: bool) -> str | None:
     try:
         progress.parent.mkdir(parents=True, exist_ok=True)
         if not progress.exists():
@@ -120,13 +136,18 @@ def record_frame_step(step: str, stem: str, seconds: float, ok: bool) -> str | N
         line = f"{time.time():.3f}\t{step}\t{stem}\t{'ok' if ok else 'failed'}\t{seconds:.3f}\n"
         with open(progress, "a") as stream:  # one short write: lines of parallel jobs stay whole
             stream.write(line)
-        lights, rows = _read(progress)
+        lights, rows, failed = _read(progress)
     except OSError:
         return None
     counts = {s: sum(1 for _, step_, _ in rows if step_ == s) for s in FRAME_STEPS}
-    total = f"/{lights}" if lights else ""
-    text = "progress: " + ", ".join(f"{s} {counts[s]}{total}" for s in FRAME_STEPS) + " frames"
-    left = estimate_left(lights, rows) if lights else None
+    # Frames that failed their astrometry get no photometry.
+    totals = dict.fromkeys(FRAME_STEPS, lights or 0)
+    totals["photometry"] = max(0, totals["photometry"] - failed["astrometry"])
+    text = "progress: " + ", ".join(
+        f"{s} {counts[s]}" + (f"/{totals[s]}" if lights else "") for s in FRAME_STEPS
+    )
+    text += " frames"
+    left = estimate_left(totals, rows) if lights else None
     if left is not None:
         text += f"; {_format(left)} left"
     print(text, file=sys.stderr, flush=True)
