@@ -57,16 +57,21 @@ def read_ccd(path: str | Path) -> CCDData:
         unit = hdul[0].header.get("BUNIT") or u.dimensionless_unscaled
         separate_flags = "FLAGS" in hdul
         bits_in_mask = "MASK" in hdul and bool(hdul["MASK"].header.get(MASK_BITS_CARD, False))
-    ccd = CCDData.read(
+    if bits_in_mask and not separate_flags:
+        # One plane with the bits: read once as the flags; the mask is "a bit is set".
+        ccd = CCDData.read(
+            path, unit=unit, hdu_uncertainty="UNCERT", hdu_mask=None, hdu_flags="MASK"
+        )
+        ccd.flags = np.asarray(ccd.flags, dtype=np.uint8)
+        ccd.mask = ccd.flags > 0
+        return ccd
+    return CCDData.read(
         path,
         unit=unit,
         hdu_uncertainty="UNCERT",
         hdu_mask="MASK",
         hdu_flags="FLAGS" if separate_flags else None,
     )
-    if bits_in_mask and not separate_flags:
-        ccd.flags = np.asarray(fits.getdata(path, "MASK"), dtype=np.uint8)
-    return ccd
 
 
 def scaled_uncertainty_hdu(sigma: np.ndarray, header: fits.Header | None = None) -> fits.ImageHDU:

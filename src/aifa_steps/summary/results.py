@@ -264,13 +264,17 @@ def night_results(
     """
     transits, clusters = transits or {}, clusters or {}
     results: dict[str, dict] = {}
+    in_zeropoints = (
+        set(np.asarray(zeropoints["target"]).astype(str))
+        if zeropoints is not None and "target" in zeropoints.colnames
+        else None
+    )
     for name, settings in targets.items():
         kind = str(settings.get("kind", "field"))
         folder = name if name in transits or name in clusters else safe_name(name)
         in_table = name
-        if zeropoints is not None and "target" in zeropoints.colnames:
-            if name not in set(np.asarray(zeropoints["target"]).astype(str)):
-                in_table = safe_name(name)
+        if in_zeropoints is not None and name not in in_zeropoints:
+            in_table = safe_name(name)
         if folder in transits:
             results[name] = transit_result(*transits[folder])
         elif folder in clusters:
@@ -278,9 +282,10 @@ def night_results(
         else:
             note = "no solved frame: no products" if kind in ("transit", "cluster") else ""
             results[name] = {"kind": kind, "note": note}
-        zp = _zeropoints_of(zeropoints, in_table)
-        if zp and "zeropoints" not in results[name]:
-            results[name]["zeropoints"] = zp
+        if "zeropoints" not in results[name]:  # a cluster's result has them already
+            zp = _zeropoints_of(zeropoints, in_table)
+            if zp:
+                results[name]["zeropoints"] = zp
     return {
         "verdict": str(status.meta.get("verdict", "")),
         "fatal": bool(status.meta.get("fatal", False)),
