@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from reproject import reproject_interp
 
-from aifa_steps.products.resample import linear_weights, pixel_mapping, resample
+from aifa_steps.products.resample import expand_grid, linear_weights, pixel_mapping, resample
 from aifa_steps.simulate.optics import make_wcs
 
 
@@ -60,3 +60,24 @@ def test_linear_weights_interpolate_and_extrapolate():
     assert np.allclose(values, 2.0 * np.array([-5.0, 0.0, 5.0, 20.0, 40.0]) + 1.0)
     assert np.allclose(weights.sum(axis=1), 1.0)
     assert np.allclose(linear_weights(np.arange(3.0), np.array([4.0])), 1.0)
+
+
+def test_expand_grid_equals_the_separable_matrix_products():
+    rng = np.random.default_rng(5)
+    nodes_y, nodes_x = np.array([0.0, 7.5, 20.0, 29.0]), np.array([3.0, 16.0, 40.0])
+    values = rng.normal(100.0, 5.0, (4, 3)).astype(np.float32)
+    shape = (30, 45)
+    expected = (
+        linear_weights(np.arange(30), nodes_y) @ values @ linear_weights(np.arange(45), nodes_x).T
+    )
+    image = expand_grid(values, nodes_y, nodes_x, shape)
+    assert image.dtype == np.float32 and image.shape == shape
+    assert np.allclose(image, expected, rtol=1e-6)
+    # A plane is reproduced everywhere, beyond the outer nodes too.
+    yy, xx = np.meshgrid(nodes_y, nodes_x, indexing="ij")
+    plane = expand_grid(0.5 * yy - 0.25 * xx + 3.0, nodes_y, nodes_x, shape)
+    y, x = np.mgrid[:30, :45]
+    assert np.allclose(plane, 0.5 * y - 0.25 * x + 3.0, atol=1e-4)
+    # A single node in one direction: constant along it.
+    flat = expand_grid(values[:1], np.array([10.0]), nodes_x, shape)
+    assert np.allclose(flat, flat[0])

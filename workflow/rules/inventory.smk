@@ -1,7 +1,12 @@
 # What every raw file is and whether it is used. A checkpoint: the per-frame jobs of the later
 # rules are only known once the headers have been read. Its inputs are the raw files
 # themselves, so adding, removing or editing one reruns it; the header mapping is a parameter,
-# so changing it does too.
+# so changing it does too. A local rule on a cluster: it reads headers only, and the DAG waits
+# for it.
+
+
+localrules:
+    inventory,
 
 
 checkpoint inventory:

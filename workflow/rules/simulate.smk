@@ -9,7 +9,9 @@ if SIMULATE:
             LOGS / "simulate_night.log",
         conda:
             "../envs/aifa-steps.yaml"
-        threads: workflow.cores
+        # Locally capped at --cores; on a cluster a job of this many CPUs (workflow.cores is
+        # unknown there).
+        threads: 8
         params:
             preset=SIMULATE.get("preset", "demo"),
             seed=SIMULATE.get("seed", 1),

@@ -1,4 +1,10 @@
 # The night's status: what happened to every raw file, and the page the report opens with.
+# Both rules read tables and write pages in seconds: local rules on a cluster.
+
+
+localrules:
+    night_summary,
+    results_summary,
 
 
 rule night_summary:

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from aifa_steps.products.resample import linear_weights
+from aifa_steps.products.resample import expand_grid
 
 __all__ = ["estimate_background"]
 
@@ -79,16 +79,14 @@ def estimate_background(
                 interpolator=BkgZoomInterpolator(order=1),
             )
 
-    # Linear interpolation between the box centres (extrapolated to the edges), as separable
-    # matrix products. The centre of a box is the middle of its pixels (the last box may be
-    # partial); both passes share the boxes, so the weights are computed once.
+    # Linear interpolation between the box centres (extrapolated to the edges), separable and
+    # element by element (the same pixels whatever the BLAS and its threads). The centre of a
+    # box is the middle of its pixels (the last box may be partial).
     n_boxes = [-(-size // b) for b, size in zip(sub_box, sub.shape, strict=True)]
     centres = [
         step * (np.minimum(np.arange(1, n + 1) * b, size) - 1 + np.arange(n) * b) / 2.0
         for n, b, size in zip(n_boxes, sub_box, sub.shape, strict=True)
     ]
-    weights_y = linear_weights(np.arange(image.shape[0]), centres[0])
-    weights_x = linear_weights(np.arange(image.shape[1]), centres[1])
 
     def expand(mesh):
         mesh = np.asarray(mesh, np.float32)
@@ -100,7 +98,7 @@ def estimate_background(
             pad = filter_size // 2
             padded = np.pad(mesh, pad, mode="reflect", reflect_type="odd")
             mesh = median_filter(padded, size=filter_size)[pad:-pad, pad:-pad]
-        return (weights_y @ mesh @ weights_x.T).astype(np.float32)
+        return expand_grid(mesh, centres[0], centres[1], image.shape)
 
     try:
         bkg = estimate(sub_bad)

@@ -13,29 +13,67 @@ from __future__ import annotations
 import numpy as np
 from astropy.wcs import WCS
 
-__all__ = ["linear_weights", "pixel_mapping", "reproject_frame", "resample"]
+__all__ = ["expand_grid", "linear_weights", "pixel_mapping", "reproject_frame", "resample"]
 
 
 def linear_weights(positions: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     """Weights of linear interpolation from ``nodes`` to ``positions``.
 
     Returns a ``(positions, nodes)`` float32 matrix ``W`` with ``values_at_positions = W @
-    values_at_nodes``, extrapolated linearly beyond the ends; two of them interpolate a 2-D
-    grid separably.
+    values_at_nodes``, extrapolated linearly beyond the ends. For images use `expand_grid`,
+    which gives the same values without a matrix product.
     """
+    index, fraction = _segments(positions, nodes)
+    weights = np.zeros((len(index), len(nodes)), np.float32)
+    rows = np.arange(len(index))
+    weights[rows, index] = 1.0 - fraction
+    if len(nodes) > 1:
+        weights[rows, index + 1] += fraction
+    return weights
+
+
+def _segments(positions: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The node left of every position (the first or last segment beyond the ends) and the
+    position's fraction of the way to the next node (float32; 0 for a single node)."""
     positions = np.asarray(positions, float)
     nodes = np.asarray(nodes, float)
     n = len(nodes)
-    weights = np.zeros((len(positions), n), np.float32)
     if n == 1:
-        weights[:, 0] = 1.0
-        return weights
+        return np.zeros(len(positions), np.intp), np.zeros(len(positions), np.float32)
     k = np.clip(np.searchsorted(nodes, positions) - 1, 0, n - 2)
     t = (positions - nodes[k]) / (nodes[k + 1] - nodes[k])
-    rows = np.arange(len(positions))
-    weights[rows, k] = 1.0 - t
-    weights[rows, k + 1] = t
-    return weights
+    return k, t.astype(np.float32)
+
+
+def _expand_axis(values: np.ndarray, index: np.ndarray, fraction: np.ndarray, axis: int):
+    low = np.take(values, index, axis=axis)
+    if values.shape[axis] == 1:
+        return low
+    shape = [1, 1]
+    shape[axis] = -1
+    fraction = fraction.reshape(shape)
+    low *= 1.0 - fraction
+    low += np.take(values, index + 1, axis=axis) * fraction
+    return low
+
+
+def expand_grid(
+    values: np.ndarray,
+    nodes_y: np.ndarray,
+    nodes_x: np.ndarray,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """A grid of values at nodes (``nodes_y`` x ``nodes_x``) interpolated linearly to every
+    pixel of an image of ``shape``, extrapolated beyond the outer nodes (float32).
+
+    Element by element, without a matrix product: the result does not depend on the
+    machine's BLAS or its number of threads, so a frame reduced on one core, on two or on a
+    cluster node gives the same pixels (``linear_weights(y) @ values @ linear_weights(x).T``
+    rounds differently with the thread count).
+    """
+    values = np.asarray(values, np.float32)
+    rows = _expand_axis(values, *_segments(np.arange(shape[0]), nodes_y), axis=0)
+    return _expand_axis(rows, *_segments(np.arange(shape[1]), nodes_x), axis=1)
 
 
 def pixel_mapping(
@@ -51,10 +89,8 @@ def pixel_mapping(
     grid_x = np.unique(np.r_[np.arange(0, nx, grid_step), nx - 1]).astype(float)
     xx, yy = np.meshgrid(grid_x, grid_y)
     x_in, y_in = wcs_in.world_to_pixel_values(*wcs_out.pixel_to_world_values(xx, yy))
-    weights_y = linear_weights(np.arange(ny), grid_y)
-    weights_x = linear_weights(np.arange(nx), grid_x)
-    y_full = weights_y @ np.asarray(y_in, np.float32) @ weights_x.T
-    x_full = weights_y @ np.asarray(x_in, np.float32) @ weights_x.T
+    y_full = expand_grid(y_in, grid_y, grid_x, shape_out)
+    x_full = expand_grid(x_in, grid_y, grid_x, shape_out)
     return y_full, x_full
 
 
