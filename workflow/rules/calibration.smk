@@ -9,7 +9,7 @@ from aifa_steps.calibration.settings import (
     ClipParameters,
     FlatLevels,
 )
-from aifa_steps.inventory.readout import ReadoutSettings
+from aifa_steps.inventory.settings import ReadoutSettings
 
 CAL = config["calibration"]
 READOUT = keys_of(config["readout"], *ReadoutSettings.keys())

@@ -4,8 +4,9 @@ import os
 
 import numpy as np
 
-from aifa_steps.inventory.table import find_raw_files
-from aifa_steps.calibration.masters import exptime_label
+# Light modules only: every Snakemake process (on a cluster, each job twice) parses this.
+from aifa_steps.inventory.settings import find_raw_files
+from aifa_steps.calibration.settings import exptime_label
 from aifa_steps.core.formats import APERTURE_CONFIG_KEYS, safe_name
 from aifa_steps.core.progress import ENV_PROGRESS
 from aifa_steps.summary.checks import config_problems, inventory_verdict

@@ -5,7 +5,7 @@ DETECTOR_TABLE = WORK / "qc" / "detector.ecsv"
 
 def detector_auto():
     """Which of instrument.gain and instrument.read_noise are 'auto'."""
-    from aifa_steps.calibration.detector import is_auto
+    from aifa_steps.calibration.settings import is_auto
 
     return [k for k in ("gain", "read_noise") if is_auto(config["instrument"][k])]
 
@@ -27,7 +27,7 @@ def frame_detector(stem):
 def detector_input(wildcards):
     """The night's measured gain and read noise, when a light needs them ('auto' without a
     plausible header value)."""
-    from aifa_steps.calibration.detector import GAIN_LIMITS, READ_NOISE_LIMITS
+    from aifa_steps.calibration.settings import GAIN_LIMITS, READ_NOISE_LIMITS
 
     limits = {"gain": GAIN_LIMITS, "read_noise": READ_NOISE_LIMITS}
     header = frame_detector(wildcards.stem)

@@ -1,8 +1,11 @@
 # Science products: cluster catalogues and CMDs, transit light curves, stacks and colour images.
-from aifa_steps.products.cmd import CmdSettings
-from aifa_steps.products.colour_image import ColourImageSettings
-from aifa_steps.products.lightcurve import TransitSettings
-from aifa_steps.products.stacking import BackgroundSettings, StackParameters
+from aifa_steps.products.settings import (
+    BackgroundSettings,
+    CmdSettings,
+    ColourImageSettings,
+    StackParameters,
+    TransitSettings,
+)
 
 
 rule cluster_products:

@@ -1,6 +1,6 @@
 # The reference catalogue around each target: positions for astrometry, magnitudes for zero
 # points. A local rule: it may query VizieR, which compute nodes cannot reach.
-from aifa_steps.photometry.refcat import RefcatSettings
+from aifa_steps.photometry.settings import RefcatSettings
 
 REFCAT = config["reference_catalogue"]
 

@@ -9,6 +9,8 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from aifa_steps.astrometry.settings import rms_limit_arcsec
+
 __all__ = ["SolveStatus", "judge_solution", "rms_limit_arcsec", "wcs_separation"]
 
 
@@ -62,15 +64,6 @@ def judge_solution(
         reason = f"RMS residual {rms:.3f} arcsec > {max_rms_arcsec}"
     fwhm = float(matched.meta.get("FWHM_ARCSEC", np.nan)) if matched is not None else np.nan
     return SolveStatus(stem, not reason, reason, n, rms, scale, rotation, fwhm)
-
-
-def rms_limit_arcsec(pixel_scale: float, max_rms_arcsec: float, max_rms_pixels: float) -> float:
-    """The largest accepted RMS residual (arcsec).
-
-    ``max_rms_arcsec``, or ``max_rms_pixels`` pixels when that is larger: one configuration
-    serves fine (0.6"/px) and coarse (5"/px) pixel scales.
-    """
-    return max(float(max_rms_arcsec or 0.0), float(max_rms_pixels or 0.0) * float(pixel_scale))
 
 
 def wcs_separation(a: WCS, b: WCS, shape: tuple[int, int], n: int = 25) -> tuple[float, float]:

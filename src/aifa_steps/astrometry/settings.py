@@ -2,17 +2,27 @@
 
 One frozen dataclass per rule of ``workflow/rules/astrometry.smk`` (`aifa_steps.core.config`);
 the schema ``workflow/schemas/config.schema.yaml`` owns the defaults. The pixel scale comes
-from the section ``instrument`` and is passed to the functions separately.
+from the section ``instrument`` and is passed to the functions separately. Every Snakemake
+process imports this module while it parses the workflow: it imports no more than the standard
+library (``tests/test_parse_imports.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aifa_steps.astrometry.judge import rms_limit_arcsec
 from aifa_steps.core.config import StepSettings
 
-__all__ = ["IndexSettings", "SolveSettings", "ChainSettings", "FrameSettings"]
+__all__ = ["IndexSettings", "SolveSettings", "ChainSettings", "FrameSettings", "rms_limit_arcsec"]
+
+
+def rms_limit_arcsec(pixel_scale: float, max_rms_arcsec: float, max_rms_pixels: float) -> float:
+    """The largest accepted RMS residual (arcsec).
+
+    ``max_rms_arcsec``, or ``max_rms_pixels`` pixels when that is larger: one configuration
+    serves fine (0.6"/px) and coarse (5"/px) pixel scales.
+    """
+    return max(float(max_rms_arcsec or 0.0), float(max_rms_pixels or 0.0) * float(pixel_scale))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import Table
 
-from aifa_steps.calibration.settings import INSTRUMENT_KEYS, CameraCheckSettings
+from aifa_steps.calibration.settings import (
+    GAIN_LIMITS,
+    INSTRUMENT_KEYS,
+    READ_NOISE_LIMITS,
+    CameraCheckSettings,
+    is_auto,
+)
 from aifa_steps.calibration.skytransfer import gain_from_sky
 
 log = logging.getLogger(__name__)
@@ -37,15 +43,6 @@ __all__ = [
 
 
 DETECTOR_COLUMNS = ("quantity", "value", "error", "unit", "source", "reason")
-# Header values outside these limits are not a gain in e-/ADU (NINA's GAIN is the camera's gain
-# setting, e.g. 26, next to EGAIN in e-/ADU) or a read noise in e-.
-GAIN_LIMITS = (0.02, 20.0)
-READ_NOISE_LIMITS = (0.1, 100.0)
-
-
-def is_auto(value: object) -> bool:
-    """True for a configuration value ``auto`` (gain or read noise to be resolved)."""
-    return isinstance(value, str) and value.strip().lower() == "auto"
 
 
 def configured_value(instrument: Mapping[str, object], key: str) -> float:

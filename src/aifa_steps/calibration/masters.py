@@ -18,12 +18,12 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from aifa_steps.calibration.settings import ClipParameters
+from aifa_steps.calibration.settings import ClipParameters, exptime_label
 from aifa_steps.core.provenance import add_provenance
 from aifa_steps.inventory.headers import header_float, keywords_for
 from aifa_steps.inventory.rawio import read_raw_header
-from aifa_steps.inventory.readout import ReadoutSettings
 from aifa_steps.inventory.rowbands import open_image_rows
+from aifa_steps.inventory.settings import ReadoutSettings
 
 __all__ = [
     "ClipParameters",
@@ -35,11 +35,6 @@ __all__ = [
 
 
 log = logging.getLogger(__name__)
-
-
-def exptime_label(exptime: float) -> str:
-    """Compact text for an exposure time in file names (``60`` or ``2.5``)."""
-    return f"{float(exptime):g}"
 
 
 def _master(result, unit, header: fits.Header) -> CCDData:

@@ -1,8 +1,10 @@
 """Settings of the calibration steps (config section ``calibration``), without heavy imports.
 
-The rule files import these classes when Snakemake parses the workflow; the modules that do
-the work (`aifa_steps.calibration.masters`, ``flats``, ``badpixels``, ``calibrate``,
-``detector``) import ccdproc, astropy and scipy, and re-export the class they use.
+The rule files import these classes, the master darks' names (`exptime_label`) and the
+detector's ``auto`` values (`is_auto`, `GAIN_LIMITS`, `READ_NOISE_LIMITS`) when Snakemake
+parses the workflow; the modules that do the work (`aifa_steps.calibration.masters`,
+``flats``, ``badpixels``, ``calibrate``, ``detector``) import ccdproc, astropy and scipy, and
+re-export what they use.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aifa_steps.core.config import StepSettings
 
 if TYPE_CHECKING:
     from aifa_steps.calibration.combine import CombineResult, Preprocess
-    from aifa_steps.inventory.readout import ReadoutSettings
+    from aifa_steps.inventory.settings import ReadoutSettings
 
 __all__ = [
     "INSTRUMENT_KEYS",
@@ -25,10 +27,28 @@ __all__ = [
     "CameraCheckSettings",
     "ClipParameters",
     "FlatLevels",
+    "GAIN_LIMITS",
+    "READ_NOISE_LIMITS",
+    "exptime_label",
+    "is_auto",
 ]
 
 #: Keys of the ``instrument`` section that the detector values of a frame come from.
 INSTRUMENT_KEYS = ("gain", "read_noise", "saturation", "bias_level")
+# Header values outside these limits are not a gain in e-/ADU (NINA's GAIN is the camera's gain
+# setting, e.g. 26, next to EGAIN in e-/ADU) or a read noise in e-.
+GAIN_LIMITS = (0.02, 20.0)
+READ_NOISE_LIMITS = (0.1, 100.0)
+
+
+def is_auto(value: object) -> bool:
+    """True for a configuration value ``auto`` (gain or read noise to be resolved)."""
+    return isinstance(value, str) and value.strip().lower() == "auto"
+
+
+def exptime_label(exptime: float) -> str:
+    """Compact text for an exposure time in file names (``60`` or ``2.5``)."""
+    return f"{float(exptime):g}"
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,7 @@ class CalibrationParameters(StepSettings):
 
     The detector values of a frame (gain, read noise, saturation, bias level) are resolved per
     frame (`aifa_steps.calibration.detector.FrameDetector`), the overscan and trim come from
-    the ``readout`` section (`aifa_steps.inventory.readout.ReadoutSettings`).
+    the ``readout`` section (`aifa_steps.inventory.settings.ReadoutSettings`).
     """
 
     section: ClassVar[str] = "calibration"

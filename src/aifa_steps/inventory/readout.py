@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import ClassVar
 
 import numpy as np
 from astropy.io import fits
 from astropy.modeling import fitting, models
 from ccdproc.utils.slices import slice_from_string
 
-from aifa_steps.core.config import StepSettings
+from aifa_steps.inventory.settings import OVERSCAN_MODELS, ReadoutSettings
 
 __all__ = [
     "OVERSCAN_MODELS",
@@ -36,27 +35,6 @@ __all__ = [
     "readout_for",
     "parse_section",
 ]
-
-#: Overscan models: the median of every row (or column) as it is, or a polynomial fit to them.
-OVERSCAN_MODELS = ("row", "poly")
-
-
-@dataclass(frozen=True)
-class ReadoutSettings(StepSettings):
-    """Overscan and trim settings (config section ``readout``).
-
-    ``overscan`` and ``trim`` are ``header`` (the frame's BIASSEC, TRIMSEC/DATASEC, if any),
-    ``none``, or a FITS section; ``model`` is one of `OVERSCAN_MODELS`, ``order`` the order of
-    the ``poly`` model.
-    """
-
-    section: ClassVar[str] = "readout"
-
-    overscan: str = "header"
-    trim: str = "header"
-    model: str = "poly"
-    order: int = 0
-
 
 #: The configuration's ``readout`` section when it is absent.
 DEFAULT_READOUT = asdict(ReadoutSettings())

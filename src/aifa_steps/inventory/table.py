@@ -20,7 +20,7 @@ import numpy as np
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
-from aifa_steps.core.formats import NightProblem, Reason, frame_stem, is_fits_name, safe_names
+from aifa_steps.core.formats import NightProblem, Reason, frame_stem, safe_names
 from aifa_steps.inventory.classify import FRAME_TYPES, canonical_filter, frame_type
 from aifa_steps.inventory.completeness import completeness_problem
 from aifa_steps.inventory.headers import (
@@ -37,6 +37,7 @@ from aifa_steps.inventory.headers import (
 )
 from aifa_steps.inventory.rawio import read_raw_header
 from aifa_steps.inventory.readout import readout_for
+from aifa_steps.inventory.settings import find_raw_files
 
 __all__ = [
     "COLUMNS",
@@ -72,19 +73,6 @@ COLUMNS = (
     "used",
     "reason",
 )
-
-
-def find_raw_files(raw_dir: str | Path) -> list[Path]:
-    """All FITS files below ``raw_dir`` (recursively), sorted by path."""
-    root = Path(raw_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"raw folder {root} does not exist or is not a folder")
-    files = [
-        p
-        for p in root.rglob("*")
-        if p.is_file() and is_fits_name(p) and "truth" not in p.relative_to(root).parts
-    ]
-    return sorted(files)
 
 
 def read_frame(path: Path, config: dict) -> dict:

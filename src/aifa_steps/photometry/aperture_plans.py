@@ -15,7 +15,11 @@ import numpy as np
 from astropy.table import Table
 
 from aifa_steps.core.formats import AUTO_APERTURE_FWHM, aperture_keys, fwhm_keys
-from aifa_steps.photometry.settings import PhotometryParameters, aperture_setting
+from aifa_steps.photometry.settings import (
+    PhotometryParameters,
+    aperture_setting,
+    catalogue_aperture_key,
+)
 
 __all__ = [
     "aperture_plan",
@@ -169,48 +173,3 @@ def smallest_aperture_key(photometry_section: Mapping[str, Any]) -> str:
     if isinstance(apertures, str):
         return fwhm_keys([min(photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM))])[0]
     return aperture_keys([min(apertures)])[0]
-
-
-def catalogue_aperture_key(
-    photometry_section: Mapping[str, Any], zeropoints_section: Mapping[str, Any]
-) -> str:
-    """Suffix of the aperture of the night's mean magnitudes, catalogue and extinction.
-
-    ``zeropoints.catalogue_aperture_arcsec`` names an explicit aperture (arcsec); ``auto``
-    takes, with explicit apertures, the smallest, and with automatic apertures the one of
-    ``zeropoints.catalogue_aperture_fwhm`` FWHM.
-
-    Raises
-    ------
-    ValueError
-        When the setting does not name one of the apertures (see
-        `aifa_steps.summary.checks.config_problems`, which reports it before the run).
-    """
-    apertures = aperture_setting(photometry_section)
-    value = zeropoints_section.get("catalogue_aperture_arcsec", "auto")
-    if isinstance(apertures, str):
-        multiples = [float(m) for m in photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM)]
-        if value != "auto":
-            raise ValueError(
-                f"zeropoints.catalogue_aperture_arcsec is {value:g}, but photometry.apertures "
-                "is auto (radii in units of the seeing FWHM): set "
-                "zeropoints.catalogue_aperture_arcsec: auto and choose "
-                f"zeropoints.catalogue_aperture_fwhm among photometry.aperture_fwhm "
-                f"{multiples}, or give photometry.apertures as a list of radii in arcsec"
-            )
-        multiple = float(zeropoints_section.get("catalogue_aperture_fwhm", 1.5))
-        if not any(abs(multiple - m) < 1e-9 for m in multiples):
-            raise ValueError(
-                f"zeropoints.catalogue_aperture_fwhm is {multiple:g}, which is not one of "
-                f"photometry.aperture_fwhm {multiples}: add it there or choose one of them"
-            )
-        return fwhm_keys([multiple])[0]
-    if value == "auto":
-        return aperture_keys([min(apertures)])[0]
-    if not any(abs(float(value) - r) < 1e-9 for r in apertures):
-        raise ValueError(
-            f"zeropoints.catalogue_aperture_arcsec is {float(value):g}, which is not one of "
-            f"photometry.apertures {[float(f'{r:g}') for r in apertures]}: add it there or "
-            "choose one of them"
-        )
-    return aperture_keys([float(value)])[0]

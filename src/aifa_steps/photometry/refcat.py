@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 from astropy.table import Table
 
 from aifa_steps.core.atomic import write_table
-from aifa_steps.core.config import StepSettings
+from aifa_steps.photometry.settings import RefcatSettings
 
 __all__ = [
     "RefcatSettings",
@@ -28,37 +27,6 @@ __all__ = [
 REFCAT2_VIZIER = "J/ApJ/867/105/refcat2"
 
 REFCAT_COLUMNS = ("RA_ICRS", "DE_ICRS", "gmag", "e_gmag", "rmag", "e_rmag", "imag", "e_imag")
-
-
-@dataclass(frozen=True)
-class RefcatSettings(StepSettings):
-    """Where the reference catalogue comes from (the ``reference_catalogue`` section).
-
-    Parameters
-    ----------
-    source : ``"vizier"`` or ``"file"``
-        Query ATLAS-RefCat2 at VizieR (falling back to ``path``) or read ``path``.
-    path : str, optional
-        A local catalogue (any table astropy reads).
-    columns : dict
-        Map from RefCat2 column name to the local file's column name.
-    radius_deg : float
-        Radius of the extract around each target.
-    cache_dir : str, optional
-        Folder of the VizieR extracts (the workflow's default: ``refcat/cache``).
-    """
-
-    section = "reference_catalogue"
-
-    source: str = "vizier"
-    path: str | None = None
-    columns: dict[str, str] = field(default_factory=dict)
-    radius_deg: float = 0.5
-    cache_dir: str | None = None
-
-    def cache_file(self, target: str, default_dir: str | Path) -> Path:
-        """The cache file of a target's VizieR extract (in ``cache_dir`` or ``default_dir``)."""
-        return Path(self.cache_dir or default_dir) / f"{target}_{self.radius_deg:g}deg.ecsv"
 
 
 def load_reference_catalogue(path: str | Path, columns: dict[str, str] | None = None) -> Table:

@@ -2,26 +2,32 @@
 
 - `PhotometryParameters` (``photometry``): apertures, background, curve of growth.
 - `DetectionParameters` (``photometry.detection``): detection on the reference frame.
-- `ZeropointParameters` (``zeropoints``): zero points and the catalogue aperture.
+- `ZeropointParameters` (``zeropoints``): zero points and the catalogue aperture
+  (`catalogue_aperture_key`).
+- `RefcatSettings` (``reference_catalogue``): where the reference catalogue comes from.
 
 The schema (``workflow/schemas/config.schema.yaml``) owns the defaults; the ones here agree with
-it (``tests/test_config.py``).
+it (``tests/test_config.py``). Every Snakemake process imports this module while it parses the
+workflow: it imports no more than the standard library (``tests/test_parse_imports.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aifa_steps.core.config import StepSettings
-from aifa_steps.core.formats import AUTO_APERTURE_FWHM
+from aifa_steps.core.formats import AUTO_APERTURE_FWHM, aperture_keys, fwhm_keys
 
 __all__ = [
     "PhotometryParameters",
     "DetectionParameters",
     "ZeropointParameters",
+    "RefcatSettings",
     "aperture_setting",
+    "catalogue_aperture_key",
     "ARCSEC_APERTURES",
 ]
 
@@ -175,7 +181,7 @@ class ZeropointParameters(StepSettings):
         Fit and apply a colour term per frame (``zeropoint`` then refers to colour 0).
     catalogue_aperture_arcsec : float or ``"auto"``
         Aperture of the night's mean magnitudes (``magnitudes.ecsv``), see
-        `aifa_steps.photometry.aperture_plans.catalogue_aperture_key`.
+        `catalogue_aperture_key`.
     catalogue_aperture_fwhm : float
         With automatic apertures: the catalogue aperture's radius in units of the FWHM.
     """
@@ -209,3 +215,79 @@ def aperture_setting(section: Mapping[str, Any]) -> str | list[float]:
             return [float(r) for r in section["apertures_arcsec"]]
         return "auto"
     return [float(r) for r in value]
+
+
+def catalogue_aperture_key(
+    photometry_section: Mapping[str, Any], zeropoints_section: Mapping[str, Any]
+) -> str:
+    """Suffix of the aperture of the night's mean magnitudes, catalogue and extinction.
+
+    ``zeropoints.catalogue_aperture_arcsec`` names an explicit aperture (arcsec); ``auto``
+    takes, with explicit apertures, the smallest, and with automatic apertures the one of
+    ``zeropoints.catalogue_aperture_fwhm`` FWHM.
+
+    Raises
+    ------
+    ValueError
+        When the setting does not name one of the apertures (see
+        `aifa_steps.summary.checks.config_problems`, which reports it before the run).
+    """
+    apertures = aperture_setting(photometry_section)
+    value = zeropoints_section.get("catalogue_aperture_arcsec", "auto")
+    if isinstance(apertures, str):
+        multiples = [float(m) for m in photometry_section.get("aperture_fwhm", AUTO_APERTURE_FWHM)]
+        if value != "auto":
+            raise ValueError(
+                f"zeropoints.catalogue_aperture_arcsec is {value:g}, but photometry.apertures "
+                "is auto (radii in units of the seeing FWHM): set "
+                "zeropoints.catalogue_aperture_arcsec: auto and choose "
+                f"zeropoints.catalogue_aperture_fwhm among photometry.aperture_fwhm "
+                f"{multiples}, or give photometry.apertures as a list of radii in arcsec"
+            )
+        multiple = float(zeropoints_section.get("catalogue_aperture_fwhm", 1.5))
+        if not any(abs(multiple - m) < 1e-9 for m in multiples):
+            raise ValueError(
+                f"zeropoints.catalogue_aperture_fwhm is {multiple:g}, which is not one of "
+                f"photometry.aperture_fwhm {multiples}: add it there or choose one of them"
+            )
+        return fwhm_keys([multiple])[0]
+    if value == "auto":
+        return aperture_keys([min(apertures)])[0]
+    if not any(abs(float(value) - r) < 1e-9 for r in apertures):
+        raise ValueError(
+            f"zeropoints.catalogue_aperture_arcsec is {float(value):g}, which is not one of "
+            f"photometry.apertures {[float(f'{r:g}') for r in apertures]}: add it there or "
+            "choose one of them"
+        )
+    return aperture_keys([float(value)])[0]
+
+
+@dataclass(frozen=True)
+class RefcatSettings(StepSettings):
+    """Where the reference catalogue comes from (the ``reference_catalogue`` section).
+
+    Parameters
+    ----------
+    source : ``"vizier"`` or ``"file"``
+        Query ATLAS-RefCat2 at VizieR (falling back to ``path``) or read ``path``.
+    path : str, optional
+        A local catalogue (any table astropy reads).
+    columns : dict
+        Map from RefCat2 column name to the local file's column name.
+    radius_deg : float
+        Radius of the extract around each target.
+    cache_dir : str, optional
+        Folder of the VizieR extracts (the workflow's default: ``refcat/cache``).
+    """
+
+    section = "reference_catalogue"
+
+    source: str = "vizier"
+    path: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    radius_deg: float = 0.5
+    cache_dir: str | None = None
+
+    def cache_file(self, target: str, default_dir: str | Path) -> Path:
+        """The cache file of a target's VizieR extract (in ``cache_dir`` or ``default_dir``)."""
+        return Path(self.cache_dir or default_dir) / f"{target}_{self.radius_deg:g}deg.ecsv"

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +14,11 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from aifa_steps.core.config import StepSettings
+from aifa_steps.products.settings import CmdSettings
 
 __all__ = ["BANDS", "CmdSettings", "cluster_catalogue", "cluster_products", "read_isochrone"]
 
 BANDS = ("g", "r", "i")
-
-
-@dataclass(frozen=True)
-class CmdSettings(StepSettings):
-    """What the cluster step reads of its target's section, ``targets.<OBJECT>``.
-
-    Parameters
-    ----------
-    ra, dec : float
-        The cluster's centre (deg).
-    radius_arcmin : float, optional
-        Cluster radius in the diagram; default the median distance of the stars.
-    """
-
-    #: Every target has its own section (``targets`` maps OBJECT names to them).
-    section = "targets.*"
-
-    ra: float
-    dec: float
-    radius_arcmin: float | None = None
 
 
 def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) -> Table:

@@ -10,15 +10,14 @@ hue of bright stars instead of burning them to white.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.stats import mad_std
 
-from aifa_steps.core.config import StepSettings
 from aifa_steps.core.formats import frame_stem
+from aifa_steps.products.settings import ColourImageSettings
 
 __all__ = [
     "ColourImageSettings",
@@ -29,24 +28,6 @@ __all__ = [
 ]
 
 REFERENCE_MAG = 25.0  # common zero point the bands are scaled to
-
-
-@dataclass(frozen=True)
-class ColourImageSettings(StepSettings):
-    """The colour image's scaling (keys of the ``stacks`` section).
-
-    Parameters
-    ----------
-    colour_stretch_sigma : float
-        Linear range of the asinh scaling in units of the sky noise.
-    colour_q : float
-        Asinh softening (Lupton's Q): larger values compress bright stars more.
-    """
-
-    section = "stacks"
-
-    colour_stretch_sigma: float = 40.0
-    colour_q: float = 8.0
 
 
 def stacks_by_filter(paths: Iterable[str | Path]) -> dict[str, str | Path]:

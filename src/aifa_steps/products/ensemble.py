@@ -32,7 +32,7 @@ class ComparisonParameters:
     """How the comparison ensemble is chosen.
 
     Only ``pinned`` and ``excluded`` come from the configuration (``comparison_stars`` and
-    ``exclude_stars`` of the target, see `aifa_steps.products.lightcurve.TransitSettings`); the
+    ``exclude_stars`` of the target, see `aifa_steps.products.settings.TransitSettings`); the
     other fields tune the choice and keep their defaults in the workflow.
 
     Parameters

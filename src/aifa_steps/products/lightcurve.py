@@ -10,15 +10,13 @@ summary out. The figure is `aifa_steps.products.plots.lightcurve_figure`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from aifa_steps.core.config import StepSettings
 from aifa_steps.core.observing import scintillation_noise
 from aifa_steps.photometry.aperture_plans import table_apertures
 from aifa_steps.products.detrending import detrend_regressors
@@ -28,6 +26,7 @@ from aifa_steps.products.ensemble import (
     flux_matrix,
     select_comparisons,
 )
+from aifa_steps.products.settings import TransitSettings
 from aifa_steps.products.transit_fit import error_scale, fit_transit
 from aifa_steps.products.transit_model import TransitModel
 
@@ -40,76 +39,6 @@ __all__ = [
     "transit_light_curve",
     "transit_products",
 ]
-
-
-@dataclass(frozen=True)
-class TransitSettings(StepSettings):
-    """What the transit step reads of its target's section, ``targets.<OBJECT>``.
-
-    Parameters
-    ----------
-    ra, dec : float
-        The transit host (deg).
-    ephemeris : mapping, optional
-        ``t0_bjd_tdb`` and ``period_days`` (required for the fit, see `checked_ephemeris`),
-        ``duration_hours`` (starting value; 2 h when missing).
-    comparison_stars, exclude_stars : tuple of int
-        Reference ids always used / never used as comparison stars.
-    limb_darkening : tuple of float
-        Quadratic limb-darkening coefficients of the band (kept fixed).
-    depth_guess : float
-        Starting transit depth.
-    detrend : tuple of str
-        Baseline terms fitted with the transit (`aifa_steps.products.detrending.DETREND_TERMS`).
-    """
-
-    #: Every target has its own section (``targets`` maps OBJECT names to them).
-    section = "targets.*"
-
-    ra: float
-    dec: float
-    ephemeris: Mapping[str, float] | None = None
-    comparison_stars: tuple[int, ...] = ()
-    exclude_stars: tuple[int, ...] = ()
-    limb_darkening: tuple[float, float] = (0.45, 0.2)
-    depth_guess: float = 0.01
-    detrend: tuple[str, ...] = ("airmass",)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ra", float(self.ra))
-        object.__setattr__(self, "dec", float(self.dec))
-        object.__setattr__(self, "comparison_stars", tuple(self.comparison_stars))
-        object.__setattr__(self, "exclude_stars", tuple(self.exclude_stars))
-        object.__setattr__(self, "limb_darkening", tuple(float(c) for c in self.limb_darkening))
-        object.__setattr__(self, "depth_guess", float(self.depth_guess))
-        object.__setattr__(self, "detrend", tuple(self.detrend))
-
-    @property
-    def comparisons(self) -> ComparisonParameters:
-        """The comparison ensemble's settings, with the pinned and excluded stars."""
-        return ComparisonParameters(
-            pinned=list(self.comparison_stars), excluded=list(self.exclude_stars)
-        )
-
-    def checked_ephemeris(self, name: str) -> dict:
-        """The ephemeris, checked for what the transit fit needs.
-
-        Parameters
-        ----------
-        name : str
-            The target's name in the configuration (for the message).
-
-        Raises
-        ------
-        ValueError
-            When ``t0_bjd_tdb`` or ``period_days`` is missing.
-        """
-        ephemeris = dict(self.ephemeris or {})
-        if "t0_bjd_tdb" not in ephemeris or "period_days" not in ephemeris:
-            raise ValueError(
-                f"targets.{name}.ephemeris needs t0_bjd_tdb and period_days for the transit fit"
-            )
-        return ephemeris
 
 
 def predicted_mid_time(t0: float, period: float, times: np.ndarray) -> float:

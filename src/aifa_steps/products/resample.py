@@ -33,8 +33,10 @@ def linear_weights(positions: np.ndarray, nodes: np.ndarray) -> np.ndarray:
 
 
 def _segments(positions: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The node left of every position (the first or last segment beyond the ends) and the
-    position's fraction of the way to the next node (float32; 0 for a single node)."""
+    """The node left of every position, and the position's fraction of the way to the next.
+
+    Beyond the ends, the first or last segment; the fractions are float32 (0 for a single node).
+    """
     positions = np.asarray(positions, float)
     nodes = np.asarray(nodes, float)
     n = len(nodes)
@@ -63,8 +65,10 @@ def expand_grid(
     nodes_x: np.ndarray,
     shape: tuple[int, int],
 ) -> np.ndarray:
-    """A grid of values at nodes (``nodes_y`` x ``nodes_x``) interpolated linearly to every
-    pixel of an image of ``shape``, extrapolated beyond the outer nodes (float32).
+    """A grid of values at nodes interpolated linearly to every pixel of an image (float32).
+
+    The nodes are ``nodes_y`` x ``nodes_x``; the image has ``shape``; beyond the outer nodes
+    the values are extrapolated.
 
     Element by element, without a matrix product: the result does not depend on the
     machine's BLAS or its number of threads, so a frame reduced on one core, on two or on a

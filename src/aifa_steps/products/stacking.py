@@ -30,11 +30,11 @@ from astropy.nddata import CCDData
 from astropy.wcs import WCS
 
 from aifa_steps.calibration.combine import nanmedian_of_frames
-from aifa_steps.core.config import StepSettings
 from aifa_steps.core.formats import COSMIC_RAY, HIGH_RESPONSE, HOT, LOW_RESPONSE, NO_DATA
 from aifa_steps.photometry.background import estimate_background
 from aifa_steps.products.frame_cube import FrameCube
 from aifa_steps.products.resample import reproject_frame
+from aifa_steps.products.settings import BackgroundSettings, StackParameters
 
 __all__ = [
     "STACK_MASK_BITS",
@@ -52,78 +52,6 @@ log = logging.getLogger(__name__)
 
 # Flag bits whose pixels are left out of a stack (saturated pixels stay in).
 STACK_MASK_BITS = HOT | LOW_RESPONSE | HIGH_RESPONSE | COSMIC_RAY | NO_DATA
-
-
-@dataclass(frozen=True)
-class StackParameters(StepSettings):
-    """How frames are combined into a stack (keys of the ``stacks`` section).
-
-    Attributes
-    ----------
-    sigma : float
-        Clipping threshold in units of the expected scatter (see `clipped_keep`).
-    amplitude_fraction : float
-        Fraction of the signal allowed as scatter between frames (seeing differences).
-    max_iterations : int
-        Clipping iterations.
-    max_frames : int
-        Stack at most this many frames per target and filter, those with the best seeing.
-    interpolation : str
-        ``nearest-neighbor`` or ``bilinear`` (fast resampling,
-        `aifa_steps.products.resample.reproject_frame`), or ``biquadratic`` or ``bicubic``
-        (``reproject_interp``).
-    memory_limit_mb : float
-        Working memory of the clipping (the reprojected frames come on top).
-    frames_in_memory_mb : float
-        The reprojected frames are held in memory up to this size; a larger stack writes them
-        to an unnamed scratch file in the stack's folder and clips them a band of rows at a
-        time from there, so that its memory stays near ``memory_limit_mb`` plus one frame.
-    """
-
-    section = "stacks"
-
-    sigma: float = 3.0
-    amplitude_fraction: float = 0.3
-    max_iterations: int = 3
-    max_frames: int = 30
-    interpolation: str = "bilinear"
-    memory_limit_mb: float = 512.0
-    frames_in_memory_mb: float = 1024.0
-
-    def __post_init__(self) -> None:
-        # YAML gives 3 for 3.0: the types of the fields, as the HISTORY of a stack records them.
-        for name, kind in (
-            ("sigma", float),
-            ("amplitude_fraction", float),
-            ("max_iterations", int),
-            ("max_frames", int),
-            ("interpolation", str),
-            ("memory_limit_mb", float),
-            ("frames_in_memory_mb", float),
-        ):
-            object.__setattr__(self, name, kind(getattr(self, name)))
-
-
-@dataclass(frozen=True)
-class BackgroundSettings(StepSettings):
-    """The background mesh subtracted from every frame, as for the photometry.
-
-    Attributes
-    ----------
-    background_box : int
-        Box size of the background mesh (pixels).
-    background_filter : int
-        Median filter size of the mesh (boxes).
-    """
-
-    section = "photometry"
-
-    background_box: int = 300
-    background_filter: int = 3
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "background_box", int(self.background_box))
-        object.__setattr__(self, "background_filter", int(self.background_filter))
 
 
 @dataclass

@@ -8,7 +8,9 @@
   configuration declares fatal: `inventory_verdict`, checked as soon as the inventory exists.
 
 `fix_hint` and `reason_counts` turn the reasons frames were left out into advice, here and in
-the night's status (`aifa_steps.summary.status`).
+the night's status (`aifa_steps.summary.status`). Every Snakemake process imports this module
+while it parses the workflow and checks the configuration: astropy is only imported for type
+checking (``tests/test_parse_imports.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-from astropy.table import Table
+from typing import TYPE_CHECKING
 
 from aifa_steps.core.formats import Reason, safe_name
+from aifa_steps.photometry.settings import catalogue_aperture_key
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = [
     "TOOLS",
@@ -86,8 +91,6 @@ def config_problems(config: Mapping, check_files: bool = True) -> list[str]:
         One message per problem, naming the keys and the fix.
     """
     problems = []
-    from aifa_steps.photometry.aperture_plans import catalogue_aperture_key
-
     try:
         catalogue_aperture_key(config.get("photometry", {}), config.get("zeropoints", {}))
     except ValueError as error:
