@@ -38,6 +38,8 @@ from bench_night import REPO, job_records, run_measured, simulate
 from aifa_steps.core.workdiff import compare_work_dirs
 
 CLUSTER = REPO / ".ci" / "slurm-cluster"
+#: A job run in the Snakemake process: ``localrule <name>:`` or ``localcheckpoint <name>:``.
+LOCAL_JOB = re.compile(r"^local(?:rule|checkpoint) (\w+):", re.MULTILINE)
 JOBCOMP = Path(os.environ.get("AIFA_SLURM_DIR", "/tmp/aifa-slurm")) / "log" / "jobcomp.log"
 
 
@@ -66,7 +68,7 @@ def completed_jobs(jobcomp: Path, since: dt.datetime) -> list[dict]:
 
 def local_rules(log: str) -> int:
     """How many jobs ran in the Snakemake process (``localrule`` in its log)."""
-    return len(re.findall(r"^localrule \w+:", log, flags=re.MULTILINE))
+    return len(LOCAL_JOB.findall(log))
 
 
 def night_config(night: Path, work: Path) -> Path:
@@ -139,7 +141,7 @@ def main() -> None:
     n_local = local_rules(log)
     records = job_records(work_slurm)
     # The jobs' work: benchmark seconds of every job that was not a local rule.
-    local_names = set(re.findall(r"^localrule (\w+):", log, flags=re.MULTILINE))
+    local_names = set(LOCAL_JOB.findall(log))
     work_s = sum(r["wall"] for r in records if r["rule"] not in local_names)
     in_slurm = sum((j["end"] - j["start"]).total_seconds() for j in jobs)
     waited = sum((j["start"] - j["submit"]).total_seconds() for j in jobs)

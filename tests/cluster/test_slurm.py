@@ -54,11 +54,16 @@ def test_a_night_on_slurm_equals_the_local_run(slurm_cluster, tmp_path):
         REPO / "profiles" / "slurm",
         "--configfile",
         slurm_cfg,
-        # A test cluster answers at once: check often, and from the start.
+        # A test cluster answers at once: check often, and from the start. The node has two
+        # cores: masters on one thread each run side by side.
         "--slurm-init-seconds-before-status-checks",
-        "2",
+        "1",
         "--seconds-between-status-checks",
-        "2",
+        "1",
+        "--set-threads",
+        "master_bias=1",
+        "master_dark=1",
+        "master_flat=1",
     )
     log = proc.stdout + proc.stderr
 
@@ -72,7 +77,7 @@ def test_a_night_on_slurm_equals_the_local_run(slurm_cluster, tmp_path):
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     assert len(jobs) == len(submitted) > 40
     assert {j["JobState"] for j in jobs} == {"COMPLETED"}
-    assert "localrule inventory:" in log and "localrule results_summary:" in log
+    assert "localcheckpoint inventory:" in log and "localrule results_summary:" in log
     # The profile's resources reach SLURM: the stacks ask for 4000 MB, a frame for 1500.
     memory = {re.search(r"mem=([^,]+)", j["Tres"]).group(1) for j in jobs}
     assert {"4000M", "1500M"} <= memory
