@@ -20,9 +20,16 @@ from .harness import rewrite_light, run
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
-def test_missing_solve_field_stops_before_any_job(night, raw_guard):
-    # A PATH with the environment's python but without astrometry.net's programs.
-    env = {"PATH": os.path.dirname(sys.executable)}
+def test_missing_solve_field_stops_before_any_job(night, raw_guard, tmp_path):
+    # A PATH with the environment's python and a shell, but without astrometry.net's
+    # programs. `which` too: the SLURM executor plugin, when installed, runs it while
+    # Snakemake reads its options (every system has it).
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("bash", "sh", "which"):
+        if shutil.which(name):
+            (tools / name).symlink_to(shutil.which(name))
+    env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), str(tools)])}
     if shutil.which("solve-field", path=env["PATH"]):
         pytest.skip("solve-field lives next to python here")
     raw_guard(night)
