@@ -346,6 +346,20 @@ def photometry_stems(obj):
     return sorted(rows["stem"][rows["target"] == obj])
 
 
+def uses_psf(obj):
+    """True when a target's catalogue magnitudes come from PSF fits (photometry.method)."""
+    from aifa_steps.photometry.settings import photometry_method
+
+    return photometry_method(config["photometry"], target_config(obj)) == "psf"
+
+
+def psf_tables(obj):
+    """The PSF photometry of a target's solved frames (none when it uses apertures)."""
+    if not uses_psf(obj):
+        return []
+    return [WORK / "photometry" / obj / "psf" / f"{s}.ecsv" for s in photometry_stems(obj)]
+
+
 def reference_frame(obj):
     """The configured reference frame of a target if it was solved, else the automatic one."""
     from aifa_steps.photometry.reference import choose_reference_frame

@@ -1,6 +1,11 @@
 # Photometry: detection on a reference frame per target, forced aperture photometry of every
-# solved frame, zero points against the reference catalogue, calibrated magnitudes.
-from aifa_steps.photometry.settings import DetectionParameters, ZeropointParameters
+# solved frame, PSF photometry of the frames of crowded targets (photometry.method), zero
+# points against the reference catalogue, calibrated magnitudes.
+from aifa_steps.photometry.settings import (
+    DetectionParameters,
+    PsfParameters,
+    ZeropointParameters,
+)
 
 PHOT = config["photometry"]
 ZP = config["zeropoints"]
@@ -71,6 +76,32 @@ rule photometry_frame:
         "../scripts/photometry_frame.py"
 
 
+rule psf_photometry:
+    input:
+        frame=after_inventory(WORK / "calibrated" / "{stem}.fits"),
+        solution=WORK / "astrometry" / "{stem}.fits",
+        reference=WORK / "photometry" / "{object}" / "reference.ecsv",
+        apertures=WORK / "photometry" / "{object}" / "{stem}.ecsv",
+    output:
+        WORK / "photometry" / "{object}" / "psf" / "{stem}.ecsv",
+    log:
+        LOGS / "psf_photometry" / "{object}" / "{stem}.log",
+    benchmark:
+        BENCHMARKS / "psf_photometry" / "{object}" / "{stem}.tsv"
+    wildcard_constraints:
+        stem=FRAME_TABLE,
+        object=r"[^/]+",
+    conda:
+        "../envs/aifa-steps.yaml"
+    params:
+        psf=keys_of(PHOT.get("psf", {}), *PsfParameters.keys()),
+        photometry=photometry_keys(),
+        zeropoints=keys_of(ZP, "catalogue_aperture_arcsec", "catalogue_aperture_fwhm"),
+        saturation=config["instrument"]["saturation"],
+    script:
+        "../scripts/psf_photometry.py"
+
+
 rule zeropoints:
     input:
         tables=photometry_tables,
@@ -119,6 +150,7 @@ rule calibrated_magnitudes:
             WORK / "photometry" / wc.object / f"{s}.ecsv"
             for s in photometry_stems(wc.object)
         ],
+        psf=lambda wc: psf_tables(wc.object),
     output:
         calibrated=WORK / "photometry" / "{object}" / "calibrated.ecsv",
         magnitudes=WORK / "photometry" / "{object}" / "magnitudes.ecsv",
@@ -133,5 +165,6 @@ rule calibrated_magnitudes:
             ZP, "colour", "catalogue_aperture_arcsec", "catalogue_aperture_fwhm"
         ),
         photometry=keys_of(PHOT, *APERTURE_CONFIG_KEYS),
+        psf=lambda wc: uses_psf(wc.object),
     script:
         "../scripts/calibrated_magnitudes.py"

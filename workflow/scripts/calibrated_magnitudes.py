@@ -1,5 +1,6 @@
 # Snakemake adapter: calibrated magnitudes of one target per frame and over the night (frames
-# whose photometry failed are left out).
+# whose photometry failed are left out). With PSF photometry (photometry.method) the night's
+# magnitudes are PSF magnitudes, the aperture's beside them.
 
 from aifa_steps.core.jobserver import delegate
 
@@ -25,7 +26,14 @@ calibrated, magnitudes = target_magnitudes(
     catalogue_aperture_key(snakemake.params.photometry, snakemake.params.zeropoints),
     params.colour,
     snakemake.wildcards.object,
+    psf_tables=[Table.read(p) for p in inp.psf] if snakemake.params.psf else None,
 )
 write_table(calibrated, out.calibrated)
 write_table(magnitudes, out.magnitudes)
-log.info("%d sources, %d of %d frames", len(magnitudes), len(tables), len(inp.tables))
+log.info(
+    "%d sources, %d of %d frames, %s magnitudes",
+    len(magnitudes),
+    len(tables),
+    len(inp.tables),
+    magnitudes.meta["METHOD"][0],
+)

@@ -2,7 +2,9 @@
 
 A star's calibrated magnitude is ``zeropoint - 2.5 log10(flux / fraction)`` with the frame's
 zero point (`aifa_steps.photometry.zeropoints`) and aperture correction, the same for every
-aperture.
+aperture. PSF fluxes (`aifa_steps.photometry.psf_frame`) are calibrated the same way: their
+``fraction`` is the frame's ratio of PSF to total flux, their zero point the catalogue
+aperture's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ __all__ = [
     "calibrated_magnitudes",
     "night_magnitudes",
     "target_magnitudes",
+    "attach_psf",
+    "PSF_COLUMNS",
 ]
+
+#: Columns of a PSF table (`aifa_steps.photometry.psf_frame`) that join a frame's photometry.
+PSF_COLUMNS = ("flux_psf", "flux_err_psf", "flag_psf", "qfit_psf", "qnoise_psf", "group_psf")
+# flag_psf bits (aifa_steps.photometry.psf_frame, which imports photutils: not imported here).
+_PSF_NO_FIT, _PSF_SATURATED, _PSF_POOR_FIT = 1, 2, 4
 
 LN10_2_5 = 2.5 / np.log(10.0)  # 1.0857: magnitude error of a relative flux error
 
@@ -108,7 +117,11 @@ def fit_extinction(zeropoints: Table, aperture: str | float, sigma: float = 3.0)
 
 
 def calibrated_magnitudes(
-    photometry: Table, zeropoints: Table, reference: Table, colour_bands=("g", "i")
+    photometry: Table,
+    zeropoints: Table,
+    reference: Table,
+    colour_bands=("g", "i"),
+    psf: bool = False,
 ) -> Table:
     """Calibrated magnitudes of every reference source in one frame, for every aperture.
 
@@ -122,6 +135,10 @@ def calibrated_magnitudes(
         The target's reference sources (for the colour of the colour term).
     colour_bands : tuple of str
         Bands of the colour term's colour.
+    psf : bool
+        Also calibrate the PSF fluxes (`attach_psf` columns): ``mag_psf``, ``mag_err_psf``,
+        ``flag_psf`` and ``qexcess_psf`` (``qfit_psf - qnoise_psf``). A frame without them
+        gets NaN and ``flag_psf`` 1 (no fit).
 
     Returns
     -------
@@ -171,11 +188,94 @@ def calibrated_magnitudes(
         out[f"mag_{key}"] = mag
         out[f"mag_err_{key}"] = err
         out[f"flag_{key}"] = photometry[f"flag_{key}"]
+    if psf:
+        _psf_magnitudes(photometry, zeropoints, colour, out)
+    return out
+
+
+def _psf_magnitudes(photometry: Table, zeropoints: Table, colour: np.ndarray, out: Table) -> None:
+    """Add the calibrated PSF magnitudes of a frame to its `calibrated_magnitudes` table."""
+    n = len(photometry)
+    meta = photometry.meta
+    mag, err, excess = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    flag = np.full(n, _PSF_NO_FIT)
+    key = str(meta.get("PSFKEY", ""))
+    zp_row = zeropoints[aperture_rows(zeropoints, key)] if key and len(zeropoints) else []
+    if "flux_psf" in photometry.colnames and len(zp_row):
+        zp = float(zp_row["zeropoint"][0])
+        zp_err = float(zp_row["zeropoint_err"][0])
+        slope = float(zp_row["colour_term"][0]) if "colour_term" in zp_row.colnames else 0.0
+        slope = slope if np.isfinite(slope) else 0.0
+        fraction = float(meta.get("APFRAC_psf", np.nan))
+        fraction_err = float(meta.get("APFERR_psf", np.nan))
+        fraction_err = fraction_err if np.isfinite(fraction_err) else 0.0
+        flux = np.asarray(photometry["flux_psf"], float)
+        flux_err = np.asarray(photometry["flux_err_psf"], float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mag = zp + slope * colour - 2.5 * np.log10(flux / fraction)
+            err = np.sqrt(
+                (LN10_2_5 * flux_err / flux) ** 2
+                + (LN10_2_5 * fraction_err / fraction) ** 2
+                + zp_err**2
+            )
+        flag = np.asarray(photometry["flag_psf"], int).copy()
+        bad = ~(flux > 0) | ~np.isfinite(mag)
+        mag[bad], err[bad] = np.nan, np.nan
+        flag[bad] |= _PSF_NO_FIT
+        excess = np.asarray(photometry["qfit_psf"], float) - np.asarray(
+            photometry["qnoise_psf"], float
+        )
+    out["mag_psf"], out["mag_err_psf"], out["flag_psf"] = mag, err, flag
+    out["qexcess_psf"] = excess
+
+
+def attach_psf(photometry: Table, psf: Table | None) -> Table:
+    """A frame's aperture photometry with its PSF photometry's columns and calibration.
+
+    Parameters
+    ----------
+    photometry : astropy.table.Table
+        The frame's aperture photometry (``photometry/<object>/<stem>.ecsv``).
+    psf : astropy.table.Table or None
+        Its PSF photometry (``photometry/<object>/psf/<stem>.ecsv``); None or a failed one
+        (``PHOTOK`` False) leaves the frame without PSF magnitudes.
+
+    Returns
+    -------
+    astropy.table.Table
+        A copy with `PSF_COLUMNS` (matched by ``id``) and ``APFRAC_psf``, ``APFERR_psf``,
+        ``PSFKEY`` in the metadata.
+    """
+    out = photometry.copy(copy_data=False)
+    if psf is None or psf.meta.get("PHOTOK", True) is False or not len(psf):
+        return out
+    if str(psf.meta.get("STEM")) != str(photometry.meta.get("STEM")):
+        raise ValueError(
+            f"PSF table of {psf.meta.get('STEM')} given for frame {photometry.meta.get('STEM')}"
+        )
+    row = {int(i): k for k, i in enumerate(np.asarray(psf["id"]))}
+    index = np.array([row.get(int(i), -1) for i in np.asarray(photometry["id"])], int)
+    found = index >= 0
+    for name in PSF_COLUMNS:
+        if name not in psf.colnames:
+            continue
+        values = np.asarray(psf[name])
+        fill = _PSF_NO_FIT if name == "flag_psf" else (0 if values.dtype.kind in "iu" else np.nan)
+        column = np.full(len(out), fill, dtype=values.dtype)
+        column[found] = values[index[found]]
+        out[name] = column
+    for key in ("APFRAC_psf", "APFERR_psf", "PSFKEY", "PSFKIND"):
+        if key in psf.meta:
+            out.meta[key] = psf.meta[key]
     return out
 
 
 def night_magnitudes(
-    calibrated: Table, reference: Table, aperture: str | float, sigma: float = 3.0
+    calibrated: Table,
+    reference: Table,
+    aperture: str | float,
+    sigma: float = 3.0,
+    exclude: int = -1,
 ) -> Table:
     """Mean magnitude of every source per filter over the night.
 
@@ -189,6 +289,8 @@ def night_magnitudes(
         Aperture used: its column suffix (``4``, ``1.5fwhm``) or radius in arcsec.
     sigma : float
         Clipping threshold of the weighted mean.
+    exclude : int
+        Flag bits that leave a measurement out (default: every bit).
 
     Returns
     -------
@@ -210,7 +312,8 @@ def night_magnitudes(
     index = {int(i): k for k, i in enumerate(np.asarray(reference["id"]))}
     bands = sorted(set(calibrated["filter"])) if "filter" in calibrated.colnames else []
     for band in bands:
-        part = calibrated[(calibrated["filter"] == band) & (calibrated[f"flag_{key}"] == 0)]
+        flags = np.asarray(calibrated[f"flag_{key}"], int)
+        part = calibrated[(calibrated["filter"] == band) & ((flags & exclude) == 0)]
         mean = np.full(len(out), np.nan)
         err = np.full(len(out), np.nan)
         scatter = np.full(len(out), np.nan)
@@ -255,6 +358,7 @@ def target_magnitudes(
     aperture: str | float,
     colour_bands: tuple[str, str] = ("g", "i"),
     name: str = "",
+    psf_tables: list[Table] | None = None,
 ) -> tuple[Table, Table]:
     """Calibrated magnitudes of a target's frames and its mean magnitudes of the night.
 
@@ -273,22 +377,89 @@ def target_magnitudes(
         Bands of the colour term's colour.
     name : str
         The target's name when the reference table has no ``OBJECT``.
+    psf_tables : list of astropy.table.Table, optional
+        PSF photometry of the frames (`aifa_steps.photometry.psf_frame`, matched by
+        ``STEM``; failed ones allowed). Given, the mean magnitudes ``g``, ``r``, ``i`` are PSF
+        magnitudes and the aperture's are kept beside them (see Returns).
 
     Returns
     -------
     calibrated, magnitudes : astropy.table.Table
-        `calibrated_magnitudes` rows of all frames, and `night_magnitudes` with ``OBJECT``.
+        `calibrated_magnitudes` rows of all frames, and `night_magnitudes` with ``OBJECT``
+        and ``METHOD`` (``psf`` or ``aperture``). With PSF tables, per filter f also
+        ``f_aper``, ``f_aper_err``, ``f_aper_n`` (the aperture's mean magnitudes), and
+        ``psf_poor`` (fraction of the star's PSF fits marked poor), ``poor_fit`` (half of
+        them or more), ``saturated`` (a core saturated in any frame: fitted on the wings),
+        ``psf_qexcess`` (median residual of the fits beyond noise, in units of the flux).
     """
+    psf = psf_tables is not None
+    if psf:
+        by_stem = {str(t.meta.get("STEM")): t for t in psf_tables}
+        tables = [attach_psf(t, by_stem.get(str(t.meta["STEM"]))) for t in tables]
     frames = [
         calibrated_magnitudes(
             photometry,
             zeropoints[zeropoints["stem"] == photometry.meta["STEM"]],
             reference,
             colour_bands,
+            psf=psf,
         )
         for photometry in tables
     ]
     calibrated = vstack(frames) if frames else Table()
     magnitudes = night_magnitudes(calibrated, reference, aperture)
+    if psf:
+        magnitudes = _with_psf_magnitudes(calibrated, reference, magnitudes)
     magnitudes.meta["OBJECT"] = reference.meta.get("OBJECT", name)
+    magnitudes.meta["METHOD"] = ("psf" if psf else "aperture", "how g, r, i were measured")
     return calibrated, magnitudes
+
+
+def _with_psf_magnitudes(calibrated: Table, reference: Table, aperture: Table) -> Table:
+    """The night's PSF magnitudes, with the aperture's beside them and the fits' quality."""
+    if "mag_psf" not in calibrated.colnames:
+        out = aperture.copy()
+        for band in ("g", "r", "i"):
+            if band in out.colnames:
+                out[f"{band}_aper"] = out[band]
+                out[f"{band}_aper_err"] = out[f"{band}_err"]
+                out[f"{band}_aper_n"] = out[f"{band}_n"]
+                out[band] = np.nan
+                out[f"{band}_err"] = np.nan
+                out[f"{band}_n"] = 0
+    else:
+        out = night_magnitudes(calibrated, reference, "psf", exclude=_PSF_NO_FIT)
+        for band in ("g", "r", "i"):
+            if band in aperture.colnames:
+                out[f"{band}_aper"] = aperture[band]
+                out[f"{band}_aper_err"] = aperture[f"{band}_err"]
+                out[f"{band}_aper_n"] = aperture[f"{band}_n"]
+    index = {int(i): k for k, i in enumerate(np.asarray(out["id"]))}
+    poor = np.zeros(len(out))
+    saturated = np.zeros(len(out), bool)
+    excess = np.full(len(out), np.nan)
+    if "flag_psf" in calibrated.colnames and len(calibrated):
+        flags = np.asarray(calibrated["flag_psf"], int)
+        used = (flags & _PSF_NO_FIT) == 0
+        ids = np.asarray(calibrated["id"])[used]
+        rows = np.array([index[int(i)] for i in ids], int)
+        count = np.bincount(rows, minlength=len(out))
+        n_poor = np.bincount(rows, weights=(flags[used] & _PSF_POOR_FIT) > 0, minlength=len(out))
+        n_sat = np.bincount(rows, weights=(flags[used] & _PSF_SATURATED) > 0, minlength=len(out))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            poor = np.where(count > 0, n_poor / count, np.nan)
+        saturated = n_sat > 0
+        q = np.asarray(calibrated["qexcess_psf"], float)[used]
+        order = np.argsort(rows, kind="stable")
+        bounds = np.flatnonzero(np.diff(rows[order])) + 1
+        for group in np.split(order, bounds):
+            if group.size:
+                excess[rows[group[0]]] = (
+                    float(np.nanmedian(q[group])) if np.isfinite(q[group]).any() else np.nan
+                )
+    out["psf_poor"] = poor
+    out["poor_fit"] = np.asarray(poor >= 0.5)
+    out["saturated"] = saturated
+    out["psf_qexcess"] = excess
+    out.meta.update(aperture.meta)
+    return out

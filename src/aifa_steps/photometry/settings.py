@@ -2,6 +2,7 @@
 
 - `PhotometryParameters` (``photometry``): apertures, background, curve of growth.
 - `DetectionParameters` (``photometry.detection``): detection on the reference frame.
+- `PsfParameters` (``photometry.psf``): PSF photometry of crowded fields.
 - `ZeropointParameters` (``zeropoints``): zero points and the catalogue aperture
   (`catalogue_aperture_key`).
 - `RefcatSettings` (``reference_catalogue``): where the reference catalogue comes from.
@@ -24,6 +25,9 @@ from aifa_steps.core.formats import AUTO_APERTURE_FWHM, aperture_keys, fwhm_keys
 __all__ = [
     "PhotometryParameters",
     "DetectionParameters",
+    "PsfParameters",
+    "PHOTOMETRY_METHODS",
+    "photometry_method",
     "ZeropointParameters",
     "RefcatSettings",
     "aperture_setting",
@@ -159,6 +163,93 @@ class DetectionParameters(StepSettings):
             "DEBLEND": (self.deblend, "deblended"),
             "DETMINF": (self.min_flux, "minimum segment flux [ADU]"),
         }
+
+
+#: Values of ``photometry.method`` (and of a target's ``photometry_method``).
+PHOTOMETRY_METHODS = ("psf", "aperture")
+
+
+def photometry_method(photometry_section: Mapping[str, Any], target: Mapping[str, Any]) -> str:
+    """How a target's catalogue magnitudes are measured: ``"psf"`` or ``"aperture"``.
+
+    A target's own ``photometry_method`` decides; otherwise ``photometry.method`` does for
+    every target but transit targets, whose light curves are differential aperture photometry
+    and need no PSF fits (they get PSF magnitudes only when their section asks for them).
+
+    Raises
+    ------
+    ValueError
+        For a value other than ``psf`` or ``aperture``.
+    """
+    value = target.get("photometry_method")
+    if value is None:
+        value = photometry_section.get("method", "psf")
+        if target.get("kind") == "transit":
+            value = "aperture"
+    if value not in PHOTOMETRY_METHODS:
+        raise ValueError(f"photometry method {value!r}: use one of {list(PHOTOMETRY_METHODS)}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class PsfParameters(StepSettings):
+    """Settings of the PSF photometry (the ``photometry.psf`` section of the config).
+
+    Parameters
+    ----------
+    oversampling : int
+        Oversampling of the empirical PSF (ePSF) relative to the pixels.
+    min_stars : int
+        With fewer bright isolated stars than this, a circular Moffat profile fitted to
+        them replaces the ePSF.
+    max_stars : int
+        Brightest suitable stars that build the ePSF.
+    fit_radius_fwhm : float
+        Half size of the fitted box around each star in units of the FWHM.
+    group_radius_fwhm : float
+        Stars closer than this (in FWHM) are fitted together, with their whole group.
+    max_shift_pixels : float
+        How far a fitted position may move from the reference position (pixels).
+    residual_sources : bool
+        Look for sources missing from the reference list in the residual image (close
+        companions that the detection did not split) and fit them with their neighbours.
+    residual_threshold_sigma : float
+        Detection threshold of those sources in units of the local noise.
+    poor_fit : float
+        A fit whose residual (sum of absolute residuals over the fitted flux, photutils'
+        ``qfit``) exceeds this plus three times its noise is marked poor.
+    """
+
+    section = "photometry.psf"
+
+    oversampling: int = 2
+    min_stars: int = 15
+    max_stars: int = 100
+    fit_radius_fwhm: float = 1.5
+    group_radius_fwhm: float = 2.5
+    max_shift_pixels: float = 1.0
+    residual_sources: bool = True
+    residual_threshold_sigma: float = 5.0
+    poor_fit: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("oversampling", int),
+            ("min_stars", int),
+            ("max_stars", int),
+            ("fit_radius_fwhm", float),
+            ("group_radius_fwhm", float),
+            ("max_shift_pixels", float),
+            ("residual_sources", bool),
+            ("residual_threshold_sigma", float),
+            ("poor_fit", float),
+        ):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None, **extra: Any) -> PsfParameters:
+        """Parameters from the ``photometry.psf`` mapping (None: the defaults)."""
+        return super().from_config(section or {}, **extra)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from aifa_steps.products.settings import CmdSettings
 __all__ = ["BANDS", "CmdSettings", "cluster_catalogue", "cluster_products", "read_isochrone"]
 
 BANDS = ("g", "r", "i")
+#: Columns of PSF magnitudes (`aifa_steps.photometry.magnitudes.target_magnitudes`) kept.
+PSF_QUALITY = ("poor_fit", "psf_poor", "saturated", "psf_qexcess")
 
 
 def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) -> Table:
@@ -41,7 +43,9 @@ def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) ->
         ``sep_arcmin`` (distance from the centre), ``isolated`` (no neighbour adds 1 % of the
         star's flux: the zero-point stars), ``blended`` (`blended_stars`: a neighbour within two
         FWHM brighter than 10 % of the star) and the reference catalogue's cross-identification
-        (``refcat_sep_arcsec``, ``refcat_gmag``, ...), sorted by ``r``.
+        (``refcat_sep_arcsec``, ``refcat_gmag``, ...), sorted by ``r``. From PSF magnitudes
+        (``METHOD`` psf) also the aperture's ``g_aper``, ``g_aper_err``, ``g_aper_n``, ...
+        and the fits' quality: ``poor_fit``, ``psf_poor``, ``saturated``, ``psf_qexcess``.
     """
     out = Table()
     for column in ("id", "ra", "dec"):
@@ -56,13 +60,21 @@ def cluster_catalogue(magnitudes: Table, centre_ra: float, centre_dec: float) ->
     centre = SkyCoord(centre_ra * u.deg, centre_dec * u.deg)
     stars = SkyCoord(np.asarray(out["ra"], float) * u.deg, np.asarray(out["dec"], float) * u.deg)
     out["sep_arcmin"] = stars.separation(centre).arcmin
+    for suffix in ("_aper", "_aper_err", "_aper_n"):
+        for band in BANDS:
+            if f"{band}{suffix}" in magnitudes.colnames:
+                out[f"{band}{suffix}"] = magnitudes[f"{band}{suffix}"]
     for column in magnitudes.colnames:
-        if column == "isolated" or column.startswith("refcat_"):
+        if column in PSF_QUALITY or column == "isolated" or column.startswith("refcat_"):
             out[column] = magnitudes[column]
     out["blended"] = blended_stars(out, 2.0 * float(magnitudes.meta.get("APFWHM") or 2.5))
     out["ra"].unit = out["dec"].unit = "deg"
     for band in BANDS:
         out[band].unit = out[f"{band}_err"].unit = "mag"
+        if f"{band}_aper" in out.colnames:
+            out[f"{band}_aper"].unit = out[f"{band}_aper_err"].unit = "mag"
+    method = magnitudes.meta.get("METHOD", "aperture")
+    out.meta["METHOD"] = method[0] if isinstance(method, (list, tuple)) else method
     out["sep_arcmin"].unit = "arcmin"
     order = np.argsort(np.where(np.isfinite(out["r"]), out["r"], np.inf), kind="stable")
     return out[order]

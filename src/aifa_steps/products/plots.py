@@ -138,8 +138,9 @@ def cmd_figure(
     """Colour-magnitude diagram r against g - i.
 
     Stars within ``radius_arcmin`` of the centre (the cluster) are drawn dark, the rest (mostly
-    field stars) light; blended stars (``blended``: a neighbour close and bright enough to add
-    light to the aperture) as open circles, and stars with an error of ``max_error`` or more in
+    field stars) light; suspect stars as open circles (PSF magnitudes: ``poor_fit``; aperture
+    magnitudes: ``blended``, a neighbour close and bright enough to add light to the
+    aperture), and stars with an error of ``max_error`` or more in
     a band as small crosses, so that a student sees which points to trust.
 
     Parameters
@@ -163,9 +164,12 @@ def cmd_figure(
     measured = np.isfinite(colour) & np.isfinite(mag)
     good = measured & np.all(errors < max_error, axis=0)
     poor = measured & ~good
+    # PSF magnitudes: the poor fits are suspect; aperture magnitudes: the blended stars.
+    suspect_column = "poor_fit" if "poor_fit" in catalogue.colnames else "blended"
+    suspect_label = "poor PSF fit" if suspect_column == "poor_fit" else "blended"
     isolated = (
-        ~np.asarray(catalogue["blended"], bool)
-        if "blended" in catalogue.colnames
+        ~np.asarray(catalogue[suspect_column], bool)
+        if suspect_column in catalogue.colnames
         else np.ones(len(catalogue), bool)
     )
     blended = good & ~isolated
@@ -185,7 +189,7 @@ def cmd_figure(
             facecolors="none",
             edgecolors="C0",
             linewidths=0.7,
-            label=f"blended ({blended.sum()})",
+            label=f"{suspect_label} ({blended.sum()})",
         )
     if poor.any():
         ax.scatter(

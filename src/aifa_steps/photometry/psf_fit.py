@@ -1,0 +1,332 @@
+"""PSF fitting of many stars at once, neighbours fitted together (DAOPHOT's way).
+
+`fit_psf` fits a frame's PSF model (`aifa_steps.photometry.psf_model`) to every star with
+photutils' `~photutils.psf.PSFPhotometry`: stars closer than a few FWHM form a group whose
+members are fitted simultaneously, each with its own position (within a bound around the
+reference position) and flux. Sources that the reference list lacks, typically a faint
+companion that the detection did not split off, show up as peaks in the residual image; with
+``residual_sources`` they are added and everything is fitted again, so that their light no
+longer goes into their neighbour's flux.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.table import Table
+
+from aifa_steps.photometry.psf_model import FramePsf
+from aifa_steps.photometry.settings import PsfParameters
+
+__all__ = ["PsfFit", "fit_psf", "fit_box_size", "residual_sources", "MODEL_ERROR"]
+
+log = logging.getLogger(__name__)
+
+#: Relative error of a PSF model that is counted as noise when looking for residual sources:
+#: the residual of a bright star's core is not a new star.
+MODEL_ERROR = 0.05
+
+
+@dataclass
+class PsfFit:
+    """PSF fits of a list of stars.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        One row per input star, in input order: ``x_fit``, ``y_fit``, ``flux_fit``,
+        ``flux_err``, ``qfit``, ``cfit``, ``reduced_chi2``, ``group_size``, ``flags``
+        (photutils' bits), ``noise_q`` (``qfit`` that pure noise would give).
+    n_added : int
+        Sources found in the residual image and fitted with their neighbours.
+    residual : numpy.ndarray
+        The image minus every fitted star.
+    """
+
+    table: Table
+    n_added: int
+    residual: np.ndarray
+
+
+def fit_box_size(fwhm_pixels: float, radius_fwhm: float) -> int:
+    """Odd side (pixels) of the box fitted around each star."""
+    half = int(round(radius_fwhm * max(fwhm_pixels, 1.0)))
+    return 2 * max(half, 2) + 1
+
+
+def fit_psf(
+    image: np.ndarray,
+    error: np.ndarray,
+    bad: np.ndarray | None,
+    psf: FramePsf,
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    params: PsfParameters | None = None,
+) -> PsfFit:
+    """Fit the PSF to stars at known positions, groups of neighbours together.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Background-subtracted frame (ADU).
+    error : numpy.ndarray
+        1-sigma uncertainty of each pixel (ADU).
+    bad : numpy.ndarray of bool, optional
+        Pixels left out of the fits (saturated, hot, cosmic rays, no data).
+    psf : FramePsf
+        The frame's PSF.
+    x, y : numpy.ndarray
+        Starting positions (pixels); a fitted position stays within ``max_shift_pixels``.
+    flux : numpy.ndarray
+        Starting fluxes (ADU; non-positive or NaN ones are replaced by an aperture sum).
+    params : PsfParameters, optional
+        Settings (default: the schema's).
+
+    Returns
+    -------
+    PsfFit
+        The fits in input order, sources added from the residual image and the residual.
+    """
+    params = params or PsfParameters()
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    flux = np.asarray(flux, float)
+    image = np.asarray(image, float)
+    error = np.asarray(error, float)
+    bad = np.zeros(image.shape, bool) if bad is None else np.asarray(bad, bool)
+    fwhm = psf.fwhm_pixels
+    flux = _start_flux(image, bad, x, y, flux, fwhm)
+
+    table, photometry = _run(image, error, bad, psf, x, y, flux, params)
+    residual = photometry.make_residual_image(image)
+    added_x = added_y = np.array([])
+    if params.residual_sources and len(x):
+        added_x, added_y = residual_sources(
+            residual,
+            error,
+            bad,
+            image - residual,
+            np.asarray(table["x_fit"]),
+            np.asarray(table["y_fit"]),
+            fwhm,
+            params,
+        )
+        if len(added_x):
+            log.info("%d sources added from the residual image", len(added_x))
+    bright = _bright_stars(table, psf, np.nanmedian(error), params)
+    if len(added_x) and bright.any():
+        # A bright star next to a new source took its light: fit the two together again.
+        from scipy.spatial import cKDTree
+
+        near, _ = cKDTree(np.column_stack([added_x, added_y])).query(
+            np.column_stack([np.nan_to_num(x, nan=-1e9), np.nan_to_num(y, nan=-1e9)])
+        )
+        # Not a saturated one: what shows next to its masked core is its own unmodelled
+        # light more often than a companion, and its wings fit it well enough.
+        refit = (near <= params.group_radius_fwhm * fwhm) & ~_masked_core(bad, x, y, fwhm)
+        bright &= ~refit
+    if not (len(added_x) or bright.any()):
+        table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
+        return PsfFit(table, 0, residual)
+
+    # Second pass: the bright stars' models (their wings reach beyond their groups) are
+    # subtracted, the other stars fitted again with the sources found in the residual.
+    bright_model = _model_image(image.shape, psf, table[bright])
+    others = np.flatnonzero(~bright)
+    fitted_flux = np.where(table["flux_fit"] > 0, table["flux_fit"], flux)
+    added_flux = _start_flux(residual, bad, added_x, added_y, np.full(len(added_x), np.nan), fwhm)
+    # Positions start again from the reference ones (the bound stays around them).
+    second, photometry = _run(
+        image - bright_model,
+        error,
+        bad,
+        psf,
+        np.concatenate([x[others], added_x]),
+        np.concatenate([y[others], added_y]),
+        np.concatenate([fitted_flux[others], np.maximum(added_flux, 1.0)]),
+        params,
+    )
+    for name in table.colnames:
+        table[name][others] = second[name][: len(others)]
+    residual = photometry.make_residual_image(image - bright_model)
+    table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
+    return PsfFit(table, len(added_x), residual)
+
+
+def _masked_core(bad: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+    """Stars with a bad pixel within ``radius`` pixels (in a box) of their position."""
+    out = np.zeros(len(x), bool)
+    half = max(int(round(radius)), 1)
+    ny, nx = bad.shape
+    for k, (xc, yc) in enumerate(zip(x, y, strict=True)):
+        if np.isfinite(xc) and np.isfinite(yc):
+            i, j = int(round(yc)), int(round(xc))
+            out[k] = bool(
+                bad[max(i - half, 0) : i + half + 1, max(j - half, 0) : j + half + 1].any()
+            )
+    return out
+
+
+def _bright_stars(table: Table, psf: FramePsf, noise: float, params: PsfParameters) -> np.ndarray:
+    """Stars whose profile at the group radius is above half the typical pixel noise."""
+    model = psf.model.copy()
+    for name, value in (("x_0", 0.0), ("y_0", 0.0), ("flux", 1.0)):
+        setattr(model, name, value)
+    radius = params.group_radius_fwhm * psf.fwhm_pixels
+    wing = float(model(radius, 0.0))
+    flux = np.asarray(table["flux_fit"], float)
+    return np.isfinite(flux) & (flux * wing > 0.5 * noise)
+
+
+def _model_image(shape: tuple[int, int], psf: FramePsf, stars: Table) -> np.ndarray:
+    """An image of fitted stars (``x_fit``, ``y_fit``, ``flux_fit``)."""
+    from aifa_steps.photometry.psf_model import psf_cutout_size
+
+    out = np.zeros(shape)
+    model = psf.model.copy()
+    half = psf_cutout_size(psf.fwhm_pixels)  # +-6 FWHM
+    ny, nx = shape
+    for xc, yc, f in zip(stars["x_fit"], stars["y_fit"], stars["flux_fit"], strict=True):
+        if not (np.isfinite(xc) and np.isfinite(yc) and np.isfinite(f)):
+            continue
+        i0, i1 = max(int(yc) - half, 0), min(int(yc) + half + 1, ny)
+        j0, j1 = max(int(xc) - half, 0), min(int(xc) + half + 1, nx)
+        if i1 <= i0 or j1 <= j0:
+            continue
+        yy, xx = np.mgrid[i0:i1, j0:j1]
+        model.x_0, model.y_0, model.flux = xc, yc, f
+        out[i0:i1, j0:j1] += model(xx, yy)
+    return out
+
+
+def _run(image, error, bad, psf, x, y, flux, params) -> tuple[Table, object]:
+    from photutils.psf import PSFPhotometry, SourceGrouper
+
+    fwhm = psf.fwhm_pixels
+    photometry = PSFPhotometry(
+        psf.model,
+        fit_box_size(fwhm, params.fit_radius_fwhm),
+        grouper=SourceGrouper(min_separation=params.group_radius_fwhm * fwhm),
+        xy_bounds=params.max_shift_pixels,
+        aperture_radius=max(fwhm, 1.5),
+        group_warning_threshold=100,
+    )
+    init = Table({"x": x, "y": y, "flux": flux})
+    with warnings.catch_warnings():
+        # Per-source fit warnings end up in the flags column.
+        warnings.simplefilter("ignore")
+        result = photometry(image, mask=bad, error=error, init_params=init)
+    order = np.argsort(np.asarray(result["id"]))
+    result = result[order]
+    keep = (
+        "x_fit",
+        "y_fit",
+        "flux_fit",
+        "flux_err",
+        "qfit",
+        "cfit",
+        "reduced_chi2",
+        "group_size",
+        "flags",
+    )
+    return Table({k: np.asarray(result[k]) for k in keep}), photometry
+
+
+def _start_flux(image, bad, x, y, flux, fwhm) -> np.ndarray:
+    """Replace missing starting fluxes with a sum in a circle of one FWHM radius."""
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    flux = np.array(flux, float)
+    missing = ~(flux > 0)
+    if missing.any():
+        aperture = CircularAperture(np.column_stack([x[missing], y[missing]]), r=max(fwhm, 1.5))
+        sums = aperture_photometry(np.where(bad, 0.0, image), aperture)["aperture_sum"]
+        flux[missing] = np.maximum(np.asarray(sums, float), 1.0)
+    return flux
+
+
+def residual_sources(
+    residual: np.ndarray,
+    error: np.ndarray,
+    bad: np.ndarray,
+    model: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    fwhm_pixels: float,
+    params: PsfParameters,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of the residual image that are new sources next to fitted stars.
+
+    A peak counts when the residual, smoothed over about one FWHM, exceeds
+    ``residual_threshold_sigma`` times its noise, where the noise includes `MODEL_ERROR` of
+    the fitted model (a bright star's imperfect core is not a companion), lies within
+    ``group_radius_fwhm`` of a fitted star (isolated new sources do not bias anything) but
+    farther than half an FWHM from it.
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        Pixel positions of the new sources.
+    """
+    from photutils.detection import find_peaks
+    from scipy.ndimage import gaussian_filter
+    from scipy.spatial import cKDTree
+
+    good = np.isfinite(x) & np.isfinite(y)
+    if not good.any():
+        return np.array([]), np.array([])
+    sigma = max(fwhm_pixels, 1.0) / 2.3548
+    clean = np.where(bad, 0.0, residual)
+    smooth = gaussian_filter(clean, sigma)
+    # Noise of a Gaussian-weighted mean of white noise: sigma_pix / (2 sqrt(pi) sigma_kernel).
+    variance = error**2 + (MODEL_ERROR * np.abs(model)) ** 2
+    noise = np.sqrt(gaussian_filter(np.where(bad, 0.0, variance), sigma)) / (
+        2.0 * np.sqrt(np.pi) * sigma
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        significance = np.where(noise > 0, smooth / noise, 0.0)
+    # Near bad pixels (saturated cores) the residual means nothing.
+    from scipy.ndimage import binary_dilation
+
+    near_bad = binary_dilation(bad, iterations=max(2, int(round(fwhm_pixels))))
+    box = max(3, 2 * int(round(0.5 * fwhm_pixels)) + 1)
+    peaks = find_peaks(
+        significance,
+        params.residual_threshold_sigma,
+        box_size=box,
+        mask=near_bad,
+        border_width=box,
+    )
+    if peaks is None or not len(peaks):
+        return np.array([]), np.array([])
+    px = np.asarray(peaks["x_peak"], float)
+    py = np.asarray(peaks["y_peak"], float)
+    distance, _ = cKDTree(np.column_stack([x[good], y[good]])).query(np.column_stack([px, py]))
+    keep = (distance > 0.5 * fwhm_pixels) & (distance < params.group_radius_fwhm * fwhm_pixels)
+    return px[keep], py[keep]
+
+
+def _noise_q(error, bad, table, fwhm, params) -> np.ndarray:
+    """The ``qfit`` (sum of absolute residuals over the flux) that noise alone would give."""
+    size = fit_box_size(fwhm, params.fit_radius_fwhm)
+    half = size // 2
+    ny, nx = error.shape
+    out = np.full(len(table), np.nan)
+    xs = np.asarray(table["x_fit"], float)
+    ys = np.asarray(table["y_fit"], float)
+    fluxes = np.asarray(table["flux_fit"], float)
+    sigma = np.where(bad, 0.0, error)
+    for k, (xc, yc, f) in enumerate(zip(xs, ys, fluxes, strict=True)):
+        if not (np.isfinite(xc) and np.isfinite(yc) and f > 0):
+            continue
+        i, j = int(round(yc)), int(round(xc))
+        box = sigma[
+            max(i - half, 0) : min(i + half + 1, ny), max(j - half, 0) : min(j + half + 1, nx)
+        ]
+        # E|N(0, s)| = s sqrt(2 / pi)
+        out[k] = np.sqrt(2.0 / np.pi) * float(box.sum()) / f
+    return out
