@@ -357,7 +357,9 @@ def psf_tables(obj):
     """The PSF photometry of a target's solved frames (none when it uses apertures)."""
     if not uses_psf(obj):
         return []
-    return [WORK / "photometry" / obj / "psf" / f"{s}.ecsv" for s in photometry_stems(obj)]
+    return [
+        WORK / "photometry" / obj / "psf" / f"{s}.ecsv" for s in photometry_stems(obj)
+    ]
 
 
 def reference_frame(obj):
