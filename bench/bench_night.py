@@ -61,6 +61,7 @@ STAGES = {
     "astrometry_plots": ("astrometry", False),
     "photometry_reference": ("background + photometry", False),
     "photometry_frame": ("background + photometry", True),
+    "psf_photometry": ("PSF photometry", True),
     "zeropoints": ("zero points", False),
     "calibrated_magnitudes": ("zero points", False),
     "cluster_products": ("CMD", False),

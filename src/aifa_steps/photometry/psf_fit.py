@@ -135,8 +135,11 @@ def fit_psf(
 
     # Second pass: the bright stars' models (their wings reach beyond their groups) are
     # subtracted, the other stars fitted again with the sources found in the residual.
-    bright_model = _model_image(image.shape, psf, table[bright])
     others = np.flatnonzero(~bright)
+    if not (len(others) or len(added_x)):
+        table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
+        return PsfFit(table, 0, residual)
+    bright_model = _model_image(image.shape, psf, table[bright])
     fitted_flux = np.where(table["flux_fit"] > 0, table["flux_fit"], flux)
     added_flux = _start_flux(residual, bad, added_x, added_y, np.full(len(added_x), np.nan), fwhm)
     # Positions start again from the reference ones (the bound stays around them).
@@ -294,13 +297,15 @@ def residual_sources(
 
     near_bad = binary_dilation(bad, iterations=max(2, int(round(fwhm_pixels))))
     box = max(3, 2 * int(round(0.5 * fwhm_pixels)) + 1)
-    peaks = find_peaks(
-        significance,
-        params.residual_threshold_sigma,
-        box_size=box,
-        mask=near_bad,
-        border_width=box,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no local peaks": nothing to add
+        peaks = find_peaks(
+            significance,
+            params.residual_threshold_sigma,
+            box_size=box,
+            mask=near_bad,
+            border_width=box,
+        )
     if peaks is None or not len(peaks):
         return np.array([]), np.array([])
     px = np.asarray(peaks["x_peak"], float)

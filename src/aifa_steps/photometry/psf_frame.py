@@ -33,6 +33,12 @@ from aifa_steps.photometry.aperture_plans import table_apertures
 from aifa_steps.photometry.apertures import FLAG_OFF_FRAME
 from aifa_steps.photometry.background import estimate_background
 from aifa_steps.photometry.psf_fit import fit_psf
+from aifa_steps.photometry.psf_magnitudes import (
+    PSF_NO_FIT,
+    PSF_PARTIAL,
+    PSF_POOR_FIT,
+    PSF_SATURATED,
+)
 from aifa_steps.photometry.psf_model import build_psf
 from aifa_steps.photometry.settings import PhotometryParameters, PsfParameters
 
@@ -50,11 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``flag_psf`` bits.
-PSF_NO_FIT = 1  # no fit: off the frame, too few pixels or no convergence
-PSF_SATURATED = 2  # saturated pixels within one FWHM: fitted on the wings
-PSF_POOR_FIT = 4  # residual well above the noise, or the position ran into its bound
-PSF_PARTIAL = 8  # masked or off-frame pixels in the fitted box
 
 # photutils' flags: 1 partial box, 2/32 position at its bound, 4 negative flux, 8 no
 # convergence, 64 no overlap, 128 fully masked, 256 too few pixels, 512/1024 non-finite.

@@ -226,7 +226,7 @@ class PsfParameters(StepSettings):
     min_stars: int = 15
     max_stars: int = 100
     fit_radius_fwhm: float = 1.5
-    group_radius_fwhm: float = 2.5
+    group_radius_fwhm: float = 3.0
     max_shift_pixels: float = 1.0
     residual_sources: bool = True
     residual_threshold_sigma: float = 5.0
