@@ -101,7 +101,7 @@ def fit_psf(
     fwhm = psf.fwhm_pixels
     flux = _start_flux(image, bad, x, y, flux, fwhm)
 
-    table, photometry = _run(image, error, bad, psf, x, y, flux, params)
+    table, photometry = _run(image, error, bad, psf, Table({"x": x, "y": y, "flux": flux}), params)
     residual = photometry.make_residual_image(image)
     added_x = added_y = np.array([])
     if params.residual_sources and len(x):
@@ -115,49 +115,121 @@ def fit_psf(
             fwhm,
             params,
         )
+        # What shows next to a star with a masked (saturated) core is its own unmodelled
+        # light more often than a companion: no sources are added within its group.
+        cores = _masked_core(bad, x, y, fwhm)
+        if len(added_x) and cores.any():
+            from scipy.spatial import cKDTree
+
+            distance, _ = cKDTree(np.column_stack([x[cores], y[cores]])).query(
+                np.column_stack([added_x, added_y])
+            )
+            keep = distance > params.group_radius_fwhm * fwhm
+            added_x, added_y = added_x[keep], added_y[keep]
         if len(added_x):
             log.info("%d sources added from the residual image", len(added_x))
-    bright = _bright_stars(table, psf, np.nanmedian(error), params)
-    if len(added_x) and bright.any():
-        # A bright star next to a new source took its light: fit the two together again.
-        from scipy.spatial import cKDTree
-
-        near, _ = cKDTree(np.column_stack([added_x, added_y])).query(
-            np.column_stack([np.nan_to_num(x, nan=-1e9), np.nan_to_num(y, nan=-1e9)])
-        )
-        # Not a saturated one: what shows next to its masked core is its own unmodelled
-        # light more often than a companion, and its wings fit it well enough.
-        refit = (near <= params.group_radius_fwhm * fwhm) & ~_masked_core(bad, x, y, fwhm)
-        bright &= ~refit
-    if not (len(added_x) or bright.any()):
-        table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
-        return PsfFit(table, 0, residual)
-
-    # Second pass: the bright stars' models (their wings reach beyond their groups) are
-    # subtracted, the other stars fitted again with the sources found in the residual.
-    others = np.flatnonzero(~bright)
-    if not (len(others) or len(added_x)):
-        table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
-        return PsfFit(table, 0, residual)
-    bright_model = _model_image(image.shape, psf, table[bright])
-    fitted_flux = np.where(table["flux_fit"] > 0, table["flux_fit"], flux)
     added_flux = _start_flux(residual, bad, added_x, added_y, np.full(len(added_x), np.nan), fwhm)
-    # Positions start again from the reference ones (the bound stays around them).
-    second, photometry = _run(
-        image - bright_model,
-        error,
-        bad,
-        psf,
-        np.concatenate([x[others], added_x]),
-        np.concatenate([y[others], added_y]),
-        np.concatenate([fitted_flux[others], np.maximum(added_flux, 1.0)]),
-        params,
+    n = len(x)
+    fits = Table(
+        {
+            "x": np.concatenate([x, added_x]),
+            "y": np.concatenate([y, added_y]),
+            "x_fit": np.concatenate([table["x_fit"], added_x]),
+            "y_fit": np.concatenate([table["y_fit"], added_y]),
+            "flux_fit": np.concatenate([table["flux_fit"], np.maximum(0.5 * added_flux, 1.0)]),
+        }
     )
-    for name in table.colnames:
-        table[name][others] = second[name][: len(others)]
-    residual = photometry.make_residual_image(image - bright_model)
+    refitted = _refit_groups(image, error, bad, psf, fits, table, n, params)
+    log.info("%d groups fitted again with their neighbours subtracted", refitted)
     table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
-    return PsfFit(table, len(added_x), residual)
+    return PsfFit(table, len(added_x), image - _model_image(image.shape, psf, fits))
+
+
+def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
+    """Fit groups again on the image minus every star outside them (DAOPHOT's ALLSTAR).
+
+    Groups whose neighbours put light worth half the flux error of a member into its fitted
+    box, and groups with a source found in the residual, are fitted again, one after the
+    other, on a cutout from which the current models of all other stars are subtracted; the
+    model image follows each new fit. ``fits`` (positions, the first ``n`` rows the input
+    stars, then the added sources) and ``table`` (the input stars' results) change in place.
+
+    Returns
+    -------
+    int
+        Groups fitted again.
+    """
+    from photutils.psf import SourceGrouper
+
+    fwhm = psf.fwhm_pixels
+    half = fit_box_size(fwhm, params.fit_radius_fwhm) // 2
+    finite = np.isfinite(fits["x_fit"]) & np.isfinite(fits["y_fit"])
+    gx = np.where(finite, fits["x_fit"], fits["x"])
+    gy = np.where(finite, fits["y_fit"], fits["y"])
+    ok = np.isfinite(gx) & np.isfinite(gy)
+    groups = np.zeros(len(fits), int)
+    if ok.sum() == 1:
+        groups[ok] = 1
+    elif ok.sum() > 1:
+        grouper = SourceGrouper(min_separation=params.group_radius_fwhm * fwhm)
+        groups[ok] = grouper(gx[ok], gy[ok])
+    model = _model_image(image.shape, psf, fits)
+    flux_err = np.concatenate([np.asarray(table["flux_err"], float), np.zeros(len(fits) - n)])
+    ny, nx = image.shape
+    count = 0
+    for group in np.unique(groups[ok]):
+        members = np.flatnonzero(groups == group)
+        i0 = max(int(np.floor(gy[members].min())) - half - 1, 0)
+        i1 = min(int(np.ceil(gy[members].max())) + half + 2, ny)
+        j0 = max(int(np.floor(gx[members].min())) - half - 1, 0)
+        j1 = min(int(np.ceil(gx[members].max())) + half + 2, nx)
+        if i1 <= i0 or j1 <= j0:
+            continue
+        own = _model_image((i1 - i0, j1 - j0), psf, fits[members], origin=(i0, j0))
+        others = model[i0:i1, j0:j1] - own
+        added = bool(np.any(members >= n))
+        if not (added or _contaminated(others, gx, gy, members, flux_err, half, (i0, j0))):
+            continue
+        count += 1
+        init = Table(
+            {
+                "x": fits["x"][members] - j0,
+                "y": fits["y"][members] - i0,
+                "flux": np.where(fits["flux_fit"][members] > 0, fits["flux_fit"][members], 1.0),
+                "group_id": np.ones(len(members), int),
+            }
+        )
+        result, _ = _run(
+            image[i0:i1, j0:j1] - others,
+            error[i0:i1, j0:j1],
+            bad[i0:i1, j0:j1],
+            psf,
+            init,
+            params,
+        )
+        result["x_fit"] += j0
+        result["y_fit"] += i0
+        for name in ("x_fit", "y_fit", "flux_fit"):
+            fits[name][members] = result[name]
+        mine = members < n
+        for name in table.colnames:
+            table[name][members[mine]] = result[name][mine]
+        new = _model_image((i1 - i0, j1 - j0), psf, fits[members], origin=(i0, j0))
+        model[i0:i1, j0:j1] += new - own
+    return count
+
+
+def _contaminated(others, gx, gy, members, flux_err, half, origin) -> bool:
+    """True when the other stars put light worth half a member's flux error in its box."""
+    i0, j0 = origin
+    for k in members:
+        if not flux_err[k] > 0:
+            return True
+        i, j = int(round(gy[k])) - i0, int(round(gx[k])) - j0
+        box = others[max(i - half, 0) : i + half + 1, max(j - half, 0) : j + half + 1]
+        if abs(float(box.sum())) > 0.5 * flux_err[k]:
+            return True
+    return False
 
 
 def _masked_core(bad: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
@@ -174,41 +246,56 @@ def _masked_core(bad: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -
     return out
 
 
-def _bright_stars(table: Table, psf: FramePsf, noise: float, params: PsfParameters) -> np.ndarray:
-    """Stars whose profile at the group radius is above half the typical pixel noise."""
-    model = psf.model.copy()
-    for name, value in (("x_0", 0.0), ("y_0", 0.0), ("flux", 1.0)):
-        setattr(model, name, value)
-    radius = params.group_radius_fwhm * psf.fwhm_pixels
-    wing = float(model(radius, 0.0))
-    flux = np.asarray(table["flux_fit"], float)
-    return np.isfinite(flux) & (flux * wing > 0.5 * noise)
+def _model_image(
+    shape: tuple[int, int], psf: FramePsf, stars: Table, origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """An image of fitted stars (``x_fit``, ``y_fit``, ``flux_fit``).
 
-
-def _model_image(shape: tuple[int, int], psf: FramePsf, stars: Table) -> np.ndarray:
-    """An image of fitted stars (``x_fit``, ``y_fit``, ``flux_fit``)."""
+    ``origin`` is the frame's pixel (row, column) of the image's first pixel: each star is
+    drawn in the same box of +-6 FWHM around it, cut to the image, so that models of a part
+    of the frame cancel those of the whole frame exactly.
+    """
     from aifa_steps.photometry.psf_model import psf_cutout_size
 
     out = np.zeros(shape)
     model = psf.model.copy()
     half = psf_cutout_size(psf.fwhm_pixels)  # +-6 FWHM
+    r0, c0 = origin
     ny, nx = shape
     for xc, yc, f in zip(stars["x_fit"], stars["y_fit"], stars["flux_fit"], strict=True):
         if not (np.isfinite(xc) and np.isfinite(yc) and np.isfinite(f)):
             continue
-        i0, i1 = max(int(yc) - half, 0), min(int(yc) + half + 1, ny)
-        j0, j1 = max(int(xc) - half, 0), min(int(xc) + half + 1, nx)
+        i0, i1 = max(int(yc) - half, r0), min(int(yc) + half + 1, r0 + ny)
+        j0, j1 = max(int(xc) - half, c0), min(int(xc) + half + 1, c0 + nx)
         if i1 <= i0 or j1 <= j0:
             continue
         yy, xx = np.mgrid[i0:i1, j0:j1]
         model.x_0, model.y_0, model.flux = xc, yc, f
-        out[i0:i1, j0:j1] += model(xx, yy)
+        out[i0 - r0 : i1 - r0, j0 - c0 : j1 - c0] += model(xx, yy)
     return out
 
 
-def _run(image, error, bad, psf, x, y, flux, params) -> tuple[Table, object]:
+def _forget_group_models() -> None:
+    """Empty photutils' cache of group models before fitting with another PSF.
+
+    photutils 3.0 caches the model class of a group by its number of stars and the PSF's
+    class only, and that class keeps a copy of the PSF it was first made with: a second frame
+    fitted in the same process (the job server, a test session) would be fitted with the
+    first frame's PSF in every group of two or more stars. ``tests/test_psf.py`` checks that
+    a frame's fits do not depend on what was fitted before.
+    """
+    from photutils.psf import _components
+
+    cache = getattr(_components, "_FLAT_MODEL_CACHE", None)
+    if cache is not None:
+        cache.clear()
+
+
+def _run(image, error, bad, psf, init, params) -> tuple[Table, object]:
+    """PSFPhotometry of the stars of ``init`` (``x``, ``y``, ``flux``, maybe ``group_id``)."""
     from photutils.psf import PSFPhotometry, SourceGrouper
 
+    _forget_group_models()
     fwhm = psf.fwhm_pixels
     photometry = PSFPhotometry(
         psf.model,
@@ -218,7 +305,6 @@ def _run(image, error, bad, psf, x, y, flux, params) -> tuple[Table, object]:
         aperture_radius=max(fwhm, 1.5),
         group_warning_threshold=100,
     )
-    init = Table({"x": x, "y": y, "flux": flux})
     with warnings.catch_warnings():
         # Per-source fit warnings end up in the flags column.
         warnings.simplefilter("ignore")
