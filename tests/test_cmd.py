@@ -75,3 +75,37 @@ def test_cluster_products_names_the_catalogue_and_draws_it(demo_photometry, tmp_
     )
     assert catalogue.meta["OBJECT"] == "NGC 7789" and len(catalogue) > 100
     assert (tmp_path / "cmd.png").stat().st_size > 20_000
+
+
+def test_catalogue_of_psf_magnitudes_keeps_the_apertures_and_marks_poor_fits(tmp_path):
+    n = 30
+    rng = np.random.default_rng(3)
+    magnitudes = Table(
+        {
+            "id": np.arange(1, n + 1),
+            "ra": 359.35 + rng.normal(0, 0.05, n),
+            "dec": 56.7 + rng.normal(0, 0.05, n),
+            "isolated": np.ones(n, bool),
+        }
+    )
+    for band, offset in (("g", 0.8), ("r", 0.0), ("i", -0.4)):
+        mag = rng.uniform(11, 17, n) + offset
+        magnitudes[band] = mag
+        magnitudes[f"{band}_err"] = np.full(n, 0.01)
+        magnitudes[f"{band}_n"] = np.full(n, 3)
+        magnitudes[f"{band}_aper"] = mag + 0.05
+        magnitudes[f"{band}_aper_err"] = np.full(n, 0.01)
+        magnitudes[f"{band}_aper_n"] = np.full(n, 3)
+    magnitudes["poor_fit"] = np.arange(n) < 4
+    magnitudes["psf_poor"] = np.where(magnitudes["poor_fit"], 1.0, 0.0)
+    magnitudes["saturated"] = np.arange(n) >= n - 2
+    magnitudes["psf_qexcess"] = np.full(n, 0.01)
+    magnitudes.meta["METHOD"] = ["psf", "how g, r, i were measured"]
+    catalogue = cluster_catalogue(magnitudes, 359.35, 56.7083)
+    assert catalogue.meta["METHOD"] == "psf"
+    assert {"r_aper", "r_aper_err", "r_aper_n", "poor_fit", "saturated"} <= set(catalogue.colnames)
+    assert catalogue["poor_fit"].sum() == 4
+    assert np.allclose(catalogue["g_aper"] - catalogue["g"], 0.05)
+    path = tmp_path / "cmd.png"
+    cmd_figure(catalogue, path, "psf")
+    assert path.stat().st_size > 1000

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from astropy.table import Table
+from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
 from aifa_steps.photometry.growth import aperture_corrections, moffat_growth
@@ -276,3 +276,74 @@ def test_target_magnitudes_are_the_frames_calibrated_and_averaged():
     night = night_magnitudes(expected, reference, 4.0)
     assert np.allclose(magnitudes["r"], night["r"], equal_nan=True)
     assert magnitudes.meta["OBJECT"] == "T"
+
+
+def _psf_table(table, scale=0.95, poor=(), saturated=(), failed=False):
+    """A PSF table for `_synthetic_frame`: fluxes ``scale`` times the total flux."""
+    from aifa_steps.photometry.psf_magnitudes import PSF_POOR_FIT, PSF_SATURATED
+
+    if failed:
+        from aifa_steps.photometry.psf_frame import failed_psf_photometry
+
+        return failed_psf_photometry(table.meta["STEM"], "no PSF")
+    total = np.asarray(table["flux_4"]) / table.meta["APFRAC_4"]
+    flag = np.zeros(len(table), int)
+    flag[list(poor)] |= PSF_POOR_FIT
+    flag[list(saturated)] |= PSF_SATURATED
+    psf = Table(
+        {
+            "id": table["id"][::-1],  # joined by id, not by row
+            "flux_psf": (scale * total)[::-1],
+            "flux_err_psf": np.asarray(table["flux_err_4"])[::-1],
+            "flag_psf": flag[::-1],
+            "qfit_psf": np.full(len(table), 0.05),
+            "qnoise_psf": np.full(len(table), 0.02),
+            "group_psf": np.ones(len(table), int),
+        }
+    )
+    psf.meta.update(
+        STEM=table.meta["STEM"], APFRAC_psf=scale, APFERR_psf=0.001, PSFKEY="4", PHOTOK=True
+    )
+    return psf
+
+
+def test_psf_magnitudes_are_calibrated_like_the_apertures_and_kept_beside_them():
+    from aifa_steps.photometry.magnitudes import target_magnitudes
+
+    table, reference = _synthetic_frame()
+    zeropoints, _ = frame_zeropoints(table, reference)
+    _, aperture = target_magnitudes([table], zeropoints, reference, 4.0)
+    calibrated, night = target_magnitudes(
+        [table], zeropoints, reference, 4.0, psf_tables=[_psf_table(table, poor=[0], saturated=[1])]
+    )
+    assert night.meta["METHOD"][0] == "psf" and aperture.meta["METHOD"][0] == "aperture"
+    # PSF flux over its aperture correction = total flux: the same magnitudes.
+    assert np.allclose(night["r"], aperture["r"], atol=1e-9)
+    assert np.allclose(night["r_aper"], aperture["r"], equal_nan=True)
+    assert np.all(night["r_err"] > 0) and np.all(night["r_aper_n"] == 1)
+    assert list(night["poor_fit"][:3]) == [True, False, False]
+    assert list(night["saturated"][:3]) == [False, True, False]
+    assert np.allclose(night["psf_qexcess"], 0.03)
+    assert np.allclose(calibrated["qexcess_psf"], 0.03)
+
+
+def test_a_frame_without_psf_photometry_leaves_its_psf_magnitudes_out():
+    from aifa_steps.photometry.magnitudes import target_magnitudes
+
+    good, reference = _synthetic_frame(seed=1)
+    other, _ = _synthetic_frame(seed=2)
+    other.meta["STEM"] = "other"
+    zeropoints = vstack([frame_zeropoints(t, reference)[0] for t in (good, other)])
+    tables = [good, other]
+    _, night = target_magnitudes(
+        tables,
+        zeropoints,
+        reference,
+        4.0,
+        psf_tables=[_psf_table(good), _psf_table(other, failed=True)],
+    )
+    assert np.all(night["r_n"] == 1) and np.all(night["r_aper_n"] == 2)
+    # No PSF photometry at all: NaN PSF magnitudes, the aperture's beside them.
+    _, night = target_magnitudes([other], zeropoints, reference, 4.0, psf_tables=[])
+    assert np.all(np.isnan(night["r"])) and np.all(np.isfinite(night["r_aper"]))
+    assert np.all(night["r_n"] == 0)

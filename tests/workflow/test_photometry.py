@@ -65,3 +65,35 @@ def test_an_unsolved_reference_frame_is_replaced_with_a_warning(tiny_run):
     assert chosen != cloudy and chosen in tiny_run.solved["stem"]
     log = (work / "logs" / "photometry_reference" / "Qatar-1.log").read_text()
     assert cloudy in log and "not a solved frame" in log
+
+
+def test_psf_photometry_of_the_cluster_only(tiny_run):
+    # photometry.method psf: the cluster's frames get PSF photometry and its catalogue
+    # magnitudes come from it; the transit target stays with apertures (no PSF tables).
+    work, solved = tiny_run.work, tiny_run.solved
+    stems = solved["stem"][solved["object"] == "NGC7789"]
+    assert len(stems) >= 3
+    for stem in stems:
+        psf = Table.read(work / "photometry" / "NGC7789" / "psf" / f"{stem}.ecsv")
+        assert psf.meta["PHOTOK"] and psf.meta["PSFKIND"] in ("epsf", "moffat")
+        assert {"flux_psf", "flux_err_psf", "flag_psf", "qfit_psf"} <= set(psf.colnames)
+        assert 0.8 < psf.meta["APFRAC_psf"] < 1.2
+        assert (work / "logs" / "psf_photometry" / "NGC7789" / f"{stem}.log").exists()
+    assert not (work / "photometry" / "Qatar-1" / "psf").exists()
+    magnitudes = Table.read(work / "photometry" / "NGC7789" / "magnitudes.ecsv")
+    assert magnitudes.meta["METHOD"][0] == "psf"
+    transit = Table.read(work / "photometry" / "Qatar-1" / "magnitudes.ecsv")
+    assert transit.meta["METHOD"][0] == "aperture"
+    # Isolated stars: PSF and aperture magnitudes agree (both tied to the same zero points).
+    for band in ("g", "r", "i"):
+        both = (
+            np.isfinite(magnitudes[band])
+            & np.isfinite(magnitudes[f"{band}_aper"])
+            & magnitudes["isolated"]
+            & (magnitudes[f"{band}_err"] < 0.02)
+        )
+        assert both.sum() >= 5, band
+        difference = magnitudes[band][both] - magnitudes[f"{band}_aper"][both]
+        assert abs(np.median(difference)) < 0.02, band
+    catalogue = Table.read(work / "products" / "NGC7789" / "catalogue.ecsv")
+    assert catalogue.meta["METHOD"] == "psf" and "r_aper" in catalogue.colnames
