@@ -67,15 +67,16 @@ def main() -> None:
         ok = row >= 0
         variable = np.zeros(len(table), bool)
         variable[ok] = np.asarray(stars["variable"], bool)[row[ok]]
-        for band in ("g", "r", "i"):
-            if band not in table.colnames:
+        for column in ("g", "r", "i", "g_aper", "r_aper", "i_aper"):
+            if column not in table.colnames:
                 continue
+            band = column[0]
             true = np.full(len(table), np.nan)
             true[ok] = np.asarray(stars[band], float)[row[ok]]
-            sel = np.isfinite(table[band]) & (true < args.faint) & ~variable & table["isolated"]
-            d = np.asarray(table[band])[sel] - true[sel]
+            sel = np.isfinite(table[column]) & (true < args.faint) & ~variable & table["isolated"]
+            d = np.asarray(table[column])[sel] - true[sel]
             print(
-                f"{path.parent.name:10s} {band:>6s} {sel.sum():6d} {np.median(d):+8.4f} "
+                f"{path.parent.name:10s} {column:>6s} {sel.sum():6d} {np.median(d):+8.4f} "
                 f"{np.sqrt(np.mean(d**2)):7.4f}"
             )
 

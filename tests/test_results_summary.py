@@ -107,6 +107,16 @@ def test_cluster_counts_stars_in_the_cmd_badly_measured_and_blended():
     assert result["stars"] == {"g": 4, "r": 5, "i": 5}
     assert result["cmd_stars"] == 4 and result["poorly_measured"] == 1
     assert result["blended"] == 2
+    assert result["method"] == "aperture" and result["poor_fits"] == 0
+    # PSF magnitudes: poor fits counted, the page names them instead of blends.
+    from aifa_steps.summary.results_page import _cmd_stars_text
+
+    assert "blended (a neighbour adds light" in _cmd_stars_text(result)
+    catalogue["poor_fit"] = [False, True, False, True, False]
+    catalogue.meta["METHOD"] = "psf"
+    psf = cluster_result(catalogue, zeropoints, "NGC7789")
+    assert psf["method"] == "psf" and psf["poor_fits"] == 1  # the other has a large error
+    assert "1 with a poor PSF fit" in _cmd_stars_text(psf)
     assert result["zeropoints"]["g"] == pytest.approx(
         {"median": 28.61, "scatter": np.std([28.60, 28.62], ddof=1), "frames": 2}
         | {"aperture": "1fwhm"}

@@ -117,8 +117,10 @@ def cluster_result(
     dict
         ``stars`` (per band with a magnitude), ``cmd_stars`` (g, r and i measured: the
         diagram's r against g - i), of those ``poorly_measured`` (an error of ``max_error`` or
-        more) and ``blended`` (well measured, with a bright neighbour), ``zeropoints`` (per filter:
-        ``median``, ``scatter``, ``frames``, ``aperture``).
+        more), ``blended`` (well measured, with a bright neighbour) and ``poor_fits`` (well
+        measured, PSF fit poor), ``method`` (``psf`` or ``aperture``: the catalogue's
+        ``METHOD``), ``zeropoints`` (per filter: ``median``, ``scatter``, ``frames``,
+        ``aperture``).
     """
     bands = [b for b in ("g", "r", "i") if b in catalogue.colnames]
     measured = {b: np.isfinite(np.asarray(catalogue[b], float)) for b in bands}
@@ -134,11 +136,19 @@ def cluster_result(
         if "blended" in catalogue.colnames
         else np.ones(len(catalogue), bool)
     )
+    method = catalogue.meta.get("METHOD", "aperture")
+    poor_fit = (
+        np.asarray(catalogue["poor_fit"], bool)
+        if "poor_fit" in catalogue.colnames
+        else np.zeros(len(catalogue), bool)
+    )
     return {
         "kind": "cluster",
+        "method": str(method[0] if isinstance(method, (list, tuple)) else method),
         "stars": {b: int(m.sum()) for b, m in measured.items()},
         "cmd_stars": int(in_cmd.sum()),
         "blended": int((in_cmd & ~poor & ~isolated).sum()),
+        "poor_fits": int((in_cmd & ~poor & poor_fit).sum()),
         "poorly_measured": int((in_cmd & poor).sum()),
         "zeropoints": _zeropoints_of(zeropoints, target),
     }

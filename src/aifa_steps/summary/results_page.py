@@ -90,13 +90,25 @@ def _cluster_rows(result: Mapping[str, object]) -> list[tuple[str, str]]:
     stars = result.get("stars", {})
     return [
         ("stars measured", ", ".join(f"{b}: {n}" for b, n in stars.items()) or "-"),
-        (
-            "stars in the CMD (g, r and i)",
-            f"{result.get('cmd_stars', 0)}: {result.get('poorly_measured', 0)} with an error of "
-            f"0.1 mag or more (crosses in the diagram), {result.get('blended', 0)} blended "
-            "(a neighbour adds light to the aperture: open circles)",
-        ),
+        ("stars in the CMD (g, r and i)", _cmd_stars_text(result)),
     ]
+
+
+def _cmd_stars_text(result: Mapping[str, object]) -> str:
+    """How many stars the CMD has and which of them to trust less."""
+    text = (
+        f"{result.get('cmd_stars', 0)}: {result.get('poorly_measured', 0)} with an error of "
+        "0.1 mag or more (crosses in the diagram), "
+    )
+    if result.get("method") == "psf":
+        return text + (
+            f"{result.get('poor_fits', 0)} with a poor PSF fit (open circles); PSF magnitudes: "
+            f"the {result.get('blended', 0)} stars with a bright neighbour were fitted "
+            "together with it"
+        )
+    return text + (
+        f"{result.get('blended', 0)} blended (a neighbour adds light to the aperture: open circles)"
+    )
 
 
 def _zeropoint_rows(zeropoints: Mapping[str, Mapping[str, object]]) -> list[tuple[str, str]]:
