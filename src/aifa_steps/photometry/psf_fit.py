@@ -149,10 +149,12 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
     """Fit groups again on the image minus every star outside them (DAOPHOT's ALLSTAR).
 
     Groups whose neighbours put light worth half the flux error of a member into its fitted
-    box, and groups with a source found in the residual, are fitted again, one after the
-    other, on a cutout from which the current models of all other stars are subtracted; the
-    model image follows each new fit. ``fits`` (positions, the first ``n`` rows the input
-    stars, then the added sources) and ``table`` (the input stars' results) change in place.
+    box, and groups with a source found in the residual, are fitted again on the image from
+    which the current models of all other stars are subtracted. Groups far enough apart
+    that their stars' light does not reach each other's boxes are fitted together in one
+    batch (one photutils call); the model image follows each batch. ``fits`` (positions, the
+    first ``n`` rows the input stars, then the added sources) and ``table`` (the input
+    stars' results) change in place.
 
     Returns
     -------
@@ -160,6 +162,8 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
         Groups fitted again.
     """
     from photutils.psf import SourceGrouper
+
+    from aifa_steps.photometry.psf_model import psf_cutout_size
 
     fwhm = psf.fwhm_pixels
     half = fit_box_size(fwhm, params.fit_radius_fwhm) // 2
@@ -176,7 +180,7 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
     model = _model_image(image.shape, psf, fits)
     flux_err = np.concatenate([np.asarray(table["flux_err"], float), np.zeros(len(fits) - n)])
     ny, nx = image.shape
-    count = 0
+    wanted = []  # (members, box) of the groups to fit again
     for group in np.unique(groups[ok]):
         members = np.flatnonzero(groups == group)
         i0 = max(int(np.floor(gy[members].min())) - half - 1, 0)
@@ -188,35 +192,50 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
         own = _model_image((i1 - i0, j1 - j0), psf, fits[members], origin=(i0, j0))
         others = model[i0:i1, j0:j1] - own
         added = bool(np.any(members >= n))
-        if not (added or _contaminated(others, gx, gy, members, flux_err, half, (i0, j0))):
-            continue
-        count += 1
+        if added or _contaminated(others, gx, gy, members, flux_err, half, (i0, j0)):
+            wanted.append((members, (i0, i1, j0, j1)))
+    reach = psf_cutout_size(fwhm)  # a star's light reaches into boxes this far away
+    for batch in _batches([box for _, box in wanted], reach):
+        members = np.concatenate([wanted[k][0] for k in batch])
+        group_id = np.concatenate([np.full(len(wanted[k][0]), k + 1) for k in batch])
+        before = _model_image(image.shape, psf, fits[members])
         init = Table(
             {
-                "x": fits["x"][members] - j0,
-                "y": fits["y"][members] - i0,
+                "x": fits["x"][members],
+                "y": fits["y"][members],
                 "flux": np.where(fits["flux_fit"][members] > 0, fits["flux_fit"][members], 1.0),
-                "group_id": np.ones(len(members), int),
+                "group_id": group_id,
             }
         )
-        result, _ = _run(
-            image[i0:i1, j0:j1] - others,
-            error[i0:i1, j0:j1],
-            bad[i0:i1, j0:j1],
-            psf,
-            init,
-            params,
-        )
-        result["x_fit"] += j0
-        result["y_fit"] += i0
+        result, _ = _run(image - (model - before), error, bad, psf, init, params)
         for name in ("x_fit", "y_fit", "flux_fit"):
             fits[name][members] = result[name]
         mine = members < n
         for name in table.colnames:
             table[name][members[mine]] = result[name][mine]
-        new = _model_image((i1 - i0, j1 - j0), psf, fits[members], origin=(i0, j0))
-        model[i0:i1, j0:j1] += new - own
-    return count
+        model += _model_image(image.shape, psf, fits[members]) - before
+    return len(wanted)
+
+
+def _batches(boxes: list[tuple[int, int, int, int]], margin: int) -> list[list[int]]:
+    """Split boxes (i0, i1, j0, j1) into batches whose boxes lie ``margin`` apart or more."""
+    batches: list[list[int]] = []
+    taken: list[list[tuple[int, int, int, int]]] = []
+    for k, (i0, i1, j0, j1) in enumerate(boxes):
+        grown = (i0 - margin, i1 + margin, j0 - margin, j1 + margin)
+        for batch, occupied in zip(batches, taken, strict=True):
+            if not any(_overlap(grown, other) for other in occupied):
+                batch.append(k)
+                occupied.append((i0, i1, j0, j1))
+                break
+        else:
+            batches.append([k])
+            taken.append([(i0, i1, j0, j1)])
+    return batches
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
 
 
 def _contaminated(others, gx, gy, members, flux_err, half, origin) -> bool:
