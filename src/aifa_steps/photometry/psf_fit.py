@@ -163,8 +163,6 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
     """
     from photutils.psf import SourceGrouper
 
-    from aifa_steps.photometry.psf_model import psf_cutout_size
-
     fwhm = psf.fwhm_pixels
     half = fit_box_size(fwhm, params.fit_radius_fwhm) // 2
     finite = np.isfinite(fits["x_fit"]) & np.isfinite(fits["y_fit"])
@@ -194,7 +192,7 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
         added = bool(np.any(members >= n))
         if added or _contaminated(others, gx, gy, members, flux_err, half, (i0, j0)):
             wanted.append((members, (i0, i1, j0, j1)))
-    reach = psf_cutout_size(fwhm)  # a star's light reaches into boxes this far away
+    reach = psf.stamp_half + 1  # a star's light reaches into boxes this far away
     for batch in _batches([box for _, box in wanted], reach):
         members = np.concatenate([wanted[k][0] for k in batch])
         group_id = np.concatenate([np.full(len(wanted[k][0]), k + 1) for k in batch])
@@ -271,14 +269,12 @@ def _model_image(
     """An image of fitted stars (``x_fit``, ``y_fit``, ``flux_fit``).
 
     ``origin`` is the frame's pixel (row, column) of the image's first pixel: each star is
-    drawn in the same box of +-6 FWHM around it, cut to the image, so that models of a part
-    of the frame cancel those of the whole frame exactly.
+    drawn in the same box around it (`FramePsf.stamp_half`), cut to the image, so that
+    models of a part of the frame cancel those of the whole frame exactly.
     """
-    from aifa_steps.photometry.psf_model import psf_cutout_size
-
     out = np.zeros(shape)
     model = psf.model.copy()
-    half = psf_cutout_size(psf.fwhm_pixels)  # +-6 FWHM
+    half = psf.stamp_half
     r0, c0 = origin
     ny, nx = shape
     for xc, yc, f in zip(stars["x_fit"], stars["y_fit"], stars["flux_fit"], strict=True):

@@ -41,6 +41,17 @@ class FramePsf:
     n_stars: int
     fwhm_pixels: float
 
+    @property
+    def stamp_half(self) -> int:
+        """Half size (pixels) of the box a star's model is drawn in: the ePSF's own extent,
+        +-6 FWHM for a Moffat profile (whose wings never end).
+        """
+        data = getattr(self.model, "data", None)
+        if data is not None:
+            oversampling = np.max(np.atleast_1d(getattr(self.model, "oversampling", 1)))
+            return int(np.ceil(max(data.shape) / oversampling / 2.0)) + 1
+        return psf_cutout_size(self.fwhm_pixels)
+
 
 def psf_cutout_size(fwhm_pixels: float) -> int:
     """Odd side (pixels) of the star cutouts that build an ePSF: about +-3 FWHM."""
