@@ -43,8 +43,9 @@ class FramePsf:
 
     @property
     def stamp_half(self) -> int:
-        """Half size (pixels) of the box a star's model is drawn in: the ePSF's own extent,
-        +-6 FWHM for a Moffat profile (whose wings never end).
+        """Half size (pixels) of the box a star's model is drawn in.
+
+        The ePSF's own extent; +-6 FWHM for a Moffat profile, whose wings never end.
         """
         data = getattr(self.model, "data", None)
         if data is not None:
