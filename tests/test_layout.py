@@ -30,7 +30,7 @@ HEAVY = ("matplotlib", "aifa_steps.simulate")
 
 def per_frame_modules() -> list[str]:
     """What the per-frame rules import: every astrometry module but its figures (found with
-    pkgutil, so that new ones are covered), calibration and frame photometry."""
+    pkgutil, so that new ones are covered), calibration, frame and PSF photometry."""
     astrometry = [
         info.name
         for info in pkgutil.walk_packages(
@@ -43,6 +43,7 @@ def per_frame_modules() -> list[str]:
         "aifa_steps.astrometry",
         *sorted(astrometry),
         "aifa_steps.photometry.frame",
+        "aifa_steps.photometry.psf_frame",
     ]
 
 
