@@ -184,9 +184,9 @@ def psf_frame_photometry(
     saturation : float
         Saturation level (ADU).
     catalogue_key : str, optional
-        Aperture whose total fluxes calibrate the PSF fluxes (default: the smallest aperture
-        that holds at least one FWHM... the frame's first aperture of at least 1.5 FWHM, or
-        its largest).
+        Aperture whose total fluxes calibrate the PSF fluxes, the zero points' catalogue
+        aperture in the workflow (default, or when the frame lacks it: its first aperture
+        of at least 1.5 FWHM, else its largest).
 
     Returns
     -------
