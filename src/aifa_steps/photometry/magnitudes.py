@@ -22,7 +22,7 @@ from aifa_steps.photometry.psf_magnitudes import (
     psf_night_columns,
 )
 from aifa_steps.photometry.refcat import REFCAT_COLUMNS
-from aifa_steps.photometry.zeropoints import aperture_rows, catalogue_colour
+from aifa_steps.photometry.zeropoints import aperture_rows, calibrate_fluxes, catalogue_colour
 
 __all__ = [
     "fit_extinction",
@@ -31,8 +31,6 @@ __all__ = [
     "target_magnitudes",
     "attach_psf",
 ]
-
-LN10_2_5 = 2.5 / np.log(10.0)  # 1.0857: magnitude error of a relative flux error
 
 
 def fit_extinction(zeropoints: Table, aperture: str | float, sigma: float = 3.0) -> Table:
@@ -168,23 +166,14 @@ def calibrated_magnitudes(
         zp_row = zeropoints[
             aperture_rows(zeropoints, key if "aperture" in zeropoints.colnames else radius)
         ]
-        zp = float(zp_row["zeropoint"][0]) if len(zp_row) else np.nan
-        zp_err = float(zp_row["zeropoint_err"][0]) if len(zp_row) else np.nan
-        slope = float(zp_row["colour_term"][0]) if len(zp_row) else np.nan
-        slope = slope if np.isfinite(slope) else 0.0
-        fraction = float(meta.get(f"APFRAC_{key}", np.nan))
-        fraction_err = float(meta.get(f"APFERR_{key}", np.nan))
-        flux = np.asarray(photometry[flux_column(key)], float)
-        flux_err = np.asarray(photometry[flux_err_column(key)], float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mag = zp + slope * colour - 2.5 * np.log10(flux / fraction)
-            err = np.sqrt(
-                (LN10_2_5 * flux_err / flux) ** 2
-                + (LN10_2_5 * fraction_err / fraction) ** 2
-                + zp_err**2
-            )
-        bad = ~(flux > 0)
-        mag[bad], err[bad] = np.nan, np.nan
+        mag, err = calibrate_fluxes(
+            photometry[flux_column(key)],
+            photometry[flux_err_column(key)],
+            zp_row,
+            colour,
+            float(meta.get(f"APFRAC_{key}", np.nan)),
+            float(meta.get(f"APFERR_{key}", np.nan)),
+        )
         out[f"mag_{key}"] = mag
         out[f"mag_err_{key}"] = err
         out[f"flag_{key}"] = photometry[f"flag_{key}"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.table import Table
 
-from aifa_steps.photometry.zeropoints import aperture_rows
+from aifa_steps.photometry.zeropoints import aperture_rows, calibrate_fluxes
 
 __all__ = [
     "PSF_COLUMNS",
@@ -33,8 +33,6 @@ PSF_NO_FIT = 1  # no fit: off the frame, too few pixels or no convergence
 PSF_SATURATED = 2  # saturated pixels within one FWHM: fitted on the wings
 PSF_POOR_FIT = 4  # residual well above the noise, or the position ran into its bound
 PSF_PARTIAL = 8  # masked or off-frame pixels in the fitted box
-
-LN10_2_5 = 2.5 / np.log(10.0)
 
 
 def psf_magnitudes(photometry: Table, zeropoints: Table, colour: np.ndarray, out: Table) -> None:
@@ -62,25 +60,17 @@ def psf_magnitudes(photometry: Table, zeropoints: Table, colour: np.ndarray, out
     key = str(meta.get("PSFKEY", ""))
     zp_row = zeropoints[aperture_rows(zeropoints, key)] if key and len(zeropoints) else []
     if "flux_psf" in photometry.colnames and len(zp_row):
-        zp = float(zp_row["zeropoint"][0])
-        zp_err = float(zp_row["zeropoint_err"][0])
-        slope = float(zp_row["colour_term"][0]) if "colour_term" in zp_row.colnames else 0.0
-        slope = slope if np.isfinite(slope) else 0.0
-        fraction = float(meta.get("APFRAC_psf", np.nan))
         fraction_err = float(meta.get("APFERR_psf", np.nan))
-        fraction_err = fraction_err if np.isfinite(fraction_err) else 0.0
-        flux = np.asarray(photometry["flux_psf"], float)
-        flux_err = np.asarray(photometry["flux_err_psf"], float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mag = zp + slope * colour - 2.5 * np.log10(flux / fraction)
-            err = np.sqrt(
-                (LN10_2_5 * flux_err / flux) ** 2
-                + (LN10_2_5 * fraction_err / fraction) ** 2
-                + zp_err**2
-            )
+        mag, err = calibrate_fluxes(
+            photometry["flux_psf"],
+            photometry["flux_err_psf"],
+            zp_row,
+            colour,
+            float(meta.get("APFRAC_psf", np.nan)),
+            fraction_err if np.isfinite(fraction_err) else 0.0,
+        )
         flag = np.asarray(photometry["flag_psf"], int).copy()
-        bad = ~(flux > 0) | ~np.isfinite(mag)
-        mag[bad], err[bad] = np.nan, np.nan
+        bad = ~np.isfinite(mag)
         flag[bad] |= PSF_NO_FIT
         excess = np.asarray(photometry["qfit_psf"], float) - np.asarray(
             photometry["qnoise_psf"], float

@@ -22,7 +22,10 @@ from aifa_steps.photometry.aperture_plans import table_apertures
 from aifa_steps.photometry.frame import photometry_failed
 from aifa_steps.photometry.settings import ZeropointParameters
 
+LN10_2_5 = 2.5 / np.log(10.0)  # 1.0857: magnitude error of a relative flux error
+
 __all__ = [
+    "calibrate_fluxes",
     "aperture_rows",
     "catalogue_colour",
     "frame_zeropoints",
@@ -53,6 +56,40 @@ def catalogue_colour(reference: Table, bands: tuple[str, str]) -> np.ndarray:
     if first in reference.colnames and second in reference.colnames:
         return np.asarray(reference[first], float) - np.asarray(reference[second], float)
     return np.full(len(reference), np.nan)
+
+
+def calibrate_fluxes(
+    flux: np.ndarray,
+    flux_err: np.ndarray,
+    zp_row: Table,
+    colour: np.ndarray,
+    fraction: float,
+    fraction_err: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitudes and errors of fluxes with a frame's zero point (the inverse of it).
+
+    ``mag = zeropoint + colour_term * colour - 2.5 log10(flux / fraction)``; the error adds
+    the flux error, the error of the flux fraction (aperture correction) and the zero point's
+    in quadrature. Without a zero point (``zp_row`` empty) or flux, NaN.
+    """
+    flux = np.asarray(flux, float)
+    if not len(zp_row):
+        nan = np.full(flux.shape, np.nan)
+        return nan, nan.copy()
+    zp = float(zp_row["zeropoint"][0])
+    zp_err = float(zp_row["zeropoint_err"][0])
+    slope = float(zp_row["colour_term"][0]) if "colour_term" in zp_row.colnames else 0.0
+    slope = slope if np.isfinite(slope) else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mag = zp + slope * colour - 2.5 * np.log10(flux / fraction)
+        err = np.sqrt(
+            (LN10_2_5 * np.asarray(flux_err, float) / flux) ** 2
+            + (LN10_2_5 * fraction_err / fraction) ** 2
+            + zp_err**2
+        )
+    bad = ~(flux > 0)
+    mag[bad], err[bad] = np.nan, np.nan
+    return mag, err
 
 
 def frame_zeropoints(
