@@ -226,15 +226,17 @@ def test_aperture_correction_follows_a_gradient_only_when_it_is_there():
 
 def test_photometry_method_per_target():
     assert photometry_method({"method": "psf"}, {"kind": "cluster"}) == "psf"
-    assert photometry_method({}, {}) == "psf"
-    assert photometry_method({"method": "psf"}, {"kind": "transit"}) == "aperture"
-    assert (
-        photometry_method({"method": "psf"}, {"kind": "transit", "photometry_method": "psf"})
-        == "psf"
-    )
+    assert photometry_method({}, {"kind": "cluster"}) == "psf"
     assert photometry_method({"method": "aperture"}, {"kind": "cluster"}) == "aperture"
+    # Transit and field targets, and objects without a section: apertures unless asked.
+    assert photometry_method({"method": "psf"}, {"kind": "transit"}) == "aperture"
+    assert photometry_method({"method": "psf"}, {"kind": "field"}) == "aperture"
+    assert photometry_method({"method": "psf"}, {}) == "aperture"
+    psf = {"kind": "transit", "photometry_method": "psf"}
+    assert photometry_method({"method": "aperture"}, psf) == "psf"
+    daophot = {"kind": "cluster", "photometry_method": "daophot"}
     with pytest.raises(ValueError, match="photometry method"):
-        photometry_method({"method": "daophot"}, {})
+        photometry_method({}, daophot)
     assert PsfParameters.from_config(None) == PsfParameters()
     assert PsfParameters.from_config({"oversampling": 3.0}).oversampling == 3
 

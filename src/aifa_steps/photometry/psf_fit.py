@@ -21,13 +21,29 @@ from astropy.table import Table
 from aifa_steps.photometry.psf_model import FramePsf
 from aifa_steps.photometry.settings import PsfParameters
 
-__all__ = ["PsfFit", "fit_psf", "fit_box_size", "residual_sources", "MODEL_ERROR"]
+__all__ = [
+    "PsfFit",
+    "fit_psf",
+    "fit_box_size",
+    "model_error",
+    "residual_sources",
+    "MODEL_ERROR",
+]
 
 log = logging.getLogger(__name__)
 
-#: Relative error of a PSF model that is counted as noise when looking for residual sources:
-#: the residual of a bright star's core is not a new star.
+#: Smallest relative error of a PSF model counted as noise when looking for residual sources
+#: (the residual of a bright star's core is not a new star); a frame whose fitted cores
+#: differ more from the model (`model_error`) uses its own.
 MODEL_ERROR = 0.05
+
+#: At most this many sources per fitted star are added from the residual image (crowded
+#: simulated clusters need 0.3).
+MAX_ADDED_FRACTION = 0.5
+
+#: Groups of more stars are not fitted a second time (the cost grows with the cube of the
+#: size); their first fit stands.
+MAX_REFIT_GROUP = 25
 
 
 @dataclass
@@ -44,11 +60,14 @@ class PsfFit:
         Sources found in the residual image and fitted with their neighbours.
     residual : numpy.ndarray
         The image minus every fitted star.
+    model_error : float
+        `model_error` of the first fit: how far the PSF is from the stars' cores.
     """
 
     table: Table
     n_added: int
     residual: np.ndarray
+    model_error: float = np.nan
 
 
 def fit_box_size(fwhm_pixels: float, radius_fwhm: float) -> int:
@@ -103,6 +122,7 @@ def fit_psf(
 
     table, photometry = _run(image, error, bad, psf, Table({"x": x, "y": y, "flux": flux}), params)
     residual = photometry.make_residual_image(image)
+    mismatch = model_error(residual, image - residual, error, bad)
     added_x = added_y = np.array([])
     if params.residual_sources and len(x):
         added_x, added_y = residual_sources(
@@ -114,6 +134,7 @@ def fit_psf(
             np.asarray(table["y_fit"]),
             fwhm,
             params,
+            max(MODEL_ERROR, mismatch) if np.isfinite(mismatch) else MODEL_ERROR,
         )
         # What shows next to a star with a masked (saturated) core is its own unmodelled
         # light more often than a companion: no sources are added within its group.
@@ -142,7 +163,7 @@ def fit_psf(
     refitted = _refit_groups(image, error, bad, psf, fits, table, n, params)
     log.info("%d groups fitted again with their neighbours subtracted", refitted)
     table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
-    return PsfFit(table, len(added_x), image - _model_image(image.shape, psf, fits))
+    return PsfFit(table, len(added_x), image - _model_image(image.shape, psf, fits), mismatch)
 
 
 def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
@@ -179,6 +200,7 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
     flux_err = np.concatenate([np.asarray(table["flux_err"], float), np.zeros(len(fits) - n)])
     ny, nx = image.shape
     wanted = []  # (members, box) of the groups to fit again
+    too_large = 0
     for group in np.unique(groups[ok]):
         members = np.flatnonzero(groups == group)
         i0 = max(int(np.floor(gy[members].min())) - half - 1, 0)
@@ -190,8 +212,14 @@ def _refit_groups(image, error, bad, psf, fits, table, n, params) -> int:
         own = _model_image((i1 - i0, j1 - j0), psf, fits[members], origin=(i0, j0))
         others = model[i0:i1, j0:j1] - own
         added = bool(np.any(members >= n))
-        if added or _contaminated(others, gx, gy, members, flux_err, half, (i0, j0)):
+        if len(members) > MAX_REFIT_GROUP:
+            too_large += 1
+        elif added or _contaminated(others, gx, gy, members, flux_err, half, (i0, j0)):
             wanted.append((members, (i0, i1, j0, j1)))
+    if too_large:
+        log.warning(
+            "%d groups of more than %d stars keep their first fit", too_large, MAX_REFIT_GROUP
+        )
     reach = psf.stamp_half + 1  # a star's light reaches into boxes this far away
     for batch in _batches([box for _, box in wanted], reach):
         members = np.concatenate([wanted[k][0] for k in batch])
@@ -353,6 +381,22 @@ def _start_flux(image, bad, x, y, flux, fwhm) -> np.ndarray:
     return flux
 
 
+def model_error(
+    residual: np.ndarray, model: np.ndarray, error: np.ndarray, bad: np.ndarray
+) -> float:
+    """How far a PSF is from the stars' cores: median of ``|residual| / model``.
+
+    Taken over the unmasked pixels where the fitted model exceeds 20 times the noise (the
+    cores of bright stars: photon noise adds at most 5 %). About 0.01-0.03 for a PSF that
+    fits; more when the PSF changes across the field or the stars are trailed. NaN without
+    such pixels.
+    """
+    core = (model > 20.0 * error) & ~bad
+    if not core.any():
+        return np.nan
+    return float(np.median(np.abs(residual[core]) / model[core]))
+
+
 def residual_sources(
     residual: np.ndarray,
     error: np.ndarray,
@@ -362,12 +406,14 @@ def residual_sources(
     y: np.ndarray,
     fwhm_pixels: float,
     params: PsfParameters,
+    relative_model_error: float = MODEL_ERROR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peaks of the residual image that are new sources next to fitted stars.
 
     A peak counts when the residual, smoothed over about one FWHM, exceeds
-    ``residual_threshold_sigma`` times its noise, where the noise includes `MODEL_ERROR` of
-    the fitted model (a bright star's imperfect core is not a companion), lies within
+    ``residual_threshold_sigma`` times its noise, where the noise includes
+    ``relative_model_error`` of the fitted model (a bright star's imperfect core is not a
+    companion), lies within
     ``group_radius_fwhm`` of a fitted star (isolated new sources do not bias anything) but
     farther than half an FWHM from it.
 
@@ -387,7 +433,7 @@ def residual_sources(
     clean = np.where(bad, 0.0, residual)
     smooth = gaussian_filter(clean, sigma)
     # Noise of a Gaussian-weighted mean of white noise: sigma_pix / (2 sqrt(pi) sigma_kernel).
-    variance = error**2 + (MODEL_ERROR * np.abs(model)) ** 2
+    variance = error**2 + (relative_model_error * np.abs(model)) ** 2
     noise = np.sqrt(gaussian_filter(np.where(bad, 0.0, variance), sigma)) / (
         2.0 * np.sqrt(np.pi) * sigma
     )
@@ -413,7 +459,22 @@ def residual_sources(
     py = np.asarray(peaks["y_peak"], float)
     distance, _ = cKDTree(np.column_stack([x[good], y[good]])).query(np.column_stack([px, py]))
     keep = (distance > 0.5 * fwhm_pixels) & (distance < params.group_radius_fwhm * fwhm_pixels)
-    return px[keep], py[keep]
+    px, py = px[keep], py[keep]
+    limit = int(MAX_ADDED_FRACTION * good.sum())
+    if len(px) > limit:
+        # More "companions" than a crowded field has: a PSF that does not fit, or a reference
+        # list far shallower than the frame. The most significant ones only.
+        log.warning(
+            "%d sources in the residual image, more than %.0f %% of the %d stars: only the "
+            "%d most significant are fitted",
+            len(px),
+            100 * MAX_ADDED_FRACTION,
+            good.sum(),
+            limit,
+        )
+        order = np.argsort(-np.asarray(peaks["peak_value"], float)[keep], kind="stable")
+        px, py = px[order[:limit]], py[order[:limit]]
+    return px, py
 
 
 def _noise_q(error, bad, table, fwhm, params) -> np.ndarray:

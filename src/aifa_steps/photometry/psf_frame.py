@@ -57,6 +57,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+#: Median ``|residual| / model`` in bright cores above which a frame's PSF is called poor.
+POOR_PSF = 0.05
+
 # photutils' flags: 1 partial box, 2/32 position at its bound, 4 negative flux, 8 no
 # convergence, 64 no overlap, 128 fully masked, 256 too few pixels, 512/1024 non-finite.
 _PHOTUTILS_NO_FIT = 4 | 8 | 64 | 128 | 256 | 512 | 1024
@@ -197,7 +200,9 @@ def psf_frame_photometry(
         alone gives), ``group_psf`` (stars fitted together). Metadata: the aperture table's
         (``STEM``, ``FILTER``, times, ``SEEING`` ...) plus ``PSFKIND``, ``NPSFSTAR``,
         ``PSFFWHM`` (pixels), ``APFRAC_psf``, ``APFERR_psf``, ``NAPCPSF``, ``PSFAPX``,
-        ``PSFAPY``, ``PSFADDED`` (sources added from the residual image), ``PSFKEY``.
+        ``PSFAPY``, ``PSFADDED`` (sources added from the residual image), ``PSFKEY``,
+        ``PSFMERR`` (`aifa_steps.photometry.psf_fit.model_error`: above `POOR_PSF` the log
+        warns that the PSF does not fit the frame).
 
     Raises
     ------
@@ -253,6 +258,14 @@ def psf_frame_photometry(
     index = np.flatnonzero(on_frame)
     start = np.asarray(aperture_table[flux_column(keys[-1])], float)[index]
     fit = fit_psf(image, error, bad, psf, x[index], y[index], start, params)
+    if fit.model_error > POOR_PSF:
+        log.warning(
+            "%s: the PSF differs from the stars' cores by %.0f %% (median): it changes across "
+            "the field or the stars are not round; this frame's PSF magnitudes are less "
+            "reliable than its aperture magnitudes (kept beside them)",
+            meta.get("STEM", ""),
+            100 * fit.model_error,
+        )
     n = len(aperture_table)
     columns = {
         name: np.full(n, np.nan)
@@ -327,6 +340,7 @@ def psf_frame_photometry(
             "PSFAPX": slope_x,
             "PSFAPY": slope_y,
             "PSFADDED": fit.n_added,
+            "PSFMERR": round(fit.model_error, 4),
             "PSFPARS": {name: getattr(params, name) for name in params.keys()},
             "PHOTOK": True,
         }
@@ -383,5 +397,6 @@ def psf_summary(table: Table) -> str:
         f"{meta['STEM']}: {meta['PSFKIND']} PSF from {meta['NPSFSTAR']} stars, {len(table)} "
         f"sources, {good} clean fits, {poor} poor, {meta['PSFADDED']} added from the residual; "
         f"PSF/total flux {meta['APFRAC_psf']:.4f} +- {meta['APFERR_psf']:.4f} "
-        f"({meta['NAPCPSF']} stars, field slopes {meta['PSFAPX']:+.4f} {meta['PSFAPY']:+.4f})"
+        f"({meta['NAPCPSF']} stars, field slopes {meta['PSFAPX']:+.4f} {meta['PSFAPY']:+.4f}); "
+        f"PSF off the cores by {meta.get('PSFMERR', float('nan')):.3f}"
     )

@@ -173,8 +173,9 @@ def photometry_method(photometry_section: Mapping[str, Any], target: Mapping[str
     """How a target's catalogue magnitudes are measured: ``"psf"`` or ``"aperture"``.
 
     A target's own ``photometry_method`` decides; otherwise ``photometry.method`` does for
-    every target but transit targets, whose light curves are differential aperture photometry
-    and need no PSF fits (they get PSF magnitudes only when their section asks for them).
+    cluster targets, whose catalogue and CMD need the crowded stars. Transit targets (their
+    light curves are differential aperture photometry), field targets and objects without a
+    section get apertures unless their section asks for PSF fits.
 
     Raises
     ------
@@ -183,9 +184,9 @@ def photometry_method(photometry_section: Mapping[str, Any], target: Mapping[str
     """
     value = target.get("photometry_method")
     if value is None:
-        value = photometry_section.get("method", "psf")
-        if target.get("kind") == "transit":
-            value = "aperture"
+        value = "aperture"
+        if target.get("kind") == "cluster":
+            value = photometry_section.get("method", "psf")
     if value not in PHOTOMETRY_METHODS:
         raise ValueError(f"photometry method {value!r}: use one of {list(PHOTOMETRY_METHODS)}")
     return str(value)
