@@ -322,7 +322,7 @@ def test_psf_magnitudes_of_the_demo_cluster_match_the_truth(demo_frames, demo_ph
 
 def test_a_frames_fits_do_not_depend_on_the_frame_fitted_before():
     # photutils 3.0 caches group models with the first PSF they were made with (see
-    # psf_fit._forget_group_models); frames of one process must not share it.
+    # psf_groups.forget_group_models); frames of one process must not share it.
     rng = np.random.default_rng(12)
     x, y, flux = _psf_stars(rng, 25, shape=(300, 300))
     px, py, pf, _ = _pairs(rng, [2.0, 2.0], [0.5, 0.5], [(60, 150), (240, 150)])
