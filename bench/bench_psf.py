@@ -26,8 +26,6 @@ import time
 import warnings
 
 import numpy as np
-from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.table import Table
 
@@ -41,6 +39,7 @@ from aifa_steps.photometry.settings import PhotometryParameters
 from aifa_steps.simulate import get_preset, plan_night
 from aifa_steps.simulate.night import expected_light
 from aifa_steps.simulate.sky import make_catalogue, make_refcat
+from aifa_steps.simulate.truth import closest_bright_neighbour
 
 
 def cluster_frame(preset_name: str, seed: int):
@@ -141,15 +140,7 @@ def main() -> None:
     ok[ok] = ~np.asarray(catalogue["variable"], bool)[row[ok]]
     true = np.full(len(reference), np.nan)
     true[ok] = np.asarray(catalogue["r"], float)[row[ok]]
-    sky = SkyCoord(np.asarray(catalogue["ra"]) * u.deg, np.asarray(catalogue["dec"]) * u.deg)
-    fwhm = plan.fwhm_arcsec
-    a, b, sep, _ = sky.search_around_sky(sky, 3 * fwhm * u.arcsec)
-    keep = a != b
-    a, b, sep = a[keep], b[keep], sep.arcsec[keep] / fwhm
-    mags = np.asarray(catalogue["r"], float)
-    counts = mags[b] < mags[a] + 2.5
-    closest = np.full(len(catalogue), np.inf)
-    np.minimum.at(closest, a[counts], sep[counts])
+    closest = closest_bright_neighbour(catalogue, "r", plan.fwhm_arcsec)
     neighbour = np.full(len(reference), np.inf)
     neighbour[ok] = closest[row[ok]]
     with np.errstate(invalid="ignore", divide="ignore"):

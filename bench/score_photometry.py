@@ -20,6 +20,7 @@ from astropy.table import Table
 
 from aifa_steps.core.formats import frame_stem
 from aifa_steps.photometry.refcat import crossmatch
+from aifa_steps.simulate.truth import closest_bright_neighbour
 
 
 def main() -> None:
@@ -95,18 +96,12 @@ def score_catalogue(
     isolated (none within 3 FWHM), 0.5-1, 1-1.5, 1.5-3 FWHM; closer pairs are one image that
     no method separates.
     """
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
 
     table = Table.read(path)
     fwhm = 2.0  # arcsec, about the simulated seeing
     match = crossmatch(table, positions, 0.5)
     row = np.asarray(match["refcat_row"])
     ok = row >= 0
-    catalog = SkyCoord(np.asarray(stars["ra"]) * u.deg, np.asarray(stars["dec"]) * u.deg)
-    idx_a, idx_b, sep, _ = catalog.search_around_sky(catalog, 3 * fwhm * u.arcsec)
-    pairs = idx_a != idx_b
-    idx_a, idx_b, sep = idx_a[pairs], idx_b[pairs], sep.arcsec[pairs] / fwhm
     method = table.meta.get("METHOD", "aperture")
     bins = (("isolated", 3.0, np.inf), ("<0.5", 0, 0.5), ("0.5-1", 0.5, 1.0))
     bins += (("1-1.5", 1.0, 1.5), (">=1.5", 1.5, 3.0))
@@ -119,10 +114,7 @@ def score_catalogue(
         true[ok] = np.asarray(stars[band], float)[row[ok]]
         variable = np.zeros(len(table), bool)
         variable[ok] = np.asarray(stars["variable"], bool)[row[ok]]
-        mags = np.asarray(stars[band], float)
-        counts = mags[idx_b] < mags[idx_a] + 2.5
-        closest = np.full(len(stars), np.inf)
-        np.minimum.at(closest, idx_a[counts], sep[counts])
+        closest = closest_bright_neighbour(stars, band, fwhm)
         star_sep = np.full(len(table), np.inf)
         star_sep[ok] = closest[row[ok]]
         wanted = ok & (true < faint) & ~variable

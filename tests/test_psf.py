@@ -286,20 +286,12 @@ def test_psf_magnitudes_of_the_demo_cluster_match_the_truth(demo_frames, demo_ph
     ok = row >= 0
     ok[ok] = ~np.asarray(stars["variable"], bool)[row[ok]]
     # The closest true neighbour adding 10 % of a star's flux, in FWHM (about 2 arcsec).
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
+    from aifa_steps.simulate.truth import closest_bright_neighbour
 
-    sky = SkyCoord(np.asarray(stars["ra"]) * u.deg, np.asarray(stars["dec"]) * u.deg)
-    a, b, sep, _ = sky.search_around_sky(sky, 6 * u.arcsec)
-    pair = a != b
-    a, b, sep = a[pair], b[pair], sep.arcsec[pair] / 2.0
     for band in ("g", "r", "i"):
         true = np.full(len(reference), np.nan)
         true[ok] = np.asarray(stars[band], float)[row[ok]]
-        mags = np.asarray(stars[band], float)
-        counts = mags[b] < mags[a] + 2.5
-        closest = np.full(len(stars), np.inf)
-        np.minimum.at(closest, a[counts], sep[counts])
+        closest = closest_bright_neighbour(stars, band, 2.0)
         neighbour = np.full(len(reference), np.inf)
         neighbour[ok] = closest[row[ok]]
         bright = np.isfinite(true) & (true < 15)

@@ -20,7 +20,6 @@ from astropy.table import Table
 
 from aifa_steps.photometry.psf_groups import (
     fit_box_size,
-    model_image,
     refit_groups,
     run_photometry,
 )
@@ -60,15 +59,12 @@ class PsfFit:
         (photutils' bits), ``noise_q`` (``qfit`` that pure noise would give).
     n_added : int
         Sources found in the residual image and fitted with their neighbours.
-    residual : numpy.ndarray
-        The image minus every fitted star.
     model_error : float
         `model_error` of the first fit: how far the PSF is from the stars' cores.
     """
 
     table: Table
     n_added: int
-    residual: np.ndarray
     model_error: float = np.nan
 
 
@@ -104,7 +100,8 @@ def fit_psf(
     Returns
     -------
     PsfFit
-        The fits in input order, sources added from the residual image and the residual.
+        The fits in input order, the number of sources added from the residual image and
+        the PSF's mismatch with the cores.
     """
     params = params or PsfParameters()
     x = np.asarray(x, float)
@@ -161,7 +158,7 @@ def fit_psf(
     refitted = refit_groups(image, error, bad, psf, fits, table, n, params)
     log.info("%d groups fitted again with their neighbours subtracted", refitted)
     table["noise_q"] = _noise_q(error, bad, table, fwhm, params)
-    return PsfFit(table, len(added_x), image - model_image(image.shape, psf, fits), mismatch)
+    return PsfFit(table, len(added_x), mismatch)
 
 
 def _masked_core(bad: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
